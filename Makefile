@@ -1,0 +1,51 @@
+# MAP-T CE agent and BR. `make test` and `make demo` install what they
+# need on Debian (as root) when it is missing.
+
+GO      ?= go
+GOFLAGS ?=
+BIN     := bin
+PKGS    := ./...
+
+# Debian packages the tests and the lab use.
+APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
+	tcpdump iputils-ping conntrack ethtool wget curl procps tayga
+
+.PHONY: all build test unit deps generate check-generate vet staticcheck bench demo cross clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build:
+	mkdir -p $(BIN)
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+vet:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet $(PKGS)
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 $(PKGS)
+
+# The whole suite: unit, BPF (BPF_PROG_TEST_RUN) and namespace tests.
+test: deps build vet
+	$(GO) test $(GOFLAGS) -count=1 -timeout 20m $(PKGS)
+
+unit:
+	$(GO) test -short $(PKGS)
+
+generate:
+	$(GO) generate ./dataplane/...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
+
+clean:
+	rm -rf $(BIN)
