@@ -32,7 +32,7 @@ vet:
 	$(GO) vet $(PKGS)
 
 staticcheck:
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 # The whole suite: unit, BPF (BPF_PROG_TEST_RUN) and namespace tests.
 test: deps build vet
