@@ -1,0 +1,55 @@
+// Command br is the MAP-T Border Relay (RFC 7599 s8.3, s8.4).
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/mapt-go/mapt/internal/mapcli"
+	"github.com/mapt-go/mapt/internal/version"
+)
+
+const usage = `usage: br COMMAND [flags]
+
+commands:
+  lookup    map one address to the other side of the domain
+            br lookup --rule RULE [--rule RULE ...] [--json] ADDRESS
+            ADDRESS is IPv4:port, IPv4 (no sharing) or a CE's MAP IPv6 address
+  version   print the version
+
+RULE is IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr], e.g.
+  2001:db8:ce::/51,192.0.2.0/24,13,a=0
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "lookup":
+		err = mapcli.Lookup(args[1:], stdout, stderr, nil)
+	case "version", "--version":
+		fmt.Fprintln(stdout, version.String("br"))
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		err = mapcli.UsageError{Err: fmt.Errorf("unknown command %q (try br help)", args[0])}
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "br: %v\n", err)
+	if errors.As(err, new(mapcli.UsageError)) {
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/internal/mapcli"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+const ex1 = "2001:db8::/40,192.0.2.0/24,16"
+
+// TestLookupBinary runs the built br on RFC 7597/7599 Appendix A and the
+// seed.
+func TestLookupBinary(t *testing.T) {
+	bin := testenv.BuildBinary(t, "./cmd/br")
+	run := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, code := testenv.RunBinary(t, bin, append([]string{"lookup", "--json"}, args...)...)
+		if code != 0 {
+			t.Fatalf("br lookup %v: exit %d: %s", args, code, stderr)
+		}
+		return stdout
+	}
+	// RFC 7599 A example 2: 192.0.2.18:1232 belongs to PSID 0x34.
+	var v4 mapcli.LookupIPv4JSON
+	if err := json.Unmarshal([]byte(run("--rule", ex1, "192.0.2.18:1232")), &v4); err != nil {
+		t.Fatal(err)
+	}
+	if v4.MAPAddress != "2001:db8:12:3400:0:c000:212:34" || v4.PSID != 0x34 || v4.EndUserPrefix != "2001:db8:12:3400::/56" {
+		t.Fatalf("ex2: %+v", v4)
+	}
+	// And back, with the port set.
+	var v6 mapcli.LookupIPv6JSON
+	if err := json.Unmarshal([]byte(run("--rule", ex1, "2001:db8:12:3400:0:c000:212:34")), &v6); err != nil {
+		t.Fatal(err)
+	}
+	if v6.IPv4 != "192.0.2.18" || v6.PSID != 0x34 || len(v6.Ports) != 63 || v6.Ports[0] != [2]uint16{1232, 1235} || v6.Ports[62] != [2]uint16{64720, 64723} {
+		t.Fatalf("reverse: %+v", v6)
+	}
+	// The seed: CE 774 owns 192.0.2.59:40960-43007.
+	for _, port := range []string{"40960", "43007"} {
+		if err := json.Unmarshal([]byte(run("--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "192.0.2.59:"+port)), &v4); err != nil {
+			t.Fatal(err)
+		}
+		if v4.MAPAddress != "2001:db8:ce:774:0:c000:23b:14" || v4.PSID != 20 {
+			t.Fatalf("seed 774 port %s: %+v", port, v4)
+		}
+	}
+	// Flags after the address work too; a bare address without sharing.
+	if err := json.Unmarshal([]byte(run("192.0.2.1", "--rule", "2001:db8:12:3400::/56,192.0.2.1/32,0")), &v4); err != nil {
+		t.Fatal(err)
+	}
+	if v4.MAPAddress != "2001:db8:12:3400:0:c000:201:0" {
+		t.Fatalf("ex4: %+v", v4)
+	}
+}
+
+func TestLookupBadInput(t *testing.T) {
+	bin := testenv.BuildBinary(t, "./cmd/br")
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"lookup", "--rule", ex1, "192.0.2.18"}, "shared by 256 CEs"},
+		{[]string{"lookup", "--rule", ex1, "192.0.2.18:70000"}, `port "70000"`},
+		{[]string{"lookup", "--rule", ex1, "198.51.100.1:80"}, "no matching rule"},
+		{[]string{"lookup", "--rule", ex1, "192.0.2.18:80"}, "no matching rule"}, // A = 0
+		{[]string{"lookup", "--rule", ex1, "2001:db9::1"}, "no matching rule"},
+		{[]string{"lookup", "--rule", ex1}, "exactly one ADDRESS"},
+		{[]string{"lookup", "--rule", ex1, "bogus"}, `"bogus"`},
+		{[]string{"lookup", "192.0.2.18:1232"}, "at least one --rule"},
+	}
+	for _, tc := range tests {
+		stdout, stderr, code := testenv.RunBinary(t, bin, tc.args...)
+		if code != 2 || stdout != "" {
+			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", tc.args, code, stdout)
+		}
+		if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: stderr %q, want one line containing %q", tc.args, stderr, tc.want)
+		}
+	}
+}

@@ -1,0 +1,29 @@
+// Package version reports the build's version, set at link time with
+// -ldflags "-X github.com/mapt-go/mapt/internal/version.Version=v1.2.3",
+// or taken from the VCS stamp the Go toolchain embeds.
+package version
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// Version is the release version; empty in development builds.
+var Version string
+
+// String returns "NAME VERSION (GOOS/GOARCH, GOVERSION)".
+func String(name string) string {
+	v := Version
+	if v == "" {
+		v = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+					v = "dev-" + s.Value[:12]
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s %s (%s/%s, %s)", name, v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
