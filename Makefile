@@ -41,6 +41,19 @@ test: deps build vet
 unit:
 	$(GO) test -short $(PKGS)
 
+# The main job. Until the namespace lab lands, it derives the seed's two
+# CEs (Jool's MAP-T tutorial) and looks them up from the BR's side.
+SEED_RULE := 2001:db8:ce::/51,192.0.2.0/24,13,a=0
+demo: build
+	@echo "== CE 11b: ce-agent derive"
+	@$(BIN)/ce-agent derive --rule $(SEED_RULE) --prefix 2001:db8:ce:11b::/64 --dmr 64:ff9b::/96
+	@echo "== CE 774: ce-agent derive (the tutorial's 28672-30719 is wrong)"
+	@$(BIN)/ce-agent derive --rule $(SEED_RULE) --prefix 2001:db8:ce:774::/64 --dmr 64:ff9b::/96
+	@echo "== BR: br lookup 192.0.2.59:41000"
+	@$(BIN)/br lookup --rule $(SEED_RULE) 192.0.2.59:41000
+	@echo "== BR: br lookup 2001:db8:ce:11b:0:c000:208:1b"
+	@$(BIN)/br lookup --rule $(SEED_RULE) 2001:db8:ce:11b:0:c000:208:1b
+
 generate:
 	$(GO) generate ./dataplane/...
 
