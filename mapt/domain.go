@@ -24,7 +24,7 @@ func (d Domain) Validate() error {
 			return err
 		}
 		for _, o := range d.Rules[:i] {
-			if err := overlap(o, r); err != nil {
+			if err := Overlap(o, r); err != nil {
 				return err
 			}
 		}
@@ -32,9 +32,9 @@ func (d Domain) Validate() error {
 	return nil
 }
 
-// overlap reports two rules that would map one IPv6 prefix or one IPv4
+// Overlap reports two rules that would map one IPv6 prefix or one IPv4
 // address and port two ways.
-func overlap(a, b Rule) error {
+func Overlap(a, b Rule) error {
 	if a.IPv6Prefix == b.IPv6Prefix {
 		return fmt.Errorf("mapt: rule %s: ipv6-prefix %s is also the prefix of rule %s", b, b.IPv6Prefix, a)
 	}

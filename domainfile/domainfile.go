@@ -1,0 +1,410 @@
+package domainfile
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/mapt-go/mapt/mapt"
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultMetrics is where the BR serves metrics when the file names no
+// address: loopback only, since metrics reveal subscriber traffic.
+const DefaultMetrics = "127.0.0.1:9724"
+
+// File is a parsed domain file.
+type File struct {
+	Path    string
+	BR      BR
+	Domains []Domain
+}
+
+// BR is the BR's own section.
+type BR struct {
+	IPv6Interface string
+	IPv4Interface string
+	Metrics       string
+}
+
+// Domain is one MAP domain and its DHCPv6 server settings.
+type Domain struct {
+	mapt.Domain
+	Kea Kea
+	// Line is where the domain starts in the file.
+	Line int
+}
+
+// Kea holds what `br kea-config` needs beyond the MAP rules.
+type Kea struct {
+	Subnet    netip.Prefix // the CE-facing link's prefix
+	Interface string       // Kea's listening interface; br.ipv6-interface when empty
+}
+
+// Error is a problem at a place in the file.
+type Error struct {
+	Path  string
+	Line  int
+	Field string // e.g. domains[0].rules[1].psid-offset
+	Err   error
+}
+
+func (e *Error) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("domainfile: %s:%d: %v", e.Path, e.Line, e.Err)
+	}
+	return fmt.Sprintf("domainfile: %s:%d: %s: %v", e.Path, e.Line, e.Field, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Load reads and validates a domain file.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("domainfile: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates a domain file's contents; path is used in errors.
+func Parse(path string, data []byte) (*File, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Path: path, Line: yamlErrLine(err), Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	p := parser{path: path}
+	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics}}
+	if len(root.Content) == 0 {
+		return nil, &Error{Path: path, Line: 1, Err: errors.New("empty file: want a domains list")}
+	}
+	top := root.Content[0]
+	seenDomains := false
+	err := p.mapping(top, "", func(key string, v *yaml.Node, field string) error {
+		switch key {
+		case "br":
+			return p.br(v, field, &f.BR)
+		case "domains":
+			seenDomains = true
+			if v.Kind != yaml.SequenceNode {
+				return p.errf(v, field, "want a list of domains")
+			}
+			for i, dn := range v.Content {
+				d, err := p.domain(dn, fmt.Sprintf("%s[%d]", field, i))
+				if err != nil {
+					return err
+				}
+				for _, o := range f.Domains {
+					if o.Name == d.Name {
+						return p.errf(dn, fmt.Sprintf("%s[%d].name", field, i), "domain %q is defined twice (line %d)", d.Name, o.Line)
+					}
+					// The BR serves every domain from one table.
+					for _, a := range o.Rules {
+						for _, b := range d.Rules {
+							if err := mapt.Overlap(a, b); err != nil {
+								return p.errf(dn, fmt.Sprintf("%s[%d].rules", field, i), "overlaps domain %q: %s", o.Name, strings.TrimPrefix(err.Error(), "mapt: "))
+							}
+						}
+					}
+				}
+				f.Domains = append(f.Domains, d)
+			}
+			return nil
+		}
+		return errUnknown
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !seenDomains || len(f.Domains) == 0 {
+		return nil, &Error{Path: path, Line: top.Line, Field: "domains", Err: errors.New("no domains defined")}
+	}
+	return f, nil
+}
+
+// Domain returns the named domain, or the only one when name is empty.
+func (f *File) Domain(name string) (Domain, error) {
+	if name == "" {
+		if len(f.Domains) == 1 {
+			return f.Domains[0], nil
+		}
+		names := make([]string, len(f.Domains))
+		for i, d := range f.Domains {
+			names[i] = d.Name
+		}
+		return Domain{}, fmt.Errorf("domainfile: %s has %d domains (%s): name one", f.Path, len(f.Domains), strings.Join(names, ", "))
+	}
+	for _, d := range f.Domains {
+		if d.Name == name {
+			return d, nil
+		}
+	}
+	return Domain{}, fmt.Errorf("domainfile: %s: no domain %q", f.Path, name)
+}
+
+// Rules returns the rules of every domain, for the BR's forwarding table.
+func (f *File) Rules() []mapt.Rule {
+	var out []mapt.Rule
+	for _, d := range f.Domains {
+		out = append(out, d.Rules...)
+	}
+	return out
+}
+
+var errUnknown = errors.New("unknown key")
+
+type parser struct{ path string }
+
+func (p parser) errf(n *yaml.Node, field, format string, args ...any) error {
+	return &Error{Path: p.path, Line: n.Line, Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// mapping walks a mapping node, rejecting duplicate keys and, through
+// errUnknown from fn, unknown ones.
+func (p parser) mapping(n *yaml.Node, prefix string, fn func(key string, v *yaml.Node, field string) error) error {
+	if n.Kind != yaml.MappingNode {
+		return p.errf(n, strings.TrimSuffix(prefix, "."), "want a mapping of keys to values")
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		field := prefix + k.Value
+		if line, dup := seen[k.Value]; dup {
+			return p.errf(k, field, "given twice (first on line %d)", line)
+		}
+		seen[k.Value] = k.Line
+		if err := fn(k.Value, v, field); err != nil {
+			if errors.Is(err, errUnknown) {
+				return p.errf(k, field, "unknown key")
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (p parser) scalar(v *yaml.Node, field string) (string, error) {
+	if v.Kind != yaml.ScalarNode {
+		return "", p.errf(v, field, "want a single value")
+	}
+	return v.Value, nil
+}
+
+func (p parser) str(v *yaml.Node, field string, dst *string) error {
+	s, err := p.scalar(v, field)
+	*dst = s
+	return err
+}
+
+func (p parser) uint(v *yaml.Node, field string, max uint64, dst *int) error {
+	s, err := p.scalar(v, field)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.ParseUint(s, 0, 64)
+	if err != nil || n > max {
+		return p.errf(v, field, "%q is not a number in 0-%d", s, max)
+	}
+	*dst = int(n)
+	return nil
+}
+
+func (p parser) prefix(v *yaml.Node, field string, v6 bool, dst *netip.Prefix) error {
+	s, err := p.scalar(v, field)
+	if err != nil {
+		return err
+	}
+	pf, err := netip.ParsePrefix(s)
+	family := "IPv4"
+	if v6 {
+		family = "IPv6"
+	}
+	if err != nil || pf.Addr().Is6() != v6 {
+		return p.errf(v, field, "%q is not an %s prefix", s, family)
+	}
+	if pf != pf.Masked() {
+		return p.errf(v, field, "%s has host bits set (want %s)", pf, pf.Masked())
+	}
+	*dst = pf
+	return nil
+}
+
+func (p parser) boolean(v *yaml.Node, field string, dst *bool) error {
+	s, err := p.scalar(v, field)
+	if err != nil {
+		return err
+	}
+	switch s {
+	case "true", "yes", "on":
+		*dst = true
+	case "false", "no", "off":
+		*dst = false
+	default:
+		return p.errf(v, field, "%q is not true or false", s)
+	}
+	return nil
+}
+
+func (p parser) br(n *yaml.Node, prefix string, br *BR) error {
+	return p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+		switch key {
+		case "ipv6-interface":
+			return p.str(v, field, &br.IPv6Interface)
+		case "ipv4-interface":
+			return p.str(v, field, &br.IPv4Interface)
+		case "metrics":
+			if err := p.str(v, field, &br.Metrics); err != nil {
+				return err
+			}
+			if br.Metrics == "off" {
+				br.Metrics = ""
+				return nil
+			}
+			if _, err := netip.ParseAddrPort(br.Metrics); err != nil {
+				return p.errf(v, field, "%q is not ADDRESS:PORT (or off)", br.Metrics)
+			}
+			return nil
+		}
+		return errUnknown
+	})
+}
+
+func (p parser) domain(n *yaml.Node, prefix string) (Domain, error) {
+	d := Domain{Line: n.Line}
+	var seenDMR, seenRules bool
+	err := p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+		switch key {
+		case "name":
+			return p.str(v, field, &d.Name)
+		case "dmr":
+			seenDMR = true
+			if err := p.prefix(v, field, true, &d.DMR); err != nil {
+				return err
+			}
+			if err := mapt.ValidateDMR(d.DMR); err != nil {
+				return p.errf(v, field, "%s", strings.TrimPrefix(err.Error(), "mapt: "))
+			}
+			return nil
+		case "rules":
+			seenRules = true
+			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+				return p.errf(v, field, "want a non-empty list of rules")
+			}
+			for i, rn := range v.Content {
+				r, err := p.rule(rn, fmt.Sprintf("%s[%d]", field, i))
+				if err != nil {
+					return err
+				}
+				for j, o := range d.Rules {
+					if err := mapt.Overlap(o, r); err != nil {
+						return p.errf(rn, fmt.Sprintf("%s[%d]", field, i), "overlaps %s[%d]: %s", field, j, strings.TrimPrefix(err.Error(), "mapt: "))
+					}
+				}
+				d.Rules = append(d.Rules, r)
+			}
+			return nil
+		case "kea":
+			return p.kea(v, field, &d.Kea)
+		}
+		return errUnknown
+	})
+	if err != nil {
+		return Domain{}, err
+	}
+	switch {
+	case d.Name == "":
+		return Domain{}, p.errf(n, prefix+".name", "missing")
+	case !seenDMR:
+		return Domain{}, p.errf(n, prefix+".dmr", "missing (every MAP-T domain needs a DMR, RFC 7599 s5.1)")
+	case !seenRules:
+		return Domain{}, p.errf(n, prefix+".rules", "missing")
+	}
+	return d, nil
+}
+
+func (p parser) rule(n *yaml.Node, prefix string) (mapt.Rule, error) {
+	r := mapt.Rule{PSIDOffset: mapt.DefaultPSIDOffset, EABits: -1}
+	var psid int
+	var seenK, seenPSID bool
+	lines := map[string]*yaml.Node{}
+	err := p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+		lines[key] = v
+		switch key {
+		case "ipv6-prefix":
+			return p.prefix(v, field, true, &r.IPv6Prefix)
+		case "ipv4-prefix":
+			return p.prefix(v, field, false, &r.IPv4Prefix)
+		case "ea-len":
+			return p.uint(v, field, mapt.MaxEABits, &r.EABits)
+		case "psid-offset":
+			return p.uint(v, field, 15, &r.PSIDOffset)
+		case "psid-len":
+			seenK = true
+			return p.uint(v, field, 16, &r.PSIDLen)
+		case "psid":
+			seenPSID = true
+			return p.uint(v, field, 0xffff, &psid)
+		case "fmr":
+			return p.boolean(v, field, &r.FMR)
+		}
+		return errUnknown
+	})
+	if err != nil {
+		return mapt.Rule{}, err
+	}
+	for _, req := range []string{"ipv6-prefix", "ipv4-prefix", "ea-len"} {
+		if lines[req] == nil {
+			return mapt.Rule{}, p.errf(n, prefix+"."+req, "missing")
+		}
+	}
+	r.PSID = uint16(psid)
+	if seenPSID && !seenK {
+		return mapt.Rule{}, p.errf(lines["psid"], prefix+".psid", "given without psid-len")
+	}
+	if err := r.Validate(); err != nil {
+		// Point at the field the core complains about where we can.
+		at, field, first := n, prefix, len(err.Error())
+		for key, v := range lines {
+			if i := strings.Index(err.Error(), ": "+key); i >= 0 && i < first {
+				at, field, first = v, prefix+"."+key, i
+			}
+		}
+		return mapt.Rule{}, p.errf(at, field, "%s", strings.TrimPrefix(err.Error(), "mapt: "))
+	}
+	return r.Canonical(), nil
+}
+
+func (p parser) kea(n *yaml.Node, prefix string, k *Kea) error {
+	return p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+		switch key {
+		case "subnet":
+			return p.prefix(v, field, true, &k.Subnet)
+		case "interface":
+			return p.str(v, field, &k.Interface)
+		}
+		return errUnknown
+	})
+}
+
+// yamlErrLine digs the line number out of a yaml syntax error.
+func yamlErrLine(err error) int {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return 0
+	}
+	s := err.Error()
+	if i := strings.Index(s, "line "); i >= 0 {
+		n := 0
+		for _, c := range s[i+5:] {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	return 0
+}

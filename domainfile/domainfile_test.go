@@ -1,0 +1,123 @@
+package domainfile
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+func TestLoadSeed(t *testing.T) {
+	f, err := Load("testdata/seed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.BR.IPv6Interface != "eth0" || f.BR.IPv4Interface != "eth1" || f.BR.Metrics != DefaultMetrics {
+		t.Fatalf("br = %+v", f.BR)
+	}
+	d, err := f.Domain("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := mapt.ParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr")
+	if d.Name != "seed" || d.DMR != netip.MustParsePrefix("64:ff9b::/96") || len(d.Rules) != 1 || d.Rules[0] != want {
+		t.Fatalf("domain = %+v", d)
+	}
+	if d.Kea.Subnet != netip.MustParsePrefix("2001:db8:6::/64") {
+		t.Fatalf("kea = %+v", d.Kea)
+	}
+	b, err := d.Derive(netip.MustParsePrefix("2001:db8:ce:774::/64"))
+	if err != nil || b.IPv4.Addr() != netip.MustParseAddr("192.0.2.59") || b.PSID() != 20 {
+		t.Fatalf("derive: %+v %v", b, err)
+	}
+}
+
+func TestLoadMulti(t *testing.T) {
+	f, err := Load("testdata/multi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.BR.Metrics != "[::1]:9900" || len(f.Domains) != 2 || len(f.Rules()) != 3 {
+		t.Fatalf("file = %+v", f)
+	}
+	if _, err := f.Domain(""); err == nil || !strings.Contains(err.Error(), "has 2 domains (shared, one-to-one)") {
+		t.Fatalf("Domain(\"\") = %v", err)
+	}
+	d, err := f.Domain("one-to-one")
+	if err != nil || d.Rules[1].PSID != 0x35 || d.Rules[1].PSIDLen != 8 || d.Rules[1].PSIDOffset != 6 {
+		t.Fatalf("one-to-one: %+v %v", d, err)
+	}
+	if _, err := f.Domain("nope"); err == nil {
+		t.Fatal("unknown domain accepted")
+	}
+}
+
+const okDomain = `domains:
+  - name: a
+    dmr: 64:ff9b::/96
+    rules:
+      - ipv6-prefix: 2001:db8:ce::/51
+        ipv4-prefix: 192.0.2.0/24
+        ea-len: 13
+        psid-offset: 0
+`
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top key", "domain: []\n", "f.yaml:1: domain: unknown key"},
+		{"unknown rule key", okDomain + "        psid-ofset: 3\n", "f.yaml:9: domains[0].rules[0].psid-ofset: unknown key"},
+		{"duplicate key", okDomain + "        ea-len: 12\n", "f.yaml:9: domains[0].rules[0].ea-len: given twice (first on line 7)"},
+		{"bad prefix", strings.Replace(okDomain, "192.0.2.0/24", "192.0.2.0/33", 1), `f.yaml:6: domains[0].rules[0].ipv4-prefix: "192.0.2.0/33" is not an IPv4 prefix`},
+		{"host bits", strings.Replace(okDomain, "192.0.2.0/24", "192.0.2.1/24", 1), "f.yaml:6: domains[0].rules[0].ipv4-prefix: 192.0.2.1/24 has host bits set"},
+		{"a + k > 16", strings.Replace(okDomain, "psid-offset: 0", "psid-offset: 12", 1), "f.yaml:8: domains[0].rules[0].psid-offset: rule 2001:db8:ce::/51,192.0.2.0/24,13,a=12,k=5: psid-offset 12 + psid-len 5 > 16"},
+		{"ea too long", strings.Replace(okDomain, "ea-len: 13", "ea-len: 49", 1), `f.yaml:7: domains[0].rules[0].ea-len: "49" is not a number in 0-48`},
+		{"psid too wide", strings.Replace(okDomain, "ea-len: 13", "ea-len: 30", 1), "f.yaml:7: domains[0].rules[0].ea-len: rule 2001:db8:ce::/51,192.0.2.0/24,30,a=0,k=22: ea-len 30: gives a PSID of 22 bits"},
+		{"not a number", strings.Replace(okDomain, "ea-len: 13", "ea-len: thirteen", 1), `f.yaml:7: domains[0].rules[0].ea-len: "thirteen" is not a number`},
+		{"bad dmr", strings.Replace(okDomain, "64:ff9b::/96", "64:ff9b::/80", 1), "f.yaml:3: domains[0].dmr: dmr 64:ff9b::/80: length /80 is not one of RFC 6052's"},
+		{"no dmr", strings.Replace(okDomain, "    dmr: 64:ff9b::/96\n", "", 1), "f.yaml:2: domains[0].dmr: missing"},
+		{"no ea-len", strings.Replace(okDomain, "        ea-len: 13\n", "", 1), "f.yaml:5: domains[0].rules[0].ea-len: missing"},
+		{"psid without k", strings.Replace(okDomain, "ea-len: 13", "ea-len: 0\n        psid: 3", 1), "f.yaml:8: domains[0].rules[0].psid: given without psid-len"},
+		{"overlap", okDomain + "      - ipv6-prefix: 2001:db8:cf::/48\n        ipv4-prefix: 192.0.2.128/25\n        ea-len: 8\n", "f.yaml:9: domains[0].rules[1]: overlaps domains[0].rules[0]"},
+		{"overlap across domains", okDomain + "  - name: b\n    dmr: 64:ff9b::/96\n    rules:\n      - ipv6-prefix: 2001:db8:cf::/48\n        ipv4-prefix: 192.0.2.0/25\n        ea-len: 7\n", `f.yaml:9: domains[1].rules: overlaps domain "a"`},
+		{"duplicate domain", okDomain + "  - name: a\n    dmr: 64:ff9b::/96\n    rules:\n      - ipv6-prefix: 2001:db8:cf::/48\n        ipv4-prefix: 198.51.100.0/24\n        ea-len: 8\n", `domains[1].name: domain "a" is defined twice (line 2)`},
+		{"no domains", "br:\n  ipv6-interface: eth0\n", "f.yaml:1: domains: no domains defined"},
+		{"empty", "", "f.yaml:1: empty file"},
+		{"syntax", "domains: [\n", "f.yaml:"},
+		{"metrics", "br:\n  metrics: localhost\n" + okDomain, `f.yaml:2: br.metrics: "localhost" is not ADDRESS:PORT`},
+		{"fmr not bool", okDomain + "        fmr: maybe\n", `f.yaml:9: domains[0].rules[0].fmr: "maybe" is not true or false`},
+		{"rules not a list", "domains:\n  - name: a\n    dmr: 64:ff9b::/96\n    rules: 3\n", "f.yaml:4: domains[0].rules: want a non-empty list"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("f.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v\nwant error containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Parse("f.yaml", []byte(okDomain)); err != nil {
+		t.Fatalf("okDomain: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(okDomain))
+	f.Add([]byte("br:\n  metrics: off\n" + okDomain))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse("fuzz.yaml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "domainfile: fuzz.yaml:") {
+				t.Fatalf("error without file and line: %v", err)
+			}
+			return
+		}
+		for _, d := range file.Domains {
+			if err := d.Validate(); err != nil {
+				t.Fatalf("accepted an invalid domain: %v", err)
+			}
+		}
+	})
+}
