@@ -1,6 +1,9 @@
 package mapt
 
-import "net/netip"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // getBits returns n (<= 64) bits of a starting at bit offset start
 // (0 = most significant bit), right-aligned.
@@ -34,4 +37,23 @@ func v4u32(a netip.Addr) uint32 {
 
 func u32v4(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// ExtendPrefix appends the n (<= 64) low bits of v to prefix p: the
+// prefixes below a rule's IPv6 prefix that share leading EA bits.
+func ExtendPrefix(p netip.Prefix, n int, v uint64) (netip.Prefix, error) {
+	if n < 0 || n > 64 || p.Bits()+n > p.Addr().BitLen() {
+		return netip.Prefix{}, fmt.Errorf("mapt: extend %s by %d bits: too long", p, n)
+	}
+	a := p.Masked().Addr().As16()
+	off := 0
+	if p.Addr().Is4() {
+		off = 96
+	}
+	setBits(&a, off+p.Bits(), n, v)
+	addr := netip.AddrFrom16(a)
+	if p.Addr().Is4() {
+		addr = addr.Unmap()
+	}
+	return netip.PrefixFrom(addr, p.Bits()+n), nil
 }

@@ -340,3 +340,17 @@ func TestMapIPv4LongestMatch(t *testing.T) {
 		t.Fatalf("A = 0 port: %v", err)
 	}
 }
+
+func TestExtendPrefix(t *testing.T) {
+	got, err := ExtendPrefix(netip.MustParsePrefix("2001:db8:ce::/51"), 13, 0x774)
+	if err != nil || got != netip.MustParsePrefix("2001:db8:ce:774::/64") {
+		t.Fatalf("ExtendPrefix = %s %v", got, err)
+	}
+	got, err = ExtendPrefix(netip.MustParsePrefix("192.0.2.0/24"), 8, 59)
+	if err != nil || got != netip.MustParsePrefix("192.0.2.59/32") {
+		t.Fatalf("ExtendPrefix v4 = %s %v", got, err)
+	}
+	if _, err := ExtendPrefix(netip.MustParsePrefix("192.0.2.0/24"), 9, 0); err == nil {
+		t.Fatal("ExtendPrefix past 32 bits accepted")
+	}
+}

@@ -15,10 +15,15 @@ import (
 const usage = `usage: br COMMAND [flags]
 
 commands:
-  lookup    map one address to the other side of the domain
-            br lookup --rule RULE [--rule RULE ...] [--json] ADDRESS
-            ADDRESS is IPv4:port, IPv4 (no sharing) or a CE's MAP IPv6 address
-  version   print the version
+  lookup      map one address to the other side of the domain
+              br lookup (--rule RULE ... | --config FILE) [--json] ADDRESS
+              ADDRESS is IPv4:port, IPv4 (no sharing) or a CE's MAP IPv6 address
+  check       validate a domain file without touching the kernel
+              br check --config FILE
+  kea-config  print the Kea 2.2 DHCPv6 configuration for a domain
+              br kea-config --config FILE [--domain NAME] [--fragment]
+                            [--interface IF] [--lease-file PATH] [--exclude-psid-zero]
+  version     print the version
 
 RULE is IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr], e.g.
   2001:db8:ce::/51,192.0.2.0/24,13,a=0
@@ -36,7 +41,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "lookup":
-		err = mapcli.Lookup(args[1:], stdout, stderr, nil)
+		err = mapcli.Lookup(args[1:], stdout, stderr, lookupConfig)
+	case "check":
+		err = check(args[1:], stdout)
+	case "kea-config":
+		err = keaConfig(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.String("br"))
 	case "help", "-h", "--help":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -79,6 +80,35 @@ func TestLookupBadInput(t *testing.T) {
 		}
 		if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: stderr %q, want one line containing %q", tc.args, stderr, tc.want)
+		}
+	}
+}
+
+// TestDomainFileCommands runs br check, br lookup --config and
+// br kea-config on the built binary.
+func TestDomainFileCommands(t *testing.T) {
+	bin := testenv.BuildBinary(t, "./cmd/br")
+	const seed = "../../domainfile/testdata/seed.yaml"
+	stdout, stderr, code := testenv.RunBinary(t, bin, "check", "--config", seed)
+	if code != 0 || !strings.Contains(stdout, "seed.yaml: ok") {
+		t.Fatalf("check: %d %q %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = testenv.RunBinary(t, bin, "lookup", "--config", seed, "--json", "192.0.2.59:41000")
+	var v4 mapcli.LookupIPv4JSON
+	if code != 0 || json.Unmarshal([]byte(stdout), &v4) != nil || v4.MAPAddress != "2001:db8:ce:774:0:c000:23b:14" {
+		t.Fatalf("lookup --config: %d %q %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = testenv.RunBinary(t, bin, "kea-config", "--config", seed)
+	if code != 0 || !strings.Contains(stdout, `"data": "1, 13, 24, 192.0.2.0, 2001:db8:ce::/51"`) || !strings.Contains(stderr, "warning: ") {
+		t.Fatalf("kea-config: %d %q %q", code, stdout, stderr)
+	}
+	// A broken file: one line naming file, line and field; exit 2.
+	bad := t.TempDir() + "/bad.yaml"
+	os.WriteFile(bad, []byte("domains:\n  - name: x\n    dmr: 64:ff9b::/96\n    rules:\n      - ipv6-prefix: 2001:db8::/40\n        ipv4-prefix: 192.0.2.0/24\n        ea-len: 16\n        psid-offset: 9\n"), 0o644)
+	for _, args := range [][]string{{"check", "--config", bad}, {"kea-config", "--config", bad}, {"lookup", "--config", bad, "192.0.2.1:80"}} {
+		stdout, stderr, code = testenv.RunBinary(t, bin, args...)
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "bad.yaml:8: domains[0].rules[0].psid-offset: ") {
+			t.Errorf("%v: %d %q %q", args, code, stdout, stderr)
 		}
 	}
 }

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/mapt-go/mapt/domainfile"
+	"github.com/mapt-go/mapt/internal/mapcli"
+	"github.com/mapt-go/mapt/kea"
+	"github.com/mapt-go/mapt/mapt"
+)
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// loadConfig reads --config, turning file errors into usage errors: the
+// operator gave a bad file.
+func loadConfig(path string) (*domainfile.File, error) {
+	if path == "" {
+		return nil, mapcli.UsageError{Err: errors.New("--config FILE is required")}
+	}
+	f, err := domainfile.Load(path)
+	if err != nil {
+		return nil, mapcli.UsageError{Err: err}
+	}
+	return f, nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return mapcli.UsageError{Err: fmt.Errorf("%s: %w", fs.Name(), err)}
+	}
+	if fs.NArg() > 0 {
+		return mapcli.UsageError{Err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+// check validates a domain file without touching the kernel.
+func check(args []string, stdout io.Writer) error {
+	fs := newFlags("check")
+	path := fs.String("config", "", "domain file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	f, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	for _, d := range f.Domains {
+		fmt.Fprintf(stdout, "domain %s: dmr %s, %d rules\n", d.Name, d.DMR, len(d.Rules))
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", f.Path)
+	return nil
+}
+
+// keaConfig prints the Kea DHCPv6 configuration for a domain.
+func keaConfig(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("kea-config")
+	path := fs.String("config", "", "domain file")
+	domain := fs.String("domain", "", "domain name (needed when the file has several)")
+	ifname := fs.String("interface", "", "interface Kea listens on (default: the domain's kea.interface, else br.ipv6-interface)")
+	leases := fs.String("lease-file", kea.DefaultLeaseFile, "Kea memfile lease database")
+	fragment := fs.Bool("fragment", false, "print only the subnet-level pd-pools and option-data, to merge into an existing configuration")
+	noZero := fs.Bool("exclude-psid-zero", false, "leave the prefixes whose PSID 0 would own the system ports out of the pool (psid-offset 0)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	f, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	d, err := f.Domain(*domain)
+	if err != nil {
+		return mapcli.UsageError{Err: err}
+	}
+	opts := kea.Options{Interface: *ifname, LeaseFile: *leases, ExcludePSIDZero: *noZero}
+	var out any
+	var warnings []string
+	if *fragment {
+		out, warnings, err = kea.GenerateFragment(d, opts)
+	} else {
+		out, warnings, err = kea.Generate(f, d, opts)
+	}
+	if err != nil {
+		return mapcli.UsageError{Err: err}
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "br: warning: %s\n", w)
+	}
+	_, err = stdout.Write(kea.JSON(out))
+	return err
+}
+
+// lookupConfig adds --config to br lookup: the file's rules join --rule.
+func lookupConfig(fs *flag.FlagSet) func() ([]mapt.Rule, error) {
+	path := fs.String("config", "", "domain file whose rules to use")
+	return func() ([]mapt.Rule, error) {
+		if *path == "" {
+			return nil, nil
+		}
+		f, err := loadConfig(*path)
+		if err != nil {
+			return nil, err
+		}
+		return f.Rules(), nil
+	}
+}
