@@ -57,6 +57,11 @@ demo: build
 generate:
 	$(GO) generate ./dataplane/...
 
+# Regenerates the BPF objects into a temporary directory and compares them
+# with the committed ones byte for byte.
+check-generate:
+	$(GO) test -count=1 -run '^TestGenerateReproducible$$' ./dataplane/
+
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
 

@@ -1,0 +1,320 @@
+package dataplane
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// want4to6 is the expected result of a translated IPv4 -> IPv6 packet.
+type want6 struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	next         layers.IPProtocol
+	icmpType     uint8
+}
+
+func check6(t *testing.T, out []byte, w want6) {
+	t.Helper()
+	p := decode(t, out)
+	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if eth.EthernetType != layers.EthernetTypeIPv6 {
+		t.Errorf("ethertype %v, want IPv6", eth.EthernetType)
+	}
+	l := p.Layer(layers.LayerTypeIPv6)
+	if l == nil {
+		t.Fatalf("no IPv6 header in\n%s", p.Dump())
+	}
+	ip := l.(*layers.IPv6)
+	if got := addr(ip.SrcIP); got != w.src {
+		t.Errorf("ipv6 src %v, want %v", got, w.src)
+	}
+	if got := addr(ip.DstIP); got != w.dst {
+		t.Errorf("ipv6 dst %v, want %v", got, w.dst)
+	}
+	// RFC 7915 s4.1: traffic class = TOS, flow label 0, hop limit = TTL
+	// (the stack of each node decrements it, not the translator).
+	if ip.TrafficClass != 0x28 || ip.FlowLabel != 0 || ip.HopLimit != 33 {
+		t.Errorf("tc %#x flow %#x hlim %d, want 0x28 0 33", ip.TrafficClass, ip.FlowLabel, ip.HopLimit)
+	}
+	if ip.NextHeader != w.next {
+		t.Errorf("next header %v, want %v", ip.NextHeader, w.next)
+	}
+	if int(ip.Length) != len(ip.Payload) {
+		t.Errorf("payload length %d, actual %d", ip.Length, len(ip.Payload))
+	}
+	sp, dp := ports(t, p)
+	if sp != w.sport || dp != w.dport {
+		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
+	}
+	if w.icmpType != 0 {
+		ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
+			t.Errorf("icmpv6 %v, want type %d", ic.TypeCode, w.icmpType)
+		}
+	}
+}
+
+type want4 struct {
+	src, dst     netip.Addr
+	sport, dport uint16
+	proto        layers.IPProtocol
+	icmpType     uint8
+	df           bool
+}
+
+func check4(t *testing.T, out []byte, w want4) {
+	t.Helper()
+	p := decode(t, out)
+	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	if eth.EthernetType != layers.EthernetTypeIPv4 {
+		t.Errorf("ethertype %v, want IPv4", eth.EthernetType)
+	}
+	l := p.Layer(layers.LayerTypeIPv4)
+	if l == nil {
+		t.Fatalf("no IPv4 header in\n%s", p.Dump())
+	}
+	ip := l.(*layers.IPv4)
+	if got := addr(ip.SrcIP); got != w.src {
+		t.Errorf("ipv4 src %v, want %v", got, w.src)
+	}
+	if got := addr(ip.DstIP); got != w.dst {
+		t.Errorf("ipv4 dst %v, want %v", got, w.dst)
+	}
+	// RFC 7915 s5.1: TOS = traffic class, TTL = hop limit, no options,
+	// DF only above 1260 bytes, never MF.
+	if ip.TOS != 0x28 || ip.TTL != 33 || ip.IHL != 5 {
+		t.Errorf("tos %#x ttl %d ihl %d, want 0x28 33 5", ip.TOS, ip.TTL, ip.IHL)
+	}
+	if ip.Protocol != w.proto {
+		t.Errorf("protocol %v, want %v", ip.Protocol, w.proto)
+	}
+	if got := ip.Flags&layers.IPv4DontFragment != 0; got != w.df {
+		t.Errorf("DF %v, want %v (length %d)", got, w.df, ip.Length)
+	}
+	if ip.Flags&layers.IPv4MoreFragments != 0 || ip.FragOffset != 0 {
+		t.Errorf("fragment bits set: %v offset %d", ip.Flags, ip.FragOffset)
+	}
+	if int(ip.Length) != len(ip.Contents)+len(ip.Payload) {
+		t.Errorf("total length %d, actual %d", ip.Length, len(ip.Contents)+len(ip.Payload))
+	}
+	sp, dp := ports(t, p)
+	if sp != w.sport || dp != w.dport {
+		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
+	}
+	if w.proto == layers.IPProtocolICMPv4 {
+		ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
+			t.Errorf("icmpv4 %v, want type %d", ic.TypeCode, w.icmpType)
+		}
+	}
+}
+
+func mapV4(t *testing.T, r mapt.Rule, v4 netip.Addr, port uint16) netip.Addr {
+	t.Helper()
+	a, _, err := r.MapIPv4(v4, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCE4to6 covers RFC 7599 s8.1 at the CE: source = our MAP address,
+// destination = mesh peer via FMR or DMR-embedded, escaped sources dropped.
+func TestCE4to6(t *testing.T) {
+	tr := load(t, ceConfig())
+	ps := ceBinding.PortSet
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ps, 5)
+	peerPort := portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 7}, 3)
+	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	fullV4 := netip.MustParseAddr("198.18.0.77")
+	oneV4 := netip.MustParseAddr("203.0.113.5")
+	onePort := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 9}, 2)
+	srvMAP := mapt.Embed(dmr, serverV4)
+
+	type tc struct {
+		name    string
+		in      []byte
+		ret     uint32
+		counter string
+		want    *want6
+	}
+	cases := []tc{
+		{"tcp to dmr", pkt4(t, me, serverV4, l4{"tcp", our, 443, 100}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
+		{"udp to dmr", pkt4(t, me, serverV4, l4{"udp", our, 4053, 33}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 4053, next: layers.IPProtocolUDP}},
+		{"tcp 1500 bytes", pkt4(t, me, serverV4, l4{"tcp", our, 80, 1460}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 80, next: layers.IPProtocolTCP}},
+		{"echo request", pkt4(t, me, serverV4, l4{"echo-req", our, 0, 56}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoRequest}},
+		{"echo reply", pkt4(t, me, serverV4, l4{"echo-rep", our, 0, 8}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoReply}},
+		{"mesh peer via fmr", pkt4(t, me, peerV4, l4{"tcp", our, peerPort, 10}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: peerMAP, sport: our, dport: peerPort, next: layers.IPProtocolTCP}},
+		{"mesh full-address rule", pkt4(t, me, fullV4, l4{"udp", our, 9999, 10}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: mapV4(t, ruleFull, fullV4, 9999), sport: our, dport: 9999, next: layers.IPProtocolUDP}},
+		{"mesh shared 1:1 rule by psid", pkt4(t, me, oneV4, l4{"udp", our, onePort, 10}, nil), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: mapV4(t, ruleOne9, oneV4, onePort), sport: our, dport: onePort, next: layers.IPProtocolUDP}},
+		{"mesh peer port in no set", pkt4(t, me, peerV4, l4{"tcp", our, 80, 10}, nil), actShot, "dst_no_ce", nil},
+		{"source port outside set", pkt4(t, me, serverV4, l4{"tcp", notIn(t, ps), 443, 10}, nil), actShot, "src_not_ours", nil},
+		{"echo id outside set", pkt4(t, me, serverV4, l4{"echo-req", notIn(t, ps), 0, 8}, nil), actShot, "src_not_ours", nil},
+		{"source address not ours", pkt4(t, netip.MustParseAddr("192.0.2.19"), serverV4, l4{"tcp", our, 443, 10}, nil), actShot, "src_not_ours", nil},
+		{"ipv4 options", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+		}), actShot, "ipv4_options", nil},
+		{"fragment", pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }), actShot, "fragment", nil},
+		{"udp zero checksum", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, nil)), actShot, "udp_zero_csum", nil},
+		{"icmp timestamp", icmpType4(t, me, 13), actShot, "icmp_type", nil},
+		{"bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, nil), 14+10), actShot, "bad_header", nil},
+		{"truncated", pkt4(t, me, serverV4, l4{"tcp", our, 443, 40}, nil)[:14+20+10], actShot, "truncated", nil},
+		{"gre", pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, func(ip *layers.IPv4) { ip.Protocol = layers.IPProtocolGRE }), actShot, "proto", nil},
+		{"not ipv4", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 10}, nil), actOK, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog4to6(), c.in) })
+			if ret != c.ret {
+				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
+			}
+			if c.counter != "" && d[c.counter] != 1 {
+				t.Errorf("counter %s moved by %d, want 1 (all: %v)", c.counter, d[c.counter], d)
+			}
+			if c.counter == "" && len(d) != 0 {
+				t.Errorf("counters moved: %v", d)
+			}
+			if c.want != nil {
+				check6(t, out, *c.want)
+			}
+		})
+	}
+}
+
+// TestCE6to4 covers RFC 7599 s8.2 at the CE: only our MAP address, source
+// from the DMR or an FMR (with the PSID check), destination port in our set.
+func TestCE6to4(t *testing.T) {
+	tr := load(t, ceConfig())
+	ps := ceBinding.PortSet
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ps, 17)
+	srvMAP := mapt.Embed(dmr, serverV4)
+	peerPS := mapt.PortSet{PortParams: ps.PortParams, PSID: 7}
+	peerPort := portOf(t, peerPS, 9)
+	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	otherMAP := mapV4(t, ruleA, netip.MustParseAddr("192.0.2.18"), portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 0x35}, 0))
+	badIID := peerMAP.As16()
+	badIID[15] ^= 1 // PSID in the interface ID no longer matches the EA bits
+
+	type tc struct {
+		name    string
+		in      []byte
+		ret     uint32
+		counter string
+		want    *want4
+	}
+	cases := []tc{
+		{"tcp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 100}, nil), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: 443, dport: our, proto: layers.IPProtocolTCP}},
+		{"udp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
+		{"tcp 1500 bytes sets DF", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 1440}, nil), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: 443, dport: our, proto: layers.IPProtocolTCP, df: true}},
+		{"echo reply", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-rep", our, 0, 56}, nil), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoReply}},
+		{"echo request", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-req", our, 0, 8}, nil), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoRequest}},
+		{"mesh peer via fmr", pkt6(t, peerMAP, ceBinding.MAPAddress, l4{"tcp", peerPort, our, 10}, nil), actRedirect, "ce_6to4",
+			&want4{src: peerV4, dst: me, sport: peerPort, dport: our, proto: layers.IPProtocolTCP}},
+		{"mesh peer source port outside its psid", pkt6(t, peerMAP, ceBinding.MAPAddress, l4{"tcp", our, our, 10}, nil), actShot, "src_port", nil},
+		{"mesh source not a map address", pkt6(t, netip.AddrFrom16(badIID), ceBinding.MAPAddress, l4{"tcp", peerPort, our, 10}, nil), actShot, "src_addr", nil},
+		{"destination port outside set", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, notIn(t, ps), 10}, nil), actShot, "dst_port", nil},
+		{"echo id outside set", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-rep", notIn(t, ps), 0, 8}, nil), actShot, "dst_port", nil},
+		{"source neither dmr nor fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), ceBinding.MAPAddress, l4{"tcp", 443, our, 10}, nil), actShot, "src_unknown", nil},
+		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actOK, "pass", nil},
+		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actOK, "pass", nil},
+		{"hop-by-hop header", hopByHop(t, srvMAP, ceBinding.MAPAddress, our), actShot, "ipv6_exthdr", nil},
+		{"fragment header", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, func(ip *layers.IPv6) { ip.NextHeader = layers.IPProtocolIPv6Fragment }), actShot, "fragment", nil},
+		{"neighbour solicitation", icmpType6(t, srvMAP, ceBinding.MAPAddress, 135), actShot, "icmp_type", nil},
+		{"udp zero checksum", zeroUDPChecksum(pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
+		{"truncated", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 40}, nil)[:14+40+10], actShot, "truncated", nil},
+		{"not ipv6", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), actOK, "", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), c.in) })
+			if ret != c.ret {
+				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
+			}
+			if c.counter != "" && d[c.counter] != 1 {
+				t.Errorf("counter %s moved by %d, want 1 (all: %v)", c.counter, d[c.counter], d)
+			}
+			if c.counter == "" && len(d) != 0 {
+				t.Errorf("counters moved: %v", d)
+			}
+			if c.want != nil {
+				check4(t, out, *c.want)
+			}
+		})
+	}
+}
+
+func zeroUDPChecksum(b []byte) []byte {
+	off := 14 + 20
+	if b[12] == 0x86 {
+		off = 14 + 40
+	}
+	b[off+6], b[off+7] = 0, 0
+	return b
+}
+
+func corrupt(b []byte, off int) []byte {
+	b[off] ^= 0xff
+	return b
+}
+
+func icmpType4(t *testing.T, src netip.Addr, typ uint8) []byte {
+	ip := ip4(src, serverV4)
+	ip.Protocol = layers.IPProtocolICMPv4
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
+	return serialize(t, eth, ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: portOf(t, ceBinding.PortSet, 0)}, gopacket8())
+}
+
+func icmpType6(t *testing.T, src, dst netip.Addr, typ uint8) []byte {
+	ip := ip6(src, dst)
+	ip.NextHeader = layers.IPProtocolICMPv6
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}
+	ic.SetNetworkLayerForChecksum(ip)
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
+	return serialize(t, eth, ip, ic, gopacket8())
+}
+
+func hopByHop(t *testing.T, src, dst netip.Addr, port uint16) []byte {
+	ip := ip6(src, dst)
+	ip.NextHeader = layers.IPProtocolIPv6HopByHop
+	hbh := &layers.IPv6HopByHop{}
+	hbh.NextHeader = layers.IPProtocolUDP
+	hbh.Options = []*layers.IPv6HopByHopOption{{OptionType: 1, OptionLength: 4, OptionData: []byte{0, 0, 0, 0}}}
+	udp := &layers.UDP{SrcPort: 4053, DstPort: layers.UDPPort(port)}
+	udp.SetNetworkLayerForChecksum(ip)
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
+	return serialize(t, eth, ip, hbh, udp, gopacket8())
+}
+
+// TestCounterNames keeps the Go names in step with enum reason.
+func TestCounterNames(t *testing.T) {
+	spec, err := loadCe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := spec.Maps["counters"].MaxEntries; int(got) != len(counterNames) {
+		t.Fatalf("counters map has %d entries, counterNames %d", got, len(counterNames))
+	}
+}

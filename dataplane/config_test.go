@@ -1,0 +1,89 @@
+package dataplane
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Mode: CE, Binding: ceBinding, DMR: dmr, FMRs: allRules}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	cases := []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"no mode", func(c *Config) { c.Mode = 0 }, "mode"},
+		{"bad dmr length", func(c *Config) { c.DMR = netip.MustParsePrefix("2001:db8::/33") }, "dmr"},
+		{"no dmr", func(c *Config) { c.DMR = netip.Prefix{} }, "dmr"},
+		{"ce without binding", func(c *Config) { c.Binding = mapt.Binding{} }, "binding"},
+		{"bad port set", func(c *Config) { c.Binding.PortSet.Len = 12; c.Binding.PortSet.Offset = 6 }, "binding"},
+		{"bad fmr", func(c *Config) { c.FMRs = []mapt.Rule{{IPv6Prefix: netip.MustParsePrefix("2001:db8::/40")}} }, "fmr"},
+		{"negative capacity", func(c *Config) { c.Capacity = -1 }, "capacity"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := good
+			c.mod(&cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "dataplane: ") {
+				t.Fatalf("error %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+	br := Config{Mode: BR, DMR: dmr, FMRs: allRules}
+	if err := br.Validate(); err != nil {
+		t.Fatalf("br config without binding rejected: %v", err)
+	}
+}
+
+func TestBuildTables(t *testing.T) {
+	tabs, err := buildTables(allRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two EA-0 rules share 203.0.113.5/32: one trie marker, two hash entries.
+	if len(tabs.v6) != 4 || len(tabs.v4) != 3 || len(tabs.psid) != 2 {
+		t.Fatalf("tables v6=%d v4=%d psid=%d, want 4 3 2", len(tabs.v6), len(tabs.v4), len(tabs.psid))
+	}
+	k := ceLpmV4Key{Prefixlen: 32, Addr: [4]byte{203, 0, 113, 5}}
+	if tabs.v4[k].Flags != ruleByPSID || tabs.v4[k].PsidK != 4 || tabs.v4[k].PsidM != 6 {
+		t.Errorf("shared marker %+v, want by-psid k=4 m=6", tabs.v4[k])
+	}
+	ka := ceLpmV4Key{Prefixlen: 24, Addr: [4]byte{192, 0, 2, 0}}
+	if r := tabs.v4[ka]; r.EaLen != 16 || r.PsidK != 8 || r.PsidA != 6 || r.PsidM != 2 || r.V6Len != 40 || r.V4 != 0xc0000200 {
+		t.Errorf("rule A encoded as %+v", r)
+	}
+	dup := []mapt.Rule{ruleA, mustRule("2001:db8:1000::/40,192.0.2.0/24,16,a=6")}
+	if _, err := buildTables(dup); err == nil || !strings.Contains(err.Error(), "ipv4-prefix") {
+		t.Errorf("duplicate ipv4 prefix: error %v", err)
+	}
+	dup6 := []mapt.Rule{ruleA, mustRule("2001:db8::/40,10.0.0.0/24,16,a=6")}
+	if _, err := buildTables(dup6); err == nil || !strings.Contains(err.Error(), "ipv6-prefix") {
+		t.Errorf("duplicate ipv6 prefix: error %v", err)
+	}
+}
+
+func TestPrefixMask(t *testing.T) {
+	cases := []struct {
+		bits   int
+		hi, lo uint64
+	}{
+		{0, 0, 0},
+		{1, 1 << 63, 0},
+		{64, ^uint64(0), 0},
+		{65, ^uint64(0), 1 << 63},
+		{128, ^uint64(0), ^uint64(0)},
+	}
+	for _, c := range cases {
+		hi, lo := prefixMask(c.bits)
+		if hi != c.hi || lo != c.lo {
+			t.Errorf("prefixMask(%d) = %#x %#x, want %#x %#x", c.bits, hi, lo, c.hi, c.lo)
+		}
+	}
+}

@@ -1,0 +1,38 @@
+// Package dataplane is the MAP-T translator: TC-eBPF programs doing RFC 7915
+// header translation with RFC 7597/7599 address mapping, and their Go loader.
+//
+// One translation core (bpf/core.h) is shared by two thin entry objects:
+//
+//   - CE (bpf/ce.c, RFC 7599 s8.1-8.2): ce_egress on the IPv4 uplink
+//     translates 4->6 (source = our MAP address, destination = the peer CE
+//     when an FMR matches, else the DMR-embedded address, RFC 6052) and
+//     redirects to the WAN with bpf_redirect_neigh; ce_ingress on the WAN
+//     translates packets for our MAP address 6->4 and hands them to the
+//     uplink's ingress. Packets whose source escaped the NAT, and packets to
+//     ports outside our port set, are dropped and counted.
+//   - BR (bpf/br.c, RFC 7599 s8.3-8.4): br_ingress6 validates that a CE uses
+//     only its own address and port set and translates 6->4, or translates
+//     twice for CE-to-CE traffic (hairpin); br_ingress4 maps an IPv4
+//     destination and port (ICMP echo identifier) to the owning CE.
+//
+// Configuration lives in BPF maps fed from the mapt types:
+//
+//	t, err := dataplane.Load(dataplane.Config{Mode: dataplane.CE, Binding: b, DMR: dmr, FMRs: fmrs})
+//	err = t.Update(newCfg) // atomic from the packets' point of view
+//	n := t.Counters()      // per-reason packet counts, summed over CPUs
+//	t.Close()
+//
+// The binding and DMR sit in a two-slot array: Update writes the idle slot
+// whole and then flips the active index. Rules live in LPM tries keyed on
+// their IPv4 and IPv6 prefixes (lookup cost independent of the rule count);
+// IPv4 addresses shared by EA-length-0 rules are resolved through a hash on
+// (address, PSID). Update inserts or replaces new rules before it deletes
+// stale ones, so a packet always finds either the old or the new rule.
+//
+// The programs do not decrement the TTL or hop limit: every path hands the
+// translated packet to a stack that forwards it (and decrements once, and
+// sends Time Exceeded), which keeps the "exactly once per hop" rule.
+//
+// No CO-RE is used (OpenWrt kernels have no BTF); objects for both byte
+// orders are committed (ce_bpfel.o, ce_bpfeb.o, br_bpfel.o, br_bpfeb.o).
+package dataplane

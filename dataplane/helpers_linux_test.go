@@ -1,0 +1,318 @@
+package dataplane
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// TC verdicts (linux/pkt_cls.h).
+const (
+	actOK       = 0
+	actShot     = 2
+	actRedirect = 7
+)
+
+// The lab's MAP domain: RFC 7597 Appendix A example 1 (EA 16, a = 6,
+// k = 8) as BMR and FMR, a full-address rule, and two EA-length-0 rules
+// sharing one IPv4 address by PSID.
+var (
+	ruleA     = mustRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
+	ruleFull  = mustRule("2001:db8:200::/48,198.18.0.0/24,8,fmr")
+	ruleOne3  = mustRule("2001:db8:100:1::/64,203.0.113.5/32,0,a=6,k=4,psid=3,fmr")
+	ruleOne9  = mustRule("2001:db8:100:2::/64,203.0.113.5/32,0,a=6,k=4,psid=9,fmr")
+	dmr       = netip.MustParsePrefix("2001:db8:ffff::/64")
+	ceEUP     = netip.MustParsePrefix("2001:db8:12:3400::/56")
+	peerV4    = netip.MustParseAddr("192.0.2.99")
+	serverV4  = netip.MustParseAddr("198.51.100.7")
+	allRules  = []mapt.Rule{ruleA, ruleFull, ruleOne3, ruleOne9}
+	ceBinding = mustDerive(ruleA, ceEUP)
+)
+
+func mustRule(s string) mapt.Rule {
+	r, err := mapt.ParseRule(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+func mustDerive(r mapt.Rule, eup netip.Prefix) mapt.Binding {
+	b, err := r.Derive(eup)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// portOf returns the i-th port of a binding's port set.
+func portOf(t testing.TB, ps mapt.PortSet, i int) uint16 {
+	t.Helper()
+	p, ok := ps.Port(i)
+	if !ok {
+		t.Fatalf("port set %v has no port %d", ps, i)
+	}
+	return p
+}
+
+// notIn returns a port outside the set (and, when a > 0, with A >= 1).
+func notIn(t testing.TB, ps mapt.PortSet) uint16 {
+	t.Helper()
+	for p := 2000; p < 65536; p++ {
+		if !ps.Contains(uint16(p)) {
+			return uint16(p)
+		}
+	}
+	t.Fatal("port set has no outside port")
+	return 0
+}
+
+func ceConfig() Config {
+	return Config{Mode: CE, Binding: ceBinding, DMR: dmr, FMRs: allRules, WANIfindex: 1, UplinkIfindex: 1}
+}
+
+
+func load(t testing.TB, cfg Config) *Translator {
+	t.Helper()
+	testenv.Require(t)
+	tr, err := Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+var (
+	macA = net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	macB = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+)
+
+// l4 describes a transport header for the packet builders.
+type l4 struct {
+	proto      string // tcp, udp, echo-req, echo-rep
+	sport      uint16 // or the echo identifier
+	dport      uint16
+	payloadLen int
+}
+
+func (l l4) layers(net gopacket.NetworkLayer, v6 bool) []gopacket.SerializableLayer {
+	payload := bytes.Repeat([]byte{0xa5, 0x5a, 0x01}, l.payloadLen/3+1)[:l.payloadLen]
+	switch l.proto {
+	case "tcp":
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(l.sport), DstPort: layers.TCPPort(l.dport), Seq: 0x01020304, Ack: 0x0a0b0c0d, ACK: true, PSH: true, Window: 5000}
+		tcp.SetNetworkLayerForChecksum(net)
+		return []gopacket.SerializableLayer{tcp, gopacket.Payload(payload)}
+	case "udp":
+		udp := &layers.UDP{SrcPort: layers.UDPPort(l.sport), DstPort: layers.UDPPort(l.dport)}
+		udp.SetNetworkLayerForChecksum(net)
+		return []gopacket.SerializableLayer{udp, gopacket.Payload(payload)}
+	}
+	if v6 {
+		typ := uint8(layers.ICMPv6TypeEchoRequest)
+		if l.proto == "echo-rep" {
+			typ = layers.ICMPv6TypeEchoReply
+		}
+		ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}
+		ic.SetNetworkLayerForChecksum(net)
+		return []gopacket.SerializableLayer{ic, &layers.ICMPv6Echo{Identifier: l.sport, SeqNumber: 77}, gopacket.Payload(payload)}
+	}
+	typ := uint8(layers.ICMPv4TypeEchoRequest)
+	if l.proto == "echo-rep" {
+		typ = layers.ICMPv4TypeEchoReply
+	}
+	return []gopacket.SerializableLayer{&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: l.sport, Seq: 77}, gopacket.Payload(payload)}
+}
+
+func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, ls...); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), buf.Bytes()...)
+}
+
+func ip4(src, dst netip.Addr) *layers.IPv4 {
+	return &layers.IPv4{Version: 4, IHL: 5, TOS: 0x28, TTL: 33, Flags: layers.IPv4DontFragment, Id: 0x1234,
+		SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+}
+
+func ip6(src, dst netip.Addr) *layers.IPv6 {
+	return &layers.IPv6{Version: 6, TrafficClass: 0x28, FlowLabel: 0x12345, HopLimit: 33,
+		SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+}
+
+func proto4(l l4) layers.IPProtocol {
+	switch l.proto {
+	case "tcp":
+		return layers.IPProtocolTCP
+	case "udp":
+		return layers.IPProtocolUDP
+	}
+	return layers.IPProtocolICMPv4
+}
+
+func proto6(l l4) layers.IPProtocol {
+	switch l.proto {
+	case "tcp":
+		return layers.IPProtocolTCP
+	case "udp":
+		return layers.IPProtocolUDP
+	}
+	return layers.IPProtocolICMPv6
+}
+
+// pkt4 builds an Ethernet + IPv4 packet; mod may alter the IP header.
+func pkt4(t testing.TB, src, dst netip.Addr, l l4, mod func(*layers.IPv4)) []byte {
+	t.Helper()
+	ip := ip4(src, dst)
+	ip.Protocol = proto4(l)
+	if mod != nil {
+		mod(ip)
+	}
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
+	return serialize(t, append([]gopacket.SerializableLayer{eth, ip}, l.layers(ip, false)...)...)
+}
+
+// pkt6 builds an Ethernet + IPv6 packet; mod may alter the IP header.
+func pkt6(t testing.TB, src, dst netip.Addr, l l4, mod func(*layers.IPv6)) []byte {
+	t.Helper()
+	ip := ip6(src, dst)
+	ip.NextHeader = proto6(l)
+	if mod != nil {
+		mod(ip)
+	}
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
+	return serialize(t, append([]gopacket.SerializableLayer{eth, ip}, l.layers(ip, true)...)...)
+}
+
+// run feeds one packet through prog with BPF_PROG_TEST_RUN.
+func run(t testing.TB, prog *ebpf.Program, in []byte) (uint32, []byte) {
+	t.Helper()
+	out := make([]byte, len(in)+256)
+	opts := ebpf.RunOptions{Data: in, DataOut: out, Repeat: 1}
+	ret, err := prog.Run(&opts)
+	if err != nil {
+		t.Fatalf("prog run: %v", err)
+	}
+	return ret, opts.DataOut
+}
+
+// decode parses an output packet and checks every checksum in it by
+// re-serializing the decoded layers with gopacket's own checksum code.
+func decode(t testing.TB, out []byte) gopacket.Packet {
+	t.Helper()
+	p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+	if el := p.ErrorLayer(); el != nil {
+		t.Fatalf("output does not decode: %v\n%s", el.Error(), p.Dump())
+	}
+	verifyChecksums(t, p)
+	return p
+}
+
+func verifyChecksums(t testing.TB, p gopacket.Packet) {
+	t.Helper()
+	var net gopacket.NetworkLayer
+	if ip := p.Layer(layers.LayerTypeIPv4); ip != nil {
+		v := *ip.(*layers.IPv4)
+		net = &v
+		got := v.Checksum
+		re := gopacket.NewPacket(serialize(t, &v, gopacket.Payload(v.Payload)), layers.LayerTypeIPv4, gopacket.NoCopy)
+		if want := re.Layer(layers.LayerTypeIPv4).(*layers.IPv4).Checksum; got != want {
+			t.Errorf("ipv4 header checksum %#04x, gopacket computes %#04x", got, want)
+		}
+	} else if ip := p.Layer(layers.LayerTypeIPv6); ip != nil {
+		v := *ip.(*layers.IPv6)
+		net = &v
+	}
+	if net == nil {
+		t.Fatal("output has no IP layer")
+	}
+	check := func(name string, got uint16, l gopacket.SerializableLayer, payload []byte, lt gopacket.LayerType, field func(gopacket.Layer) uint16) {
+		t.Helper()
+		re := gopacket.NewPacket(serialize(t, l, gopacket.Payload(payload)), lt, gopacket.NoCopy)
+		if want := field(re.Layer(lt)); got != want {
+			t.Errorf("%s checksum %#04x, gopacket computes %#04x", name, got, want)
+		}
+	}
+	if l := p.Layer(layers.LayerTypeTCP); l != nil {
+		v := *l.(*layers.TCP)
+		v.SetNetworkLayerForChecksum(net)
+		check("tcp", v.Checksum, &v, v.Payload, layers.LayerTypeTCP, func(l gopacket.Layer) uint16 { return l.(*layers.TCP).Checksum })
+	}
+	if l := p.Layer(layers.LayerTypeUDP); l != nil {
+		v := *l.(*layers.UDP)
+		v.SetNetworkLayerForChecksum(net)
+		check("udp", v.Checksum, &v, v.Payload, layers.LayerTypeUDP, func(l gopacket.Layer) uint16 { return l.(*layers.UDP).Checksum })
+	}
+	if l := p.Layer(layers.LayerTypeICMPv4); l != nil {
+		v := *l.(*layers.ICMPv4)
+		check("icmpv4", v.Checksum, &v, v.Payload, layers.LayerTypeICMPv4, func(l gopacket.Layer) uint16 { return l.(*layers.ICMPv4).Checksum })
+	}
+	if l := p.Layer(layers.LayerTypeICMPv6); l != nil {
+		v := *l.(*layers.ICMPv6)
+		v.SetNetworkLayerForChecksum(net)
+		check("icmpv6", v.Checksum, &v, v.Payload, layers.LayerTypeICMPv6, func(l gopacket.Layer) uint16 { return l.(*layers.ICMPv6).Checksum })
+	}
+}
+
+// counterDelta runs fn and returns how the counters moved.
+func counterDelta(t testing.TB, tr *Translator, fn func()) map[string]uint64 {
+	t.Helper()
+	before, err := tr.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn()
+	after, err := tr.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := map[string]uint64{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}
+
+func addr(ip net.IP) netip.Addr {
+	a, _ := netip.AddrFromSlice(ip)
+	return a.Unmap()
+}
+
+// ports returns the transport ports (or the echo identifier twice).
+func ports(t testing.TB, p gopacket.Packet) (uint16, uint16) {
+	t.Helper()
+	if l := p.Layer(layers.LayerTypeTCP); l != nil {
+		v := l.(*layers.TCP)
+		return uint16(v.SrcPort), uint16(v.DstPort)
+	}
+	if l := p.Layer(layers.LayerTypeUDP); l != nil {
+		v := l.(*layers.UDP)
+		return uint16(v.SrcPort), uint16(v.DstPort)
+	}
+	if l := p.Layer(layers.LayerTypeICMPv4); l != nil {
+		v := l.(*layers.ICMPv4)
+		return v.Id, v.Id
+	}
+	if l := p.Layer(layers.LayerTypeICMPv6Echo); l != nil {
+		v := l.(*layers.ICMPv6Echo)
+		return v.Identifier, v.Identifier
+	}
+	t.Fatalf("no ports in\n%s", p.Dump())
+	return 0, 0
+}
+
+// gopacket8 is an 8-byte payload for hand-built ICMP packets.
+func gopacket8() gopacket.Payload { return gopacket.Payload{1, 2, 3, 4, 5, 6, 7, 8} }
