@@ -6,13 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"testing"
 )
 
 // BuildBinary builds the command pkg (a package path such as
 // "./cmd/br", relative to the module root) into a temporary directory and
 // returns its path. Tests of the binaries use it.
-func BuildBinary(t testing.TB, pkg string) string {
+func BuildBinary(t T, pkg string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, pkg)
@@ -24,7 +23,7 @@ func BuildBinary(t testing.TB, pkg string) string {
 }
 
 // RunBinary runs a binary and returns stdout, stderr and the exit code.
-func RunBinary(t testing.TB, bin string, args ...string) (string, string, int) {
+func RunBinary(t T, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(bin, args...)
@@ -40,7 +39,7 @@ func RunBinary(t testing.TB, bin string, args ...string) (string, string, int) {
 	return stdout.String(), stderr.String(), code
 }
 
-func moduleRoot(t testing.TB) string {
+func moduleRoot(t T) string {
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
@@ -26,7 +25,7 @@ func InCI() bool { return os.Getenv("CI") == "true" }
 // Require checks that the test can run privileged: root, and each named
 // command on PATH. Outside CI it skips the test when something is missing;
 // under CI it fails it.
-func Require(t testing.TB, commands ...string) {
+func Require(t T, commands ...string) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
@@ -49,7 +48,7 @@ func Require(t testing.TB, commands ...string) {
 
 // Lab is a set of namespaces and processes owned by one test.
 type Lab struct {
-	t   testing.TB
+	t   T
 	id  string
 	dir string
 
@@ -59,7 +58,7 @@ type Lab struct {
 }
 
 // New creates an empty lab; everything it creates is removed by t.Cleanup.
-func New(t testing.TB) *Lab {
+func New(t T) *Lab {
 	t.Helper()
 	Require(t, "ip")
 	var b [3]byte
