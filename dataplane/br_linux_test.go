@@ -1,0 +1,172 @@
+package dataplane
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+func brConfig() Config {
+	return Config{Mode: BR, DMR: dmr, FMRs: allRules}
+}
+
+// bindingFor derives the binding of the CE owning v4 and port under r.
+func bindingFor(t *testing.T, r mapt.Rule, v4 netip.Addr, port uint16) mapt.Binding {
+	t.Helper()
+	_, b, err := r.MapIPv4(v4, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// domainMap is the reference mapping of the mapt package over all rules.
+func domainMap(t *testing.T, v4 netip.Addr, port uint16) netip.Addr {
+	t.Helper()
+	a, _, err := mapt.MapIPv4(allRules, v4, port)
+	if err != nil {
+		t.Fatalf("mapt maps %v port %d nowhere: %v", v4, port, err)
+	}
+	return a
+}
+
+// TestBR6to4 covers RFC 7599 s8.3: the source must longest-match an FMR
+// and its port must belong to the PSID in the source address; the
+// destination comes from the DMR; CE-to-CE traffic hairpins.
+func TestBR6to4(t *testing.T) {
+	tr := load(t, brConfig())
+	ps := ceBinding.PortSet
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ps, 40)
+	srvMAP := mapt.Embed(dmr, serverV4)
+	peerPort := portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 7}, 1)
+	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	oneV4 := netip.MustParseAddr("203.0.113.5")
+	one3 := bindingFor(t, ruleOne3, oneV4, portOf(t, mapt.PortSet{PortParams: ruleOne3.Params(), PSID: 3}, 0))
+	one3Port := portOf(t, one3.PortSet, 100)
+	fullV4 := netip.MustParseAddr("198.18.0.77")
+	full := bindingFor(t, ruleFull, fullV4, 1)
+	badIID := ceBinding.MAPAddress.As16()
+	badIID[13] ^= 1 // IPv4 in the interface ID disagrees with the EA bits
+
+	type tc struct {
+		name    string
+		in      []byte
+		ret     uint32
+		counter string
+		want4   *want4
+		want6   *want6
+	}
+	cases := []tc{
+		{"tcp from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 100}, nil), actOK, "br_6to4",
+			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP}, nil},
+		{"udp from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 20}, nil), actOK, "br_6to4",
+			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}, nil},
+		{"tcp 1500 bytes", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 1440}, nil), actOK, "br_6to4",
+			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP, df: true}, nil},
+		{"echo request from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"echo-req", our, 0, 56}, nil), actOK, "br_6to4",
+			&want4{src: me, dst: serverV4, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoRequest}, nil},
+		{"shared 1:1 ce", pkt6(t, one3.MAPAddress, srvMAP, l4{"tcp", one3Port, 443, 10}, nil), actOK, "br_6to4",
+			&want4{src: oneV4, dst: serverV4, sport: one3Port, dport: 443, proto: layers.IPProtocolTCP}, nil},
+		{"full-address ce", pkt6(t, full.MAPAddress, srvMAP, l4{"udp", 33333, 4053, 10}, nil), actOK, "br_6to4",
+			&want4{src: fullV4, dst: serverV4, sport: 33333, dport: 4053, proto: layers.IPProtocolUDP}, nil},
+		{"source port outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", notIn(t, ps), 443, 10}, nil), actShot, "src_port", nil, nil},
+		{"echo id outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"echo-req", notIn(t, ps), 0, 8}, nil), actShot, "src_port", nil, nil},
+		{"shared 1:1 ce uses other psid", pkt6(t, one3.MAPAddress, srvMAP, l4{"tcp", notIn(t, one3.PortSet), 443, 10}, nil), actShot, "src_port", nil, nil},
+		{"source not a map address", pkt6(t, netip.AddrFrom16(badIID), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_addr", nil, nil},
+		{"source in no fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_unknown", nil, nil},
+		{"not to the dmr", pkt6(t, ceBinding.MAPAddress, netip.MustParseAddr("2001:db9::1"), l4{"tcp", our, 443, 10}, nil), actOK, "pass", nil, nil},
+		{"hairpin to peer ce", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"tcp", our, peerPort, 10}, nil), actOK, "br_hairpin", nil,
+			&want6{src: mapt.Embed(dmr, me), dst: peerMAP, sport: our, dport: peerPort, next: layers.IPProtocolTCP}},
+		{"hairpin echo to shared address", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, oneV4), l4{"echo-req", our, 0, 8}, nil), actOK, "br_hairpin", nil,
+			&want6{src: mapt.Embed(dmr, me), dst: domainMap(t, oneV4, our), sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoRequest}},
+		{"hairpin to port in no set", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"udp", our, 80, 10}, nil), actShot, "dst_no_ce", nil, nil},
+		{"ipv6 extension header", hopByHop(t, ceBinding.MAPAddress, srvMAP, our), actShot, "ipv6_exthdr", nil, nil},
+		{"truncated", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 40}, nil)[:14+40+12], actShot, "truncated", nil, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), c.in) })
+			if ret != c.ret {
+				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
+			}
+			if d[c.counter] != 1 || len(d) != 1 {
+				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
+			}
+			if c.want4 != nil {
+				check4(t, out, *c.want4)
+			}
+			if c.want6 != nil {
+				check6(t, out, *c.want6)
+			}
+		})
+	}
+}
+
+// TestBR4to6 covers RFC 7599 s8.4: destination IPv4 and port (echo id) to
+// the owning CE's MAP address, source DMR-embedded.
+func TestBR4to6(t *testing.T) {
+	tr := load(t, brConfig())
+	ps := ceBinding.PortSet
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ps, 77)
+	srvMAP := mapt.Embed(dmr, serverV4)
+	oneV4 := netip.MustParseAddr("203.0.113.5")
+	p3 := portOf(t, mapt.PortSet{PortParams: ruleOne3.Params(), PSID: 3}, 5)
+	p9 := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 9}, 5)
+	p5 := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 5}, 5)
+	fullV4 := netip.MustParseAddr("198.18.0.77")
+
+	type tc struct {
+		name    string
+		in      []byte
+		ret     uint32
+		counter string
+		want    *want6
+	}
+	cases := []tc{
+		{"tcp to ce", pkt4(t, serverV4, me, l4{"tcp", 443, our, 100}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 443, dport: our, next: layers.IPProtocolTCP}},
+		{"udp to ce", pkt4(t, serverV4, me, l4{"udp", 4053, our, 20}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 4053, dport: our, next: layers.IPProtocolUDP}},
+		{"tcp 1500 bytes", pkt4(t, serverV4, me, l4{"tcp", 443, our, 1460}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 443, dport: our, next: layers.IPProtocolTCP}},
+		{"echo reply to ce", pkt4(t, serverV4, me, l4{"echo-rep", our, 0, 56}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoReply}},
+		{"shared address psid 3", pkt4(t, serverV4, oneV4, l4{"tcp", 443, p3, 10}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: mapV4(t, ruleOne3, oneV4, p3), sport: 443, dport: p3, next: layers.IPProtocolTCP}},
+		{"shared address psid 9", pkt4(t, serverV4, oneV4, l4{"udp", 443, p9, 10}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: mapV4(t, ruleOne9, oneV4, p9), sport: 443, dport: p9, next: layers.IPProtocolUDP}},
+		{"full-address rule", pkt4(t, serverV4, fullV4, l4{"tcp", 443, 80, 10}, nil), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: mapV4(t, ruleFull, fullV4, 80), sport: 443, dport: 80, next: layers.IPProtocolTCP}},
+		{"shared address psid without ce", pkt4(t, serverV4, oneV4, l4{"tcp", 443, p5, 10}, nil), actShot, "dst_no_ce", nil},
+		{"port with A = 0", pkt4(t, serverV4, me, l4{"tcp", 443, 80, 10}, nil), actShot, "dst_no_ce", nil},
+		{"not in any fmr", pkt4(t, serverV4, netip.MustParseAddr("10.1.2.3"), l4{"tcp", 443, our, 10}, nil), actOK, "pass", nil},
+		{"ipv4 options", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+		}), actShot, "ipv4_options", nil},
+		{"bad header checksum", corrupt(pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), 14+11), actShot, "bad_header", nil},
+		{"udp zero checksum", zeroUDPChecksum(pkt4(t, serverV4, me, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog4to6(), c.in) })
+			if ret != c.ret {
+				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
+			}
+			if d[c.counter] != 1 || len(d) != 1 {
+				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
+			}
+			if c.want != nil {
+				check6(t, out, *c.want)
+			}
+		})
+	}
+}

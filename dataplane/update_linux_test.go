@@ -1,0 +1,132 @@
+package dataplane
+
+import (
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/gopacket/layers"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// TestUpdate checks that Update changes what the programs do: FMRs come
+// and go, the binding changes, and bad updates are refused.
+func TestUpdate(t *testing.T) {
+	tr := load(t, ceConfig())
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 3)
+	peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 3)
+	in := pkt4(t, me, peerV4, l4{"udp", our, peerPort, 10}, nil)
+
+	dst := func() netip.Addr {
+		t.Helper()
+		ret, out := run(t, tr.Prog4to6(), in)
+		if ret != actRedirect {
+			t.Fatalf("verdict %d", ret)
+		}
+		return addr(decode(t, out).Layer(layers.LayerTypeIPv6).(*layers.IPv6).DstIP)
+	}
+	if got, want := dst(), mapV4(t, ruleA, peerV4, peerPort); got != want {
+		t.Fatalf("with FMR: dst %v, want mesh %v", got, want)
+	}
+	noFMR := ceConfig()
+	noFMR.FMRs = []mapt.Rule{ruleFull}
+	if err := tr.Update(noFMR); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dst(), mapt.Embed(dmr, peerV4); got != want {
+		t.Fatalf("without FMR: dst %v, want DMR %v", got, want)
+	}
+	// A new binding: the old source address escaped the NAT now.
+	moved := ceConfig()
+	moved.Binding = mustDerive(ruleA, netip.MustParsePrefix("2001:db8:13:3400::/56"))
+	if err := tr.Update(moved); err != nil {
+		t.Fatal(err)
+	}
+	d := counterDelta(t, tr, func() {
+		if ret, _ := run(t, tr.Prog4to6(), in); ret != actShot {
+			t.Errorf("old source after rebinding: verdict %d, want drop", ret)
+		}
+	})
+	if d["src_not_ours"] != 1 {
+		t.Errorf("counters %v, want src_not_ours", d)
+	}
+
+	if err := tr.Update(brConfig()); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Errorf("mode change: error %v", err)
+	}
+	big := ceConfig()
+	big.Capacity = 1
+	small, err := Load(big)
+	if err != nil {
+		if !strings.Contains(err.Error(), "capacity") {
+			t.Fatalf("load beyond capacity: %v", err)
+		}
+	} else {
+		small.Close()
+		t.Fatal("load with 4 rules and capacity 1 succeeded")
+	}
+}
+
+// TestUpdateAtomic flips between two bindings while packets run: every
+// packet must see one whole configuration, never a mix.
+func TestUpdateAtomic(t *testing.T) {
+	a := ceConfig()
+	b := ceConfig()
+	b.Binding = mustDerive(ruleA, netip.MustParsePrefix("2001:db8:99:4500::/56"))
+	tr := load(t, a)
+	inA := pkt4(t, a.Binding.IPv4.Addr(), serverV4, l4{"tcp", portOf(t, a.Binding.PortSet, 1), 443, 10}, nil)
+	inB := pkt4(t, b.Binding.IPv4.Addr(), serverV4, l4{"tcp", portOf(t, b.Binding.PortSet, 1), 443, 10}, nil)
+
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var updErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cfg := a
+			if i%2 == 1 {
+				cfg = b
+			}
+			if err := tr.Update(cfg); err != nil {
+				updErr = err
+				return
+			}
+		}
+	}()
+	seen := map[string]int{}
+	for i := 0; i < 3000; i++ {
+		for j, in := range [][]byte{inA, inB} {
+			ret, out := run(t, tr.Prog4to6(), in)
+			switch ret {
+			case actShot:
+				seen["drop"]++
+			case actRedirect:
+				src := addr(decode(t, out).Layer(layers.LayerTypeIPv6).(*layers.IPv6).SrcIP)
+				want := []netip.Addr{a.Binding.MAPAddress, b.Binding.MAPAddress}[j]
+				if src != want {
+					t.Fatalf("packet %d from binding %d translated to %v, want %v: torn configuration", i, j, src, want)
+				}
+				seen["ok"]++
+			default:
+				t.Fatalf("verdict %d", ret)
+			}
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if updErr != nil {
+		t.Fatal(updErr)
+	}
+	if seen["ok"] == 0 || seen["drop"] == 0 {
+		t.Errorf("outcomes %v: the updates did not interleave with the packets", seen)
+	}
+}
