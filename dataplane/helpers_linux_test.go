@@ -79,7 +79,6 @@ func ceConfig() Config {
 	return Config{Mode: CE, Binding: ceBinding, DMR: dmr, FMRs: allRules, WANIfindex: 1, UplinkIfindex: 1}
 }
 
-
 func load(t testing.TB, cfg Config) *Translator {
 	t.Helper()
 	testenv.Require(t)
