@@ -1,0 +1,366 @@
+package nat
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"syscall"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// ackBuffer is the netlink receive buffer for a transaction. The kernel
+// acknowledges every message of a batch, and a port set cut into 512 slots
+// is more than 1000 messages; the default buffer overflows (ENOBUFS) at
+// about 200.
+const ackBuffer = 8 << 20
+
+// NAT programs the SNAT table of one network namespace and cleans up the
+// conntrack entries a change leaves behind.
+type NAT struct {
+	nft *nftables.Conn
+	ct  *conntrack.Conn
+	log *slog.Logger
+}
+
+// Open connects to nftables and conntrack in the network namespace netnsFD
+// (0: the caller's). log may be nil.
+func Open(netnsFD int, log *slog.Logger) (*NAT, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	nft, err := nftables.New(nftables.WithNetNSFd(netnsFD), nftables.WithSockOptions(bigAckBuffer))
+	if err != nil {
+		return nil, fmt.Errorf("nat: nftables: %w", err)
+	}
+	ct, err := conntrack.Dial(&netlink.Config{NetNS: netnsFD})
+	if err != nil {
+		return nil, fmt.Errorf("nat: conntrack: %w", err)
+	}
+	return &NAT{nft: nft, ct: ct, log: log}, nil
+}
+
+// Close releases the netlink sockets; the table stays.
+func (n *NAT) Close() error { return errors.Join(n.nft.CloseLasting(), n.ct.Close()) }
+
+// bigAckBuffer makes room for the acknowledgements of a whole batch: each
+// is capped to its header (NETLINK_CAP_ACK) and the buffer is forced past
+// rmem_max, which root may do.
+func bigAckBuffer(c *netlink.Conn) error {
+	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return fmt.Errorf("nat: netlink cap ack: %w", err)
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer)
+		if serr != nil {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, ackBuffer)
+		}
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("nat: netlink receive buffer: %w", serr)
+	}
+	return nil
+}
+
+// Apply programs cfg in one transaction: the old table, if any, is deleted
+// and the new one created atomically, so packets never see a half-built
+// rule set. When the kernel already holds exactly the rules for cfg, Apply
+// sends nothing and returns changed = false. When it replaces another
+// binding, the conntrack entries of ports and addresses cfg no longer owns
+// are deleted afterwards.
+func (n *NAT) Apply(cfg Config) (changed bool, err error) {
+	if err := cfg.Validate(); err != nil {
+		return false, err
+	}
+	same, err := n.matches(cfg)
+	if err != nil {
+		return false, err
+	}
+	if same {
+		return false, nil
+	}
+	old, had, err := n.Current()
+	if err != nil {
+		n.log.Warn("nat: cannot read the previous binding; its conntrack entries stay", "err", err)
+		had = false
+	}
+	// Add-then-delete makes the delete valid whether or not the table
+	// exists, inside the same batch.
+	n.nft.AddTable(table())
+	n.nft.DelTable(table())
+	if err := build(n.nft, cfg); err != nil {
+		return false, err
+	}
+	if err := n.nft.Flush(); err != nil {
+		return false, fmt.Errorf("nat: apply %s: %w", cfg, err)
+	}
+	n.log.Info("nat: applied", "config", cfg.String(), "slots", len(cfg.chunks()))
+	if had {
+		if _, err := n.flush(old.Addr, cfg); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// Teardown deletes the table, and nothing else, then the conntrack entries
+// of the address it translated to. It is not an error when the table does
+// not exist.
+func (n *NAT) Teardown() error {
+	old, had, err := n.Current()
+	if err != nil {
+		n.log.Warn("nat: cannot read the binding being withdrawn; its conntrack entries stay", "err", err)
+	}
+	n.nft.AddTable(table())
+	n.nft.DelTable(table())
+	if err := n.nft.Flush(); err != nil {
+		return fmt.Errorf("nat: teardown: %w", err)
+	}
+	if had {
+		if _, err := n.flush(old.Addr, Config{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// matches reports whether the kernel holds exactly the rules build writes
+// for cfg, judged by the comment, which carries cfg's fingerprint, of every
+// rule in every chain of the table, and by the size of the slot map.
+func (n *NAT) matches(cfg Config) (bool, error) {
+	t, chains, err := n.chains()
+	if t == nil || err != nil {
+		return false, err
+	}
+	want := expectedComments(cfg)
+	if len(chains) != len(want) {
+		return false, nil
+	}
+	for _, ch := range chains {
+		exp, ok := want[ch.Name]
+		if !ok {
+			return false, nil
+		}
+		rules, err := n.nft.GetRules(t, ch)
+		if err != nil {
+			return false, fmt.Errorf("nat: read rules of %s: %w", ch.Name, err)
+		}
+		if len(rules) != len(exp) {
+			return false, nil
+		}
+		for i, r := range rules {
+			if got, _ := userdata.GetString(r.UserData, userdata.TypeComment); got != exp[i] {
+				return false, nil
+			}
+		}
+	}
+	s, err := n.nft.GetSetByName(t, slotMapName)
+	if err != nil {
+		return false, nil
+	}
+	elems, err := n.nft.GetSetElements(s)
+	if err != nil {
+		return false, fmt.Errorf("nat: read slot map: %w", err)
+	}
+	return len(elems) == len(cfg.chunks()), nil
+}
+
+// chains returns our table and its chains, or a nil table when it does not
+// exist.
+func (n *NAT) chains() (*nftables.Table, []*nftables.Chain, error) {
+	t, err := n.nft.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("nat: read table: %w", err)
+	}
+	all, err := n.nft.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, nil, fmt.Errorf("nat: read chains: %w", err)
+	}
+	var chains []*nftables.Chain
+	for _, ch := range all {
+		if ch.Table.Name == TableName {
+			chains = append(chains, ch)
+		}
+	}
+	return t, chains, nil
+}
+
+// Current reads back the binding the table translates to: the address and
+// the port set from the slot chains, the uplink and the MTU from the other
+// rules. ok is false when there is no table. An agent restarting after a
+// crash uses it to adopt, and later clean up after, what it left behind.
+func (n *NAT) Current() (cfg Config, ok bool, err error) {
+	t, chains, err := n.chains()
+	if t == nil || err != nil {
+		return Config{}, false, err
+	}
+	var lo, hi netip.Addr
+	for _, ch := range chains {
+		rules, err := n.nft.GetRules(t, ch)
+		if err != nil {
+			return Config{}, false, fmt.Errorf("nat: read rules of %s: %w", ch.Name, err)
+		}
+		for _, r := range rules {
+			s := decodeRule(r.Exprs)
+			switch {
+			case s.nat && s.ports != nil:
+				cfg.Ports = append(cfg.Ports, *s.ports)
+				lo, hi = s.lo, s.hi
+			case s.mss != 0:
+				cfg.MTU = s.mss + 40
+			}
+			if s.oif != "" {
+				cfg.Uplink = s.oif
+			}
+		}
+	}
+	if !lo.IsValid() || len(cfg.Ports) == 0 {
+		return Config{}, false, fmt.Errorf("nat: table %s holds no port set", TableName)
+	}
+	if !hi.IsValid() {
+		hi = lo
+	}
+	cfg.Addr, err = rangePrefix(lo, hi)
+	if err != nil {
+		return Config{}, false, err
+	}
+	cfg.Ports = mergeRanges(cfg.Ports)
+	return cfg, true, nil
+}
+
+// decoded is what Current needs from one rule.
+type decoded struct {
+	oif    string
+	nat    bool
+	lo, hi netip.Addr
+	ports  *mapt.PortRange
+	mss    int
+}
+
+func decodeRule(exprs []expr.Any) decoded {
+	var d decoded
+	regs := map[uint32][]byte{}
+	oifLoaded := false
+	for _, e := range exprs {
+		switch e := e.(type) {
+		case *expr.Meta:
+			oifLoaded = e.Key == expr.MetaKeyOIFNAME
+		case *expr.Cmp:
+			if oifLoaded && e.Op == expr.CmpOpEq {
+				d.oif = cString(e.Data)
+			}
+			oifLoaded = false
+		case *expr.Immediate:
+			regs[e.Register] = e.Data
+		case *expr.Exthdr:
+			if e.SourceRegister != 0 && len(regs[e.SourceRegister]) == 2 {
+				d.mss = int(regs[e.SourceRegister][0])<<8 | int(regs[e.SourceRegister][1])
+			}
+		case *expr.NAT:
+			d.nat = true
+			d.lo, _ = netip.AddrFromSlice(regs[e.RegAddrMin])
+			if e.RegAddrMax != 0 {
+				d.hi, _ = netip.AddrFromSlice(regs[e.RegAddrMax])
+			}
+			pmin, pmax := regs[e.RegProtoMin], regs[e.RegProtoMax]
+			if e.RegProtoMin != 0 && len(pmin) >= 2 && len(pmax) >= 2 {
+				d.ports = &mapt.PortRange{First: uint16(pmin[0])<<8 | uint16(pmin[1]), Last: uint16(pmax[0])<<8 | uint16(pmax[1])}
+			}
+		}
+	}
+	return d
+}
+
+func cString(b []byte) string {
+	if i := slices.Index(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// rangePrefix turns an address range back into the prefix it was made of.
+func rangePrefix(lo, hi netip.Addr) (netip.Prefix, error) {
+	for bits := 32; bits >= 0; bits-- {
+		p := netip.PrefixFrom(lo, bits)
+		if p.Masked().Addr() != lo {
+			break
+		}
+		if l, h := addrRange(p); l == lo && h == hi {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("nat: table %s: addresses %s-%s are no prefix", TableName, lo, hi)
+}
+
+// mergeRanges joins adjacent slots back into the ranges of the set.
+func mergeRanges(in []mapt.PortRange) []mapt.PortRange {
+	rs := sortedRanges(in)
+	var out []mapt.PortRange
+	for _, r := range rs {
+		if len(out) > 0 && int(out[len(out)-1].Last)+1 == int(r.First) {
+			out[len(out)-1].Last = r.Last
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// flush deletes the conntrack entries translated to an address of old
+// that next (zero when withdrawn) does not own with the entry's port or
+// echo identifier: no flow may keep a port the CE no longer holds. It
+// returns how many it deleted.
+func (n *NAT) flush(old netip.Prefix, next Config) (int, error) {
+	flows, err := n.ct.Dump(nil)
+	if err != nil {
+		return 0, fmt.Errorf("nat: conntrack dump: %w", err)
+	}
+	deleted := 0
+	for _, f := range flows {
+		dst := f.TupleReply.IP.DestinationAddress
+		if !f.TupleOrig.IP.SourceAddress.Is4() || !old.Contains(dst) {
+			continue
+		}
+		if next.Addr.IsValid() && keeps(next, f) {
+			continue
+		}
+		if err := n.ct.Delete(f); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return deleted, fmt.Errorf("nat: conntrack delete: %w", err)
+		}
+		deleted++
+	}
+	n.log.Info("nat: flushed conntrack entries of the old binding", "addr", old, "deleted", deleted)
+	return deleted, nil
+}
+
+// keeps reports whether next still owns the translated side of f.
+func keeps(next Config, f conntrack.Flow) bool {
+	dst := f.TupleReply.IP.DestinationAddress
+	switch f.TupleOrig.Proto.Protocol {
+	case unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP:
+		return next.Owns(dst, f.TupleReply.Proto.DestinationPort)
+	case unix.IPPROTO_ICMP:
+		return next.Owns(dst, f.TupleReply.Proto.ICMPID)
+	default:
+		return next.Addr.Contains(dst)
+	}
+}

@@ -1,0 +1,91 @@
+// Package nat programs the CE's NAPT44 into its MAP port set with nftables
+// (RFC 7597 s5.1 and s8, RFC 7599 s8.1 and s11): everything routed out of
+// the IPv4 uplink device, from the LAN or from the router itself, leaves
+// with the CE's IPv4 address and a source port (TCP, UDP, UDP-Lite, SCTP,
+// DCCP) or ICMP echo identifier from its port set.
+//
+// # The table
+//
+// The package owns one table, "ip mapt" (TableName), and touches nothing
+// else, so it coexists with other firewalls such as OpenWrt's "inet fw4".
+// Apply deletes and recreates the table in one netlink transaction, so a
+// change of binding is atomic; it sends nothing when the kernel already
+// holds the rules for the same configuration (every rule carries a
+// fingerprint of the configuration in its comment). Because the name is
+// fixed, an agent that restarts finds its table again: Current reads the
+// binding back from the kernel.
+//
+//	table ip mapt {
+//		map slots { 0 : jump ports-1232-1235, 1 : jump ports-2256-2259, ... }
+//		chain postrouting {  # nat, srcnat
+//			oifname "up0" meta l4proto tcp  numgen inc mod 63 vmap @slots
+//			oifname "up0" meta l4proto udp  numgen inc mod 63 vmap @slots
+//			oifname "up0" meta l4proto icmp numgen inc mod 63 vmap @slots
+//			oifname "up0" meta l4proto { dccp, sctp, udplite } numgen inc mod 63 vmap @slots
+//			oifname "up0" snat to 192.0.2.18      # other protocols
+//		}
+//		chain ports-1232-1235 { snat to 192.0.2.18:1232-1235 }
+//		...
+//		chain forward {      # filter, mangle: MSS clamp, both directions
+//			oifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
+//			iifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
+//		}
+//	}
+//
+// # Spreading flows over the port set
+//
+// The kernel's snat takes one contiguous port range, and it searches only
+// part of it: at most 128 ports (NF_NAT_MAX_ATTEMPTS) from a random
+// offset, then 64, 32 and 16 more from new random offsets. When none of
+// these tuples is free the packet is dropped when conntrack confirms the
+// entry; no later rule gets a second chance, because NAT is set up once
+// per connection. A port set with a > 0 is 2^a - 1 ranges of 2^m ports,
+// and even a single range larger than 128 ports can fail while ports are
+// free.
+//
+// So the set is cut into slots of at most 128 ports (every range of the
+// set, in near-equal pieces, larger pieces first), each slot a chain with
+// one snat statement whose range the kernel therefore searches
+// completely. A per-protocol incrementing counter (numgen inc) picks the
+// slot of each new connection, round robin. Flows to one destination thus
+// fill every slot evenly, and the first one fails only when every port of
+// the set is taken for that destination: 100% of the set, measured for the
+// seed's CE 11b (2048 of 2048), RFC 7597 example 1 (252 of 252) and a full
+// address (65535 of 65535; port 0 is never used). See README.md for the
+// alternatives and their figures.
+//
+// Uniqueness is per 5-tuple, so a slot only becomes "full" for flows to
+// the same destination address, port and protocol. Because the counter is
+// shared by all destinations of a protocol, flows to others shift which
+// slot the next flow to D gets; a slot full for D then fails that one
+// packet. The retransmission (TCP SYN, the application's next datagram or
+// echo) makes a new conntrack entry and takes the next slot, so no flow is
+// stranded while a port is free.
+//
+// ICMP echo identifiers are mapped like ports: given a proto range, the
+// kernel's ICMP NAT rewrites the identifier into it. Protocols without
+// ports (GRE, ESP, ...) get address-only SNAT: the kernel keeps what it
+// cannot rewrite. With a shared address their replies reach the CE only if
+// the BR routes them there, which RFC 7597 leaves undefined; with a full
+// address or prefix they work.
+//
+// Port 0 is never handed out. System ports (1-1023) are used only when the
+// port set contains them, which happens only with a = 0 and PSID 0 (or
+// without sharing): an ISP that wants to keep them away from subscribers
+// uses a > 0 (the ranges with A = 0, ports 0-1023 for a = 6, belong to no
+// PSID) or does not assign PSID 0 with a = 0.
+//
+// # Conntrack
+//
+// When the binding changes or is withdrawn, Apply and Teardown delete the
+// conntrack entries that were translated to the old address and a port
+// (or identifier) the new binding does not own, so no flow keeps using a
+// port the CE no longer holds.
+//
+// # MSS clamping
+//
+// Forwarded TCP SYNs leaving or entering through the uplink get their MSS
+// lowered to the uplink MTU - 40, so neither end sends segments the
+// uplink (and the IPv6 path behind the translator) cannot carry. The
+// router's own connections already take the MSS from the route MTU.
+package nat

@@ -1,0 +1,34 @@
+package nat
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// openIn opens a NAT on ns, closed with the test.
+func openIn(t *testing.T, ns *testenv.NS) *NAT {
+	t.Helper()
+	n, err := Open(int(ns.Handle()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// bindingConfig derives the NAT configuration of a MAP binding.
+func bindingConfig(t testing.TB, rule, eup, uplink string, mtu int) Config {
+	t.Helper()
+	r, err := mapt.ParseRule(rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Derive(netip.MustParsePrefix(eup))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return FromBinding(b, uplink, mtu)
+}

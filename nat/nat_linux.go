@@ -1,0 +1,219 @@
+package nat
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// TableName is the nftables table the package owns, in family ip. Nothing
+// else in it is preserved: Apply replaces it and Teardown deletes it.
+const TableName = "mapt"
+
+// slotMapName is the verdict map from round-robin slot to slot chain.
+const slotMapName = "slots"
+
+// Chain names inside the table.
+const (
+	chainNAT = "postrouting"
+	chainMSS = "forward"
+)
+
+// commentPrefix starts the comment of every rule we write; the rest of the
+// comment is the fingerprint of the configuration and the rule's role.
+const commentPrefix = "mapt "
+
+// formatVersion changes whenever the generated rule set changes shape, so
+// that an agent upgrade replaces the table of an older one.
+const formatVersion = "1"
+
+// Port-carrying protocols that get their own round-robin counter: a
+// separate numgen per protocol keeps, say, DNS over UDP from shifting
+// where the next TCP connection lands.
+var portProtos = []struct {
+	name  string
+	proto []byte
+}{
+	{"tcp", []byte{unix.IPPROTO_TCP}},
+	{"udp", []byte{unix.IPPROTO_UDP}},
+	{"icmp", []byte{unix.IPPROTO_ICMP}},
+	{"udplite sctp dccp", []byte{unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP}},
+}
+
+func table() *nftables.Table {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}
+}
+
+// fingerprint identifies a configuration together with the format of the
+// rules generated for it.
+func fingerprint(c Config) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v%s|%s|%s|%d|", formatVersion, c.Uplink, c.Addr, c.MTU)
+	for _, r := range sortedRanges(c.Ports) {
+		fmt.Fprintf(h, "%d-%d,", r.First, r.Last)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+func comment(fp, role string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, commentPrefix+fp+" "+role)
+}
+
+// ifname is the 16-byte, NUL-padded form the meta iifname/oifname
+// expressions load.
+func ifname(n string) []byte {
+	b := make([]byte, 16)
+	copy(b, n)
+	return b
+}
+
+func addrRange(p netip.Prefix) (netip.Addr, netip.Addr) {
+	lo := p.Masked().Addr()
+	a := lo.As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	binary.BigEndian.PutUint32(a[:], binary.BigEndian.Uint32(a[:])|host)
+	return lo, netip.AddrFrom4(a)
+}
+
+// slotChain names the chain that translates into one slot of the port set.
+func slotChain(r mapt.PortRange) string { return fmt.Sprintf("ports-%d-%d", r.First, r.Last) }
+
+// snat is the statement "snat to addr[-addr][:first-last]" in registers
+// 1-4.
+func snat(addr netip.Prefix, ports *mapt.PortRange) []expr.Any {
+	lo, hi := addrRange(addr)
+	x := &expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1}
+	out := []expr.Any{&expr.Immediate{Register: 1, Data: lo.AsSlice()}}
+	if lo != hi {
+		out = append(out, &expr.Immediate{Register: 2, Data: hi.AsSlice()})
+		x.RegAddrMax = 2
+	}
+	if ports != nil {
+		out = append(out,
+			&expr.Immediate{Register: 3, Data: binaryutil.BigEndian.PutUint16(ports.First)},
+			&expr.Immediate{Register: 4, Data: binaryutil.BigEndian.PutUint16(ports.Last)},
+		)
+		x.RegProtoMin, x.RegProtoMax, x.Specified = 3, 4, true
+	}
+	return append(out, x)
+}
+
+// build queues the whole table for cfg on c: the caller flushes it as one
+// transaction.
+func build(c *nftables.Conn, cfg Config) error {
+	fp := fingerprint(cfg)
+	t := c.AddTable(table())
+	nat := c.AddChain(&nftables.Chain{
+		Name: chainNAT, Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	oif := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
+	}
+	// One regular chain per slot; the round-robin rules jump to them.
+	chunks := cfg.chunks()
+	slots := make([]*nftables.Chain, len(chunks))
+	for i, ch := range chunks {
+		slots[i] = c.AddChain(&nftables.Chain{Name: slotChain(ch), Table: t})
+		c.AddRule(&nftables.Rule{Table: t, Chain: slots[i], Exprs: snat(cfg.Addr, &ch), UserData: comment(fp, "slot")})
+	}
+	// One named map shared by the per-protocol rules; each rule has its
+	// own counter. Named, not anonymous, so that the key keeps host byte
+	// order (numgen's) and nft lists it readably.
+	slotMap := &nftables.Set{
+		Table: t, Name: slotMapName, IsMap: true,
+		KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian, DataType: nftables.TypeVerdict,
+	}
+	elems := make([]nftables.SetElement, len(chunks))
+	for i := range chunks {
+		elems[i] = nftables.SetElement{
+			Key:         binaryutil.NativeEndian.PutUint32(uint32(i)),
+			VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: slots[i].Name},
+		}
+	}
+	if err := c.AddSet(slotMap, elems); err != nil {
+		return fmt.Errorf("nat: slot map: %w", err)
+	}
+	for _, p := range portProtos {
+		exprs := append([]expr.Any{}, oif...)
+		exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
+		if len(p.proto) == 1 {
+			exprs = append(exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.proto})
+		} else {
+			s := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto}
+			var el []nftables.SetElement
+			for _, b := range p.proto {
+				el = append(el, nftables.SetElement{Key: []byte{b}})
+			}
+			if err := c.AddSet(s, el); err != nil {
+				return fmt.Errorf("nat: protocol set: %w", err)
+			}
+			exprs = append(exprs, &expr.Lookup{SourceRegister: 1, SetID: s.ID, SetName: s.Name})
+		}
+		exprs = append(exprs,
+			&expr.Numgen{Register: 1, Modulus: uint32(len(chunks)), Type: unix.NFT_NG_INCREMENTAL},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetID: slotMap.ID, SetName: slotMap.Name},
+		)
+		c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: exprs, UserData: comment(fp, strings.ReplaceAll(p.name, " ", ","))})
+	}
+	// Everything else (GRE, ESP, ...) has no port the kernel could map:
+	// address-only SNAT.
+	c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: append(append([]expr.Any{}, oif...), snat(cfg.Addr, nil)...), UserData: comment(fp, "other")})
+
+	// MSS clamping of forwarded SYNs in both directions, so that neither
+	// end sends segments the uplink cannot carry.
+	mss := c.AddChain(&nftables.Chain{
+		Name: chainMSS, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle,
+	})
+	val := binaryutil.BigEndian.PutUint16(uint16(cfg.MSS()))
+	for _, dir := range []struct {
+		key  expr.MetaKey
+		role string
+	}{{expr.MetaKeyOIFNAME, "mss-out"}, {expr.MetaKeyIIFNAME, "mss-in"}} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: mss, UserData: comment(fp, dir.role), Exprs: []expr.Any{
+			&expr.Meta{Key: dir.key, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x06}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, DestRegister: 1},
+			&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: val},
+			&expr.Immediate{Register: 1, Data: val},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: 1},
+		}})
+	}
+	return nil
+}
+
+// expectedComments lists, chain by chain, the comments build writes.
+func expectedComments(cfg Config) map[string][]string {
+	fp := fingerprint(cfg)
+	var nat []string
+	for _, p := range portProtos {
+		nat = append(nat, commentPrefix+fp+" "+strings.ReplaceAll(p.name, " ", ","))
+	}
+	nat = append(nat, commentPrefix+fp+" other")
+	want := map[string][]string{
+		chainNAT: nat,
+		chainMSS: {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
+	}
+	for _, ch := range cfg.chunks() {
+		want[slotChain(ch)] = []string{commentPrefix + fp + " slot"}
+	}
+	return want
+}
