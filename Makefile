@@ -8,7 +8,7 @@ PKGS    := ./...
 
 # Debian packages the tests and the lab use.
 APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
-	tcpdump iputils-ping conntrack ethtool wget curl procps tayga
+	tcpdump iputils-ping conntrack ethtool wget curl procps tayga shellcheck qemu-user-static
 
 .PHONY: all build test unit deps generate check-generate vet staticcheck bench demo cross clean
 
@@ -64,6 +64,12 @@ check-generate:
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
+
+# Static, stripped ce-agent and br for router CPUs (mips, mipsle, arm,
+# arm64, amd64) into build/cross/ARCH/, with a size table; fails when
+# ce-agent for mipsle exceeds its size budget (scripts/cross.sh).
+cross:
+	GO=$(GO) scripts/cross.sh
 
 clean:
 	rm -rf $(BIN)
