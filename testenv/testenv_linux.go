@@ -181,16 +181,16 @@ func (l *Lab) Veth(a *NS, aDev string, b *NS, bDev string) {
 	l.t.Helper()
 	tmp := "v" + l.id + fmt.Sprint(time.Now().UnixNano()%100000)
 	a.MustExec("ip", "link", "add", tmp, "type", "veth", "peer", "name", bDev, "netns", b.Name)
-	a.MustExec("ip", "link", "set", tmp, "name", aDev)
-	a.MustExec("ip", "link", "set", aDev, "up")
-	b.MustExec("ip", "link", "set", bDev, "up")
+	a.MustExec("ip", "link", "set", "dev", tmp, "name", aDev)
+	a.MustExec("ip", "link", "set", "dev", aDev, "up")
+	b.MustExec("ip", "link", "set", "dev", bDev, "up")
 }
 
 // Bridge creates an up bridge device in n.
 func (n *NS) Bridge(dev string) {
 	n.lab.t.Helper()
 	n.MustExec("ip", "link", "add", dev, "type", "bridge")
-	n.MustExec("ip", "link", "set", dev, "up")
+	n.MustExec("ip", "link", "set", "dev", dev, "up")
 }
 
 // Addr adds an address (CIDR) to a device, with IPv6 DAD off so the

@@ -17,6 +17,14 @@ import (
 const usage = `usage: ce-agent COMMAND [flags]
 
 commands:
+  run       run the CE: zero-touch DHCPv6 S46 provisioning by default
+            ce-agent run [--wan IF] [--state-dir DIR] [--uplink NAME] [--hook SCRIPT]
+                         [--status-socket PATH] [--log-level LEVEL] [--release-on-stop]
+                         [--leave-in-place] [--no-default-route]
+                         [--domain FILE [--domain-name NAME] | --rule RULE ... --dmr PREFIX]
+                         [--prefix PREFIX]
+  status    show the running agent's lease, binding, counters and events
+            ce-agent status [--json] [--status-socket PATH]
   derive    select the BMR for an end-user prefix and print the binding
             ce-agent derive --rule RULE [--rule RULE ...] --prefix PREFIX [--dmr PREFIX] [--json]
   version   print the version
@@ -38,6 +46,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "derive":
 		err = mapcli.Derive(args[1:], stdout, stderr)
+	case "run":
+		err = runAgent(args[1:], stderr)
+	case "status":
+		err = status(args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version.String("ce-agent"))
 	case "help", "-h", "--help":

@@ -143,9 +143,9 @@ func WriteBinding(w io.Writer, b mapt.Binding, dmr netip.Prefix) {
 	}
 }
 
-// writeJSON prints one compact JSON object per line, a stable form for
+// WriteJSON prints one compact JSON object per line, a stable form for
 // scripts.
-func writeJSON(w io.Writer, v any) error {
+func WriteJSON(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
@@ -188,7 +188,7 @@ func Derive(args []string, stdout, stderr io.Writer) error {
 		return UsageError{err}
 	}
 	if *asJSON {
-		return writeJSON(stdout, BindingJSON(b, dmr))
+		return WriteJSON(stdout, BindingJSON(b, dmr))
 	}
 	WriteBinding(stdout, b, dmr)
 	return nil
@@ -296,7 +296,7 @@ func lookupIPv4(w io.Writer, rules []mapt.Rule, v4 netip.Addr, port *uint16, asJ
 		EndUserPrefix: b.EndUserPrefix.String(), Rule: b.Rule.String(),
 	}
 	if asJSON {
-		return writeJSON(w, out)
+		return WriteJSON(w, out)
 	}
 	fmt.Fprintf(w, "ipv4             %s\n", out.IPv4)
 	if port != nil {
@@ -319,7 +319,7 @@ func lookupIPv6(w io.Writer, rules []mapt.Rule, v6 netip.Addr, asJSON bool) erro
 		EndUserPrefix: b.EndUserPrefix.String(), Rule: b.Rule.String(),
 	}
 	if asJSON {
-		return writeJSON(w, out)
+		return WriteJSON(w, out)
 	}
 	fmt.Fprintf(w, "ipv6             %s\n", v6)
 	fmt.Fprintf(w, "ipv4             %s\n", v4)

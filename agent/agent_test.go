@@ -1,0 +1,80 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+func rule(t *testing.T, s string) mapt.Rule {
+	t.Helper()
+	r, err := mapt.ParseRule(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestDeriveAcrossDomains(t *testing.T) {
+	domains := []mapt.Domain{
+		{Name: "wide", DMR: netip.MustParsePrefix("2001:db8:ffff::/64"), Rules: []mapt.Rule{
+			rule(t, "2001:db8::/32,198.51.100.0/24,16"),
+			rule(t, "2001:db9::/32,203.0.113.0/24,16,fmr"),
+		}},
+		{Name: "seed", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{
+			rule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr"),
+			rule(t, "2001:db8:cf::/51,192.0.3.0/24,13,a=0"),
+		}},
+	}
+	d, err := Derive(domains, netip.MustParsePrefix("2001:db8:ce:774::/64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Domain != "seed" || d.DMR != netip.MustParsePrefix("64:ff9b::/96") || d.Binding.IPv4.Addr() != netip.MustParseAddr("192.0.2.59") {
+		t.Fatalf("desired = %+v", d)
+	}
+	if len(d.FMRs) != 1 || d.FMRs[0] != domains[1].Rules[0] {
+		t.Fatalf("fmrs = %v", d.FMRs)
+	}
+	d2, _ := Derive(domains, netip.MustParsePrefix("2001:db8:ce:774::/64"))
+	if !d.Equal(d2) {
+		t.Fatal("same inputs, unequal desired states")
+	}
+	d3, _ := Derive(domains, netip.MustParsePrefix("2001:db8:ce:11b::/64"))
+	if d.Equal(d3) {
+		t.Fatal("different prefixes, equal desired states")
+	}
+	if _, err := Derive(domains, netip.MustParsePrefix("2001:dba::/56")); err == nil || !strings.Contains(err.Error(), "matches no MAP rule of 2 domains") {
+		t.Fatalf("no match: %v", err)
+	}
+}
+
+func TestHookEnv(t *testing.T) {
+	domains := []mapt.Domain{{Name: "x", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{rule(t, "2001:db8::/40,192.0.2.0/24,16,fmr")}}}
+	d, err := Derive(domains, netip.MustParsePrefix("2001:db8:12:3400::/56"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := hookEnv("bound", d, "eth0", "mapt0")
+	for _, want := range []string{
+		"MAPT_EVENT=bound", "MAPT_WAN=eth0", "MAPT_UPLINK=mapt0", "MAPT_IPV4=192.0.2.18/32", "MAPT_IPV4_ADDRESS=192.0.2.18",
+		"MAPT_PSID=52", "MAPT_PSID_LEN=8", "MAPT_PSID_OFFSET=6", "MAPT_PORT_COUNT=252",
+		"MAPT_MAP_ADDRESS=2001:db8:12:3400:0:c000:212:34", "MAPT_DMR=64:ff9b::/96", "MAPT_PREFIX=2001:db8:12:3400::/56",
+		"MAPT_FMRS=2001:db8::/40,192.0.2.0/24,16,a=6,k=8,fmr",
+	} {
+		if !slices.Contains(env, want) {
+			t.Errorf("missing %s in %v", want, env)
+		}
+	}
+	for _, e := range env {
+		if strings.HasPrefix(e, "MAPT_PORTS=") && (!strings.HasPrefix(e, "MAPT_PORTS=1232-1235 2256-2259 ") || !strings.HasSuffix(e, " 64720-64723")) {
+			t.Errorf("ports: %s", e)
+		}
+	}
+	if env := hookEnv("expired", nil, "eth0", "mapt0"); len(env) != 3 {
+		t.Errorf("withdrawn env = %v", env)
+	}
+}

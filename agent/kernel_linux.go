@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/mapt-go/mapt/dataplane"
+	"github.com/mapt-go/mapt/nat"
+)
+
+// linuxKernel applies the CE's state in the agent's network namespace.
+type linuxKernel struct {
+	cfg Config
+	log *slog.Logger
+	h   *netlink.Handle
+	nat *nat.NAT
+	wan netlink.Link
+	// xl is the translator, attached to uplinkIndex and the WAN.
+	xl          *dataplane.Translator
+	uplinkIndex int
+}
+
+func newKernel(cfg Config) (kernel, string, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, "", fmt.Errorf("agent: netlink: %w", err)
+	}
+	wan := cfg.WAN
+	if wan == "" {
+		name, why, err := PickWAN(h)
+		if err != nil {
+			h.Close()
+			return nil, "", err
+		}
+		cfg.Logger.Info("picked the WAN", "wan", name, "why", why)
+		wan = name
+	}
+	l, err := h.LinkByName(wan)
+	if err != nil {
+		h.Close()
+		return nil, "", fmt.Errorf("agent: wan %q: %w", wan, err)
+	}
+	n, err := nat.Open(0, cfg.Logger)
+	if err != nil {
+		h.Close()
+		return nil, "", fmt.Errorf("agent: %w", err)
+	}
+	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l}, wan, nil
+}
+
+// uplinkMTU is the WAN MTU less the 20 bytes an IPv6 header adds over an
+// IPv4 one (RFC 7599 s10.1), so that the stack fragments or sends
+// Fragmentation Needed before the translator would have to.
+func (k *linuxKernel) uplinkMTU() int { return k.wan.Attrs().MTU - 20 }
+
+func (k *linuxKernel) apply(d, old *Desired, force bool) error {
+	b := d.Binding
+	mtu := k.uplinkMTU()
+	up, err := ensureUplink(k.h, k.cfg.Uplink, mtu, b.IPv4.Addr(), !k.cfg.NoDefaultRoute)
+	if err != nil {
+		return err
+	}
+	changed, err := k.nat.Apply(nat.FromBinding(b, k.cfg.Uplink, mtu))
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if changed {
+		k.log.Debug("nat table applied", "ipv4", b.IPv4, "ports", b.PortSet.String())
+	}
+	return k.applyTranslator(d, up.Attrs().Index, force)
+}
+
+// applyTranslator loads and attaches the translator the first time, and
+// afterwards only rewrites its maps (atomically for the packets). A new
+// uplink device (another ifindex) or a forced re-apply re-attaches.
+func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) error {
+	if k.xl != nil && (force || uplinkIndex != k.uplinkIndex) {
+		k.xl.Close()
+		k.xl = nil
+	}
+	if k.xl == nil {
+		xl, err := dataplane.Load(dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs})
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		if err := xl.AttachCE(k.cfg.Uplink, k.cfg.WAN, dataplane.AttachMode(k.cfg.AttachMode)); err != nil {
+			xl.Close()
+			return fmt.Errorf("agent: %w", err)
+		}
+		k.log.Info("translator attached", "mode", xl.AttachMode(), "uplink", k.cfg.Uplink, "wan", k.cfg.WAN)
+		k.xl, k.uplinkIndex = xl, uplinkIndex
+		return nil
+	}
+	cfg := k.xl.Config()
+	cfg.Binding, cfg.DMR, cfg.FMRs = d.Binding, d.DMR, d.FMRs
+	if err := k.xl.Update(cfg); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
+
+func (k *linuxKernel) withdraw(old *Desired) error {
+	var errs []error
+	if k.xl != nil {
+		errs = append(errs, k.xl.Close())
+		k.xl = nil
+	}
+	if err := k.nat.Teardown(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeUplink(k.h, k.cfg.Uplink); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (k *linuxKernel) counters() (map[string]uint64, string) {
+	if k.xl == nil {
+		return nil, ""
+	}
+	c, err := k.xl.Counters()
+	if err != nil {
+		k.log.Warn("read counters", "err", err)
+	}
+	return c, string(k.xl.AttachMode())
+}
+
+// close releases our handles. A translator still loaded stays attached
+// when it can outlive us (clsact filters); TCX links end with the process.
+func (k *linuxKernel) close() error {
+	k.h.Close()
+	return k.nat.Close()
+}

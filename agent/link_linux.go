@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// PickWAN chooses the WAN when none is configured: the interface holding
+// the IPv6 default route, else the only non-loopback interface with
+// carrier. The reason is returned for the log.
+func PickWAN(h *netlink.Handle) (string, string, error) {
+	routes, err := h.RouteListFiltered(unix.AF_INET6, &netlink.Route{Dst: nil}, 0)
+	if err != nil {
+		return "", "", fmt.Errorf("agent: pick wan: list routes: %w", err)
+	}
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.IP.IsUnspecified()) && r.LinkIndex > 0 {
+			if l, err := h.LinkByIndex(r.LinkIndex); err == nil {
+				return l.Attrs().Name, "it holds the IPv6 default route", nil
+			}
+		}
+	}
+	links, err := h.LinkList()
+	if err != nil {
+		return "", "", fmt.Errorf("agent: pick wan: list links: %w", err)
+	}
+	var up []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Flags&unix.IFF_LOOPBACK != 0 || a.OperState != netlink.OperUp {
+			continue
+		}
+		if _, tun := l.(*netlink.Tuntap); tun {
+			continue
+		}
+		up = append(up, a.Name)
+	}
+	if len(up) == 1 {
+		return up[0], "it is the only interface with carrier", nil
+	}
+	return "", "", fmt.Errorf("agent: pick wan: no IPv6 default route and %d interfaces with carrier %v: give --wan", len(up), up)
+}
+
+// ensureUplink creates (or adopts) the persistent L3 TUN device the LAN's
+// IPv4 traffic is routed into, and gives it its MTU, the CE's IPv4 address
+// and, optionally, the default route. It removes addresses of an old
+// binding. The TC programs need no reader on the device (DESIGN s3).
+func ensureUplink(h *netlink.Handle, name string, mtu int, addr netip.Addr, defaultRoute bool) (netlink.Link, error) {
+	l, err := h.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &nf):
+		tun := &netlink.Tuntap{
+			LinkAttrs: netlink.LinkAttrs{Name: name},
+			Mode:      netlink.TUNTAP_MODE_TUN,
+			Flags:     netlink.TUNTAP_NO_PI,
+		}
+		if err := h.LinkAdd(tun); err != nil {
+			return nil, fmt.Errorf("agent: create uplink %s: %w", name, err)
+		}
+		if l, err = h.LinkByName(name); err != nil {
+			return nil, fmt.Errorf("agent: uplink %s: %w", name, err)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("agent: uplink %s: %w", name, err)
+	default:
+		if l.Type() != "tuntap" {
+			return nil, fmt.Errorf("agent: uplink %s exists and is a %s device, not ours: choose another --uplink", name, l.Type())
+		}
+	}
+	if l.Attrs().MTU != mtu {
+		if err := h.LinkSetMTU(l, mtu); err != nil {
+			return nil, fmt.Errorf("agent: uplink %s: set mtu %d: %w", name, mtu, err)
+		}
+	}
+	want := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(addr, 32))}
+	addrs, err := h.AddrList(l, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("agent: uplink %s: list addresses: %w", name, err)
+	}
+	have := false
+	for _, a := range addrs {
+		if a.IPNet.String() == want.IPNet.String() {
+			have = true
+			continue
+		}
+		if err := h.AddrDel(l, &a); err != nil {
+			return nil, fmt.Errorf("agent: uplink %s: remove old address %s: %w", name, a.IPNet, err)
+		}
+	}
+	if !have {
+		if err := h.AddrAdd(l, want); err != nil {
+			return nil, fmt.Errorf("agent: uplink %s: add %s: %w", name, addr, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("agent: uplink %s: set up: %w", name, err)
+	}
+	if defaultRoute {
+		r := &netlink.Route{
+			LinkIndex: l.Attrs().Index,
+			Dst:       prefixNet(netip.MustParsePrefix("0.0.0.0/0")),
+			Src:       addr.AsSlice(),
+			Scope:     netlink.SCOPE_LINK,
+		}
+		if err := h.RouteReplace(r); err != nil {
+			return nil, fmt.Errorf("agent: uplink %s: default route: %w", name, err)
+		}
+	}
+	return l, nil
+}
+
+// removeUplink deletes the uplink device (with its addresses and routes).
+func removeUplink(h *netlink.Handle, name string) error {
+	l, err := h.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("agent: uplink %s: %w", name, err)
+	}
+	if l.Type() != "tuntap" {
+		return fmt.Errorf("agent: uplink %s is a %s device, not ours: left alone", name, l.Type())
+	}
+	if err := h.LinkDel(l); err != nil {
+		return fmt.Errorf("agent: remove uplink %s: %w", name, err)
+	}
+	return nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
