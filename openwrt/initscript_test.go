@@ -83,8 +83,10 @@ config agent 'main'
 	option enabled '1'
 	option mode 'static'
 	option domain '/etc/ce-agent/domain.yaml'
+	option dmr '64:ff9b::/96'
 `,
-		network: networkStock,
+		// The dmr is in the domain file; the option is ignored.
+		network: networkTakenOver,
 		argv:    withArgs("--domain", "/etc/ce-agent/domain.yaml"),
 		file:    []string{"/etc/ce-agent/domain.yaml"},
 	}, {
@@ -169,6 +171,18 @@ func TestInitScriptRefuses(t *testing.T) {
 		network: networkStock,
 		fails:   true,
 		log:     "err interface 'wan6' runs odhcp6c (proto dhcpv6)",
+	}, {
+		name:    "static without a prefix is a DHCPv6 client too",
+		config:  "config agent 'main'\n\toption enabled '1'\n\toption mode 'static'\n\toption domain '/etc/ce-agent/d.yaml'\n",
+		network: networkStock,
+		fails:   true,
+		log:     "err interface 'wan6' runs odhcp6c (proto dhcpv6)",
+	}, {
+		name:    "static with rules and a domain",
+		config:  "config agent 'main'\n\toption enabled '1'\n\toption mode 'static'\n\toption domain '/etc/ce-agent/d.yaml'\n\tlist rule '2001:db8:ce::/51,192.0.2.0/24,13,a=0'\n\toption dmr '64:ff9b::/96'\n",
+		network: networkTakenOver,
+		fails:   true,
+		log:     "err mode static takes 'list rule' or 'option domain', not both",
 	}, {
 		name:    "static without rules or domain",
 		config:  "config agent 'main'\n\toption enabled '1'\n\toption mode 'static'\n\toption prefix '2001:db8::/56'\n",

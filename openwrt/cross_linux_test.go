@@ -1,0 +1,193 @@
+package openwrt_test
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// sizeBudget is scripts/cross.sh's default budget for ce-agent on mipsle.
+const sizeBudget = 8 << 20
+
+// crossTarget is one architecture of `make cross` and how to run it.
+type crossTarget struct {
+	goarch  string
+	qemu    string // "" runs natively
+	machine elf.Machine
+	order   binary.ByteOrder
+	class   elf.Class
+}
+
+var crossTargets = []crossTarget{
+	{"mips", "qemu-mips-static", elf.EM_MIPS, binary.BigEndian, elf.ELFCLASS32},
+	{"mipsle", "qemu-mipsel-static", elf.EM_MIPS, binary.LittleEndian, elf.ELFCLASS32},
+	{"arm", "qemu-arm-static", elf.EM_ARM, binary.LittleEndian, elf.ELFCLASS32},
+	{"arm64", "qemu-aarch64-static", elf.EM_AARCH64, binary.LittleEndian, elf.ELFCLASS64},
+	{"amd64", "qemu-x86_64-static", elf.EM_X86_64, binary.LittleEndian, elf.ELFCLASS64},
+}
+
+// The seed's CE 774 (DESIGN.md s6): 192.0.2.59, PSID 20, ports 40960-43007.
+var seedDerive = []string{"derive", "--json", "--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0",
+	"--prefix", "2001:db8:ce:774::/64", "--dmr", "64:ff9b::/96"}
+
+// crossSh runs scripts/cross.sh from the module root with extra environment.
+func crossSh(t *testing.T, env ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("sh", "scripts/cross.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestCrossBuilds builds ce-agent for every router architecture with
+// scripts/cross.sh (what `make cross` runs), checks each binary is a static,
+// stripped ELF for its CPU, runs it under qemu-user and requires the same
+// derive JSON on every architecture; it also holds the size budget.
+func TestCrossBuilds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross builds for five architectures are not short")
+	}
+	qemus := []string{}
+	for _, c := range crossTargets {
+		if c.goarch != runtime.GOARCH {
+			qemus = append(qemus, c.qemu)
+		}
+	}
+	testenv.Require(t, qemus...)
+
+	out := t.TempDir()
+	table, err := crossSh(t, "OUT="+out, "BINS=ce-agent")
+	if err != nil {
+		t.Fatalf("scripts/cross.sh: %v\n%s", err, table)
+	}
+	t.Logf("scripts/cross.sh:\n%s", table)
+
+	var want []byte // derive JSON of the first architecture
+	for _, c := range crossTargets {
+		t.Run(c.goarch, func(t *testing.T) {
+			bin := filepath.Join(out, c.goarch, "ce-agent")
+			checkELF(t, bin, c)
+			run := func(args ...string) []byte {
+				t.Helper()
+				argv := append([]string{bin}, args...)
+				if c.goarch != runtime.GOARCH {
+					argv = append([]string{c.qemu}, argv...)
+				}
+				var stderr bytes.Buffer
+				cmd := exec.Command(argv[0], argv[1:]...)
+				cmd.Stderr = &stderr
+				b, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("%q: %v (stderr %q)", argv, err, stderr.String())
+				}
+				return b
+			}
+			if v := string(run("version")); !strings.HasPrefix(v, "ce-agent ") || !strings.Contains(v, "(linux/"+c.goarch+", go") {
+				t.Errorf("version %q, want ce-agent ... (linux/%s, go...)", v, c.goarch)
+			}
+			got := run(seedDerive...)
+			checkSeedJSON(t, got)
+			if want == nil {
+				want = got
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("derive JSON differs from %s:\n got %s\nwant %s", crossTargets[0].goarch, got, want)
+			}
+		})
+	}
+
+	st, err := os.Stat(filepath.Join(out, "mipsle", "ce-agent"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > sizeBudget {
+		t.Errorf("ce-agent for mipsle is %d bytes, over the %d-byte budget", st.Size(), sizeBudget)
+	}
+	// The script itself must refuse a binary over budget (cached build).
+	msg, err := crossSh(t, "OUT="+out, "BINS=ce-agent", "ARCHS=mipsle", "BUDGET="+strconv.FormatInt(st.Size()-1, 10))
+	if err == nil || !strings.Contains(msg, "over the budget of "+strconv.FormatInt(st.Size()-1, 10)+" bytes") {
+		t.Errorf("cross.sh with a budget 1 byte too small: err %v, output %q; want a budget failure", err, msg)
+	}
+}
+
+// checkELF requires a static, stripped executable for the target's CPU.
+func checkELF(t *testing.T, path string, c crossTarget) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Machine != c.machine || f.ByteOrder != c.order || f.Class != c.class || f.Type != elf.ET_EXEC {
+		t.Errorf("ELF %v %v %v %v, want %v %v %v ET_EXEC", f.Machine, f.ByteOrder, f.Class, f.Type, c.machine, c.order, c.class)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("has %v: not static (CGO must be off)", p.Type)
+		}
+	}
+	for _, s := range []string{".symtab", ".debug_info", ".zdebug_info"} {
+		if f.Section(s) != nil {
+			t.Errorf("has section %s: not stripped (-s -w)", s)
+		}
+	}
+	if c.machine == elf.EM_ARM {
+		// EF_ARM_ABI_FLOAT_HARD (0x400) would need VFP registers for calls;
+		// Go's GOARM=7 binaries use the soft-float calling convention.
+		if flags := elfFlags(t, f, path); flags&0x400 != 0 {
+			t.Errorf("ARM ELF flags %#x: hard-float ABI", flags)
+		}
+	}
+}
+
+func elfFlags(t *testing.T, f *elf.File, path string) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// e_flags sits at offset 36 in a 32-bit ELF header.
+	if f.Class != elf.ELFCLASS32 || len(b) < 40 {
+		t.Fatalf("unexpected ELF header in %s", path)
+	}
+	return f.ByteOrder.Uint32(b[36:40])
+}
+
+// checkSeedJSON requires the seed CE's binding in derive's JSON.
+func checkSeedJSON(t *testing.T, b []byte) {
+	t.Helper()
+	var j struct {
+		IPv4       string     `json:"ipv4"`
+		PSID       int        `json:"psid"`
+		Ports      [][]uint16 `json:"ports"`
+		MAPAddress string     `json:"map_address"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatalf("derive JSON %q: %v", b, err)
+	}
+	want := struct {
+		IPv4       string
+		PSID       int
+		Ports      [][]uint16
+		MAPAddress string
+	}{"192.0.2.59/32", 20, [][]uint16{{40960, 43007}}, "2001:db8:ce:774:0:c000:23b:14"}
+	if got := (struct {
+		IPv4       string
+		PSID       int
+		Ports      [][]uint16
+		MAPAddress string
+	}{j.IPv4, j.PSID, j.Ports, j.MAPAddress}); !reflect.DeepEqual(got, want) {
+		t.Errorf("derive: %+v, want %+v", got, want)
+	}
+}
