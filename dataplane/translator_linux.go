@@ -18,6 +18,9 @@ type Translator struct {
 	cap    int
 	tables ruleTables
 	slot   uint32
+
+	attached   []attachment
+	attachMode AttachMode
 }
 
 // Load loads the programs for cfg.Mode (without attaching them) and writes
@@ -176,9 +179,9 @@ func (t *Translator) Prog6to4() *ebpf.Program {
 	return t.coll.Programs["br_ingress6"]
 }
 
-// Close releases the programs and maps (attached links hold their own
-// references; detach them first).
+// Close detaches the programs and releases them and their maps.
 func (t *Translator) Close() error {
+	err := t.Detach()
 	t.coll.Close()
-	return nil
+	return err
 }

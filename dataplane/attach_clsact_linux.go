@@ -1,0 +1,101 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Our cls_bpf filters are recognised by priority and handle: attaching
+// replaces a filter of ours left by an earlier run, and never touches
+// other filters on the same hook.
+const (
+	clsactPrio   = 0x4d54 // "MT"
+	clsactHandle = 1
+)
+
+// clsactAttachment is a direct-action cls_bpf filter on a clsact qdisc,
+// the fallback for kernels without TCX.
+type clsactAttachment struct {
+	h            *netlink.Handle
+	filter       *netlink.BpfFilter
+	qdisc        *netlink.GenericQdisc
+	createdQdisc bool
+}
+
+func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachment, error) {
+	h, err := netlink.NewHandle() // in the caller's namespace
+	if err != nil {
+		return nil, err
+	}
+	a := &clsactAttachment{h: h, createdQdisc: true}
+	a.qdisc = &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := h.QdiscAdd(a.qdisc); err != nil {
+		if !errors.Is(err, unix.EEXIST) {
+			h.Close()
+			return nil, fmt.Errorf("add clsact qdisc: %w", err)
+		}
+		a.createdQdisc = false
+	}
+	parent := uint32(netlink.HANDLE_MIN_EGRESS)
+	if ingress {
+		parent = netlink.HANDLE_MIN_INGRESS
+	}
+	info, _ := prog.Info()
+	name := "mapt"
+	if info != nil {
+		name = "mapt-" + info.Name
+	}
+	a.filter = &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{
+			LinkIndex: ifindex,
+			Parent:    parent,
+			Handle:    clsactHandle,
+			Priority:  clsactPrio,
+			Protocol:  unix.ETH_P_ALL,
+		},
+		Fd:           prog.FD(),
+		Name:         name,
+		DirectAction: true,
+	}
+	if err := h.FilterReplace(a.filter); err != nil {
+		a.dropQdisc()
+		h.Close()
+		return nil, fmt.Errorf("add cls_bpf filter: %w", err)
+	}
+	return a, nil
+}
+
+func (a *clsactAttachment) detach() error {
+	defer a.h.Close()
+	err := a.h.FilterDel(a.filter)
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT) {
+		err = nil // the device or the filter is gone already
+	}
+	if err != nil {
+		return fmt.Errorf("delete cls_bpf filter: %w", err)
+	}
+	a.dropQdisc()
+	return nil
+}
+
+// dropQdisc removes the clsact qdisc if we created it and no filter is
+// left on it.
+func (a *clsactAttachment) dropQdisc() {
+	if !a.createdQdisc {
+		return
+	}
+	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: a.qdisc.LinkIndex}}
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		if fs, err := a.h.FilterList(link, parent); err != nil || len(fs) > 0 {
+			return
+		}
+	}
+	a.h.QdiscDel(a.qdisc)
+}
