@@ -173,7 +173,7 @@ func TestCE4to6(t *testing.T) {
 		{"bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, nil), 14+10), actShot, "bad_header", nil},
 		{"truncated", pkt4(t, me, serverV4, l4{"tcp", our, 443, 40}, nil)[:14+20+10], actShot, "truncated", nil},
 		{"gre", pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, func(ip *layers.IPv4) { ip.Protocol = layers.IPProtocolGRE }), actShot, "proto", nil},
-		{"not ipv4", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 10}, nil), actOK, "", nil},
+		{"not ipv4", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 10}, nil), actPass, "", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -236,14 +236,14 @@ func TestCE6to4(t *testing.T) {
 		{"destination port outside set", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, notIn(t, ps), 10}, nil), actShot, "dst_port", nil},
 		{"echo id outside set", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-rep", notIn(t, ps), 0, 8}, nil), actShot, "dst_port", nil},
 		{"source neither dmr nor fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), ceBinding.MAPAddress, l4{"tcp", 443, our, 10}, nil), actShot, "src_unknown", nil},
-		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actOK, "pass", nil},
-		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actOK, "pass", nil},
+		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
+		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		{"hop-by-hop header", hopByHop(t, srvMAP, ceBinding.MAPAddress, our), actShot, "ipv6_exthdr", nil},
 		{"fragment header", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, func(ip *layers.IPv6) { ip.NextHeader = layers.IPProtocolIPv6Fragment }), actShot, "fragment", nil},
 		{"neighbour solicitation", icmpType6(t, srvMAP, ceBinding.MAPAddress, 135), actShot, "icmp_type", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
 		{"truncated", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 40}, nil)[:14+40+10], actShot, "truncated", nil},
-		{"not ipv6", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), actOK, "", nil},
+		{"not ipv6", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), actPass, "", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

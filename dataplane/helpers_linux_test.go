@@ -17,6 +17,7 @@ import (
 // TC verdicts (linux/pkt_cls.h).
 const (
 	actOK       = 0
+	actPass     = 0xffffffff // TC_ACT_UNSPEC: next program or the stack
 	actShot     = 2
 	actRedirect = 7
 )

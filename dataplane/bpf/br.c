@@ -24,16 +24,16 @@ int br_ingress6(struct __sk_buff *skb)
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
-		return TC_ACT_OK;
+		return PASS;
 	if (!c)
-		return TC_ACT_OK;
+		return PASS;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + 24, dst, 16))
-		return TC_ACT_OK;
+		return PASS;
 	dhi = v6_hi(dst);
 	dlo = v6_lo(dst);
 	if (!dmr_match(c, dhi, dlo)) {
 		count(R_PASS);
-		return TC_ACT_OK;
+		return PASS;
 	}
 	err = parse6(skb, &p);
 	if (err)
@@ -83,15 +83,15 @@ int br_ingress4(struct __sk_buff *skb)
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return PASS;
 	if (!c)
-		return TC_ACT_OK;
+		return PASS;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + 16, dst, 4))
-		return TC_ACT_OK;
+		return PASS;
 	daddr = bpf_ntohl(*(__be32 *)dst);
 	if (!lookup_v4(daddr)) {
 		count(R_PASS);
-		return TC_ACT_OK;
+		return PASS;
 	}
 	err = parse4(skb, &p);
 	if (err)

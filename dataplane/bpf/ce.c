@@ -23,7 +23,7 @@ int ce_egress(struct __sk_buff *skb)
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return PASS;
 	if (!c)
 		return drop(R_NO_CONFIG);
 	/* A TUN uplink hands us a bare IP packet; give it the Ethernet header
@@ -72,17 +72,17 @@ int ce_ingress(struct __sk_buff *skb)
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
-		return TC_ACT_OK;
+		return PASS;
 	if (!c)
-		return TC_ACT_OK;
+		return PASS;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + 24, dst, 16))
-		return TC_ACT_OK;
+		return PASS;
 	dhi = v6_hi(dst);
 	dlo = v6_lo(dst);
 	/* Ours only if it is exactly a MAP address of our binding. */
 	if ((dhi & c->eup_mask_hi) != c->eup_hi || (dlo & c->eup_mask_lo) != c->eup_lo) {
 		count(R_PASS);
-		return TC_ACT_OK;
+		return PASS;
 	}
 	daddr = c->v4 | ((__u32)(dlo >> 16) & ~c->v4_mask);
 	ehi = c->eup_hi;
@@ -90,7 +90,7 @@ int ce_ingress(struct __sk_buff *skb)
 	map_address(&ehi, &elo, c->eup_len, daddr, c->psid);
 	if (ehi != dhi || elo != dlo) {
 		count(R_PASS);
-		return TC_ACT_OK;
+		return PASS;
 	}
 
 	err = parse6(skb, &p);
@@ -123,7 +123,7 @@ int ce_ingress(struct __sk_buff *skb)
 SEC("tc")
 int passthrough(struct __sk_buff *skb)
 {
-	return TC_ACT_OK;
+	return PASS;
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

@@ -24,6 +24,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+/* Verdict for packets that are not ours: let the next program on the hook
+ * (TCX chain or cls_bpf filter list) or the stack have them. */
+#define PASS TC_ACT_UNSPEC
+
 #define ETH_HLEN 14
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
