@@ -18,10 +18,10 @@ import (
 	"github.com/mapt-go/mapt/mapt"
 )
 
-// ackBuffer is the netlink receive buffer for a transaction. The kernel
-// acknowledges every message of a batch, and a port set cut into 512 slots
-// is more than 1000 messages; the default buffer overflows (ENOBUFS) at
-// about 200.
+// ackBuffer is the netlink send and receive buffer size. A port set cut
+// into 512 slots is a batch of more than 1000 messages, sent in one
+// sendmsg (EMSGSIZE past the send buffer) and each acknowledged (ENOBUFS
+// past the receive buffer; the default overflows at about 200).
 const ackBuffer = 8 << 20
 
 // NAT programs the SNAT table of one network namespace and cleans up the
@@ -52,9 +52,9 @@ func Open(netnsFD int, log *slog.Logger) (*NAT, error) {
 // Close releases the netlink sockets; the table stays.
 func (n *NAT) Close() error { return errors.Join(n.nft.CloseLasting(), n.ct.Close()) }
 
-// bigAckBuffer makes room for the acknowledgements of a whole batch: each
-// is capped to its header (NETLINK_CAP_ACK) and the buffer is forced past
-// rmem_max, which root may do.
+// bigAckBuffer makes room for a whole batch and its acknowledgements: each
+// is capped to its header (NETLINK_CAP_ACK) and the buffers are forced
+// past rmem_max/wmem_max, which CAP_NET_ADMIN may do.
 func bigAckBuffer(c *netlink.Conn) error {
 	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
 		return fmt.Errorf("nat: netlink cap ack: %w", err)
@@ -65,15 +65,14 @@ func bigAckBuffer(c *netlink.Conn) error {
 	}
 	var serr error
 	if err := raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer)
-		if serr != nil {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, ackBuffer)
-		}
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, ackBuffer),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, ackBuffer))
 	}); err != nil {
 		return err
 	}
 	if serr != nil {
-		return fmt.Errorf("nat: netlink receive buffer: %w", serr)
+		return fmt.Errorf("nat: netlink socket buffers: %w", serr)
 	}
 	return nil
 }
@@ -178,6 +177,7 @@ func (n *NAT) matches(cfg Config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nat: read slot map: %w", err)
 	}
+	n.log.Debug("nat: slot map", "elements", len(elems), "want", len(cfg.chunks()))
 	return len(elems) == len(cfg.chunks()), nil
 }
 

@@ -14,6 +14,12 @@ import (
 // confirm; ranges of at most that size are therefore searched completely.
 const maxChunk = 128
 
+// MaxSlots bounds the number of slots, and with it the size of the
+// transaction (two messages per slot). It admits every port set with
+// PSID offset a <= 12; larger offsets (ranges of one or two ports, 8191
+// of them or more) are rejected.
+const MaxSlots = 4096
+
 // Config is what the NAT needs from a MAP binding.
 type Config struct {
 	// Uplink is the IPv4 uplink device (the translator's L3 device).
@@ -75,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if total == 1 && rs[0].First == 0 {
 		return fmt.Errorf("nat: port set: only port 0, which is never used on the wire")
+	}
+	if n := len(c.chunks()); n > MaxSlots {
+		return fmt.Errorf("nat: port set: %d ranges need %d slots, more than %d (PSID offset too large)", len(rs), n, MaxSlots)
 	}
 	return nil
 }

@@ -25,6 +25,12 @@ func TestValidate(t *testing.T) {
 		}, "ranges 1000-2000 and 2000-2100 overlap"},
 		{"reversed range", func(c *Config) { c.Ports = []mapt.PortRange{{First: 10, Last: 9}} }, "range 10-9: first port above last"},
 		{"only port 0", func(c *Config) { c.Ports = []mapt.PortRange{{First: 0, Last: 0}} }, "only port 0"},
+		{"too many slots", func(c *Config) {
+			c.Ports = mapt.PortSet{PortParams: mapt.PortParams{Offset: 13, Len: 3}, PSID: 1}.Ranges()
+		}, "8191 ranges need 8191 slots, more than 4096"},
+		{"a=12 still fits", func(c *Config) {
+			c.Ports = mapt.PortSet{PortParams: mapt.PortParams{Offset: 12, Len: 4}, PSID: 1}.Ranges()
+		}, ""},
 		{"no uplink", func(c *Config) { c.Uplink = "" }, `uplink ""`},
 		{"long uplink", func(c *Config) { c.Uplink = "a-very-long-device" }, "1-15 bytes"},
 		{"ipv6 address", func(c *Config) { c.Addr = netip.MustParsePrefix("2001:db8::1/128") }, "not an IPv4"},

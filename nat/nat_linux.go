@@ -143,8 +143,17 @@ func build(c *nftables.Conn, cfg Config) error {
 			VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: slots[i].Name},
 		}
 	}
-	if err := c.AddSet(slotMap, elems); err != nil {
+	// Elements go in several messages: one netlink attribute holds at
+	// most 64 KiB, about 1000 verdict elements.
+	if err := c.AddSet(slotMap, nil); err != nil {
 		return fmt.Errorf("nat: slot map: %w", err)
+	}
+	for len(elems) > 0 {
+		n := min(len(elems), 256)
+		if err := c.SetAddElements(slotMap, elems[:n]); err != nil {
+			return fmt.Errorf("nat: slot map: %w", err)
+		}
+		elems = elems[n:]
 	}
 	for _, p := range portProtos {
 		exprs := append([]expr.Any{}, oif...)
