@@ -1,0 +1,316 @@
+package dataplane
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// lab is the static MAP-T path: client -- CE -- BR -- server.
+//
+//	client 192.0.2.59 (the CE's address; ephemeral ports = its port set)
+//	  | lan0
+//	CE: mapt0 (TUN, MTU 1480, IPv4 default route) --4->6--> wan0
+//	  | wan0 2001:db8:f::2           eth0 2001:db8:f::1
+//	BR: eth0 (IPv6 side) 6->4 / eth1 (IPv4 side) 4->6
+//	  | eth1 198.51.100.1
+//	server 198.51.100.7
+type lab struct {
+	client, ce, br, server *testenv.NS
+	ceT, brT               *Translator
+}
+
+// The DESIGN s6 example: 2001:db8:ce:774::/64 under
+// {2001:db8:ce::/51, 192.0.2.0/24, EA 13, a=0} is 192.0.2.59, PSID 20,
+// ports 40960-43007.
+var (
+	labRule = mustRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr")
+	labEUP  = netip.MustParsePrefix("2001:db8:ce:774::/64")
+	labDMR  = netip.MustParsePrefix("64:ff9b::/96")
+)
+
+func newLab(t *testing.T, mode AttachMode) *lab {
+	t.Helper()
+	testenv.Require(t, "ip", "ethtool", "ping")
+	b := mustDerive(labRule, labEUP)
+	if got := b.IPv4.Addr().String(); got != "192.0.2.59" || b.PortSet.Range(0).First != 40960 {
+		t.Fatalf("lab binding %v %v: not the DESIGN example", b.IPv4, b.PortSet)
+	}
+	l := testenv.New(t)
+	x := &lab{client: l.NS("client"), ce: l.NS("ce"), br: l.NS("br"), server: l.NS("server")}
+	l.Veth(x.client, "eth0", x.ce, "lan0")
+	l.Veth(x.ce, "wan0", x.br, "eth0")
+	l.Veth(x.br, "eth1", x.server, "eth0")
+
+	x.client.Addr("eth0", "192.0.2.59/32")
+	x.client.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1480")
+	x.client.Route("10.9.0.1", "dev", "eth0")
+	x.client.Route("default", "via", "10.9.0.1", "dev", "eth0")
+	r := b.PortSet.Range(0)
+	x.client.Sysctl("net.ipv4.ip_local_port_range", fmt.Sprintf("%d %d", r.First, r.Last))
+
+	x.ce.Forwarding()
+	x.ce.Addr("lan0", "10.9.0.1/24")
+	x.ce.Route("192.0.2.59/32", "dev", "lan0")
+	x.ce.MustExec("ip", "tuntap", "add", "dev", "mapt0", "mode", "tun")
+	x.ce.MustExec("ip", "link", "set", "dev", "mapt0", "mtu", "1480", "up")
+	x.ce.Route("default", "dev", "mapt0")
+	x.ce.Addr("wan0", "2001:db8:f::2/64")
+	x.ce.Route("default", "via", "2001:db8:f::1")
+
+	x.br.Forwarding()
+	x.br.Sysctl("net.ipv4.conf.all.rp_filter", "0")
+	x.br.Sysctl("net.ipv4.conf.eth0.rp_filter", "0")
+	x.br.Addr("eth0", "2001:db8:f::1/64")
+	x.br.Addr("eth1", "198.51.100.1/24")
+	x.br.Route("2001:db8:ce::/51", "via", "2001:db8:f::2")
+
+	x.server.Addr("eth0", "198.51.100.7/24")
+	x.server.Route("default", "via", "198.51.100.1")
+
+	// Offloads on: veth TSO/GSO are on by default; GRO makes the
+	// receiving side build large packets as well.
+	for _, d := range []struct {
+		ns  *testenv.NS
+		dev string
+	}{{x.client, "eth0"}, {x.ce, "lan0"}, {x.ce, "wan0"}, {x.br, "eth0"}, {x.br, "eth1"}, {x.server, "eth0"}} {
+		d.ns.MustExec("ethtool", "-K", d.dev, "gro", "on", "tso", "on", "gso", "on")
+	}
+
+	err := x.ce.Do(func() error {
+		var err error
+		x.ceT, err = Load(Config{Mode: CE, Binding: b, DMR: labDMR, FMRs: []mapt.Rule{labRule}})
+		if err != nil {
+			return err
+		}
+		return x.ceT.AttachCE("mapt0", "wan0", mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.ceT.Close() })
+	err = x.br.Do(func() error {
+		var err error
+		x.brT, err = Load(Config{Mode: BR, DMR: labDMR, FMRs: []mapt.Rule{labRule}})
+		if err != nil {
+			return err
+		}
+		return x.brT.AttachBR("eth0", "eth1", mode)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.brT.Close() })
+	return x
+}
+
+// drops sums the counters that are not translations or passes.
+func drops(t *testing.T, tr *Translator) map[string]uint64 {
+	t.Helper()
+	c, err := tr.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for k, v := range c {
+		switch k {
+		case "ce_4to6", "ce_6to4", "br_4to6", "br_6to4", "br_hairpin", "pass":
+		default:
+			if v > 0 {
+				out[k] = v
+			}
+		}
+	}
+	return out
+}
+
+// TestNetnsCEBR sends ping, UDP and bulk TCP both ways through a CE and a
+// BR in namespaces, with veth offloads on, in both attach modes.
+func TestNetnsCEBR(t *testing.T) {
+	for _, mode := range []AttachMode{AttachTCX, AttachClsact} {
+		t.Run(string(mode), func(t *testing.T) {
+			x := newLab(t, mode)
+			if x.ceT.AttachMode() != mode || x.brT.AttachMode() != mode {
+				t.Fatalf("attach modes %q %q, want %q", x.ceT.AttachMode(), x.brT.AttachMode(), mode)
+			}
+
+			// ICMP echo with an identifier inside the port set. TTL 62: the
+			// BR and the CE each decrement once (64 -> 62), no more.
+			out := x.client.MustExec("ping", "-c", "3", "-i", "0.2", "-W", "2", "-e", "41000", "198.51.100.7")
+			if !strings.Contains(out, "3 received") || !strings.Contains(out, "ttl=62") {
+				t.Fatalf("ping:\n%s", out)
+			}
+
+			t.Run("udp", func(t *testing.T) { udpEcho(t, x) })
+			t.Run("tcp bulk", func(t *testing.T) { tcpBulk(t, x, 4<<20) })
+
+			ce, _ := x.ceT.Counters()
+			br, _ := x.brT.Counters()
+			for _, k := range []string{"ce_4to6", "ce_6to4"} {
+				if ce[k] == 0 {
+					t.Errorf("ce counter %s = 0", k)
+				}
+			}
+			for _, k := range []string{"br_4to6", "br_6to4"} {
+				if br[k] == 0 {
+					t.Errorf("br counter %s = 0", k)
+				}
+			}
+			if d := drops(t, x.ceT); len(d) > 0 {
+				t.Errorf("ce drops: %v", d)
+			}
+			if d := drops(t, x.brT); len(d) > 0 {
+				t.Errorf("br drops: %v", d)
+			}
+			t.Logf("ce %v\nbr %v", ce, br)
+		})
+	}
+}
+
+// udpEcho sends datagrams of several sizes (up to the 1480-byte uplink MTU)
+// and expects each echoed back unchanged.
+func udpEcho(t *testing.T, x *lab) {
+	var srv net.PacketConn
+	if err := x.server.Do(func() (err error) {
+		srv, err = net.ListenPacket("udp4", "198.51.100.7:7007")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteTo(buf[:n], from)
+		}
+	}()
+	var c net.Conn
+	if err := x.client.Do(func() (err error) {
+		c, err = net.Dial("udp4", "198.51.100.7:7007")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for _, size := range []int{1, 100, 1000, 1452} {
+		msg := make([]byte, size)
+		rand.Read(msg)
+		ok := false
+		for try := 0; try < 3 && !ok; try++ {
+			if _, err := c.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			n, err := c.Read(buf)
+			ok = err == nil && bytes.Equal(buf[:n], msg)
+		}
+		if !ok {
+			t.Fatalf("udp %d bytes: no echo", size)
+		}
+	}
+}
+
+// tcpBulk sends n random bytes each way over one TCP connection and
+// compares digests.
+func tcpBulk(t *testing.T, x *lab, n int64) {
+	var ln net.Listener
+	if err := x.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp4", "198.51.100.7:8008")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	type result struct {
+		sum [32]byte
+		err error
+	}
+	srvDone := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			srvDone <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(60 * time.Second))
+		h := sha256.New()
+		if _, err := io.CopyN(h, c, n); err != nil {
+			srvDone <- result{err: fmt.Errorf("server read: %w", err)}
+			return
+		}
+		var r result
+		copy(r.sum[:], h.Sum(nil))
+		// Now the other way: server -> client.
+		if _, err := io.CopyN(c, bytes.NewReader(r.sum[:]), 32); err != nil {
+			r.err = err
+		} else if _, err := io.CopyN(c, &seeded{seed: 7}, n); err != nil {
+			r.err = fmt.Errorf("server write: %w", err)
+		}
+		srvDone <- r
+	}()
+	var c net.Conn
+	if err := x.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp4", "198.51.100.7:8008", 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
+	if !mustDerive(labRule, labEUP).PortSet.Contains(port) {
+		t.Fatalf("client port %d outside the port set", port)
+	}
+	start := time.Now()
+	up := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(c, up), &seeded{seed: 3}, n); err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	var echo [32]byte
+	if _, err := io.ReadFull(c, echo[:]); err != nil {
+		t.Fatalf("client read digest: %v", err)
+	}
+	if !bytes.Equal(echo[:], up.Sum(nil)) {
+		t.Fatal("server received other bytes than the client sent")
+	}
+	down := sha256.New()
+	if _, err := io.CopyN(down, c, n); err != nil {
+		t.Fatalf("client read: %v", err)
+	}
+	want := sha256.New()
+	io.CopyN(want, &seeded{seed: 7}, n)
+	if !bytes.Equal(down.Sum(nil), want.Sum(nil)) {
+		t.Fatal("client received other bytes than the server sent")
+	}
+	if r := <-srvDone; r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("%d bytes each way in %v", n, time.Since(start))
+}
+
+// seeded is a cheap deterministic byte stream.
+type seeded struct{ seed uint64 }
+
+func (s *seeded) Read(p []byte) (int, error) {
+	for i := range p {
+		s.seed = s.seed*6364136223846793005 + 1442695040888963407
+		p[i] = byte(s.seed >> 56)
+	}
+	return len(p), nil
+}
