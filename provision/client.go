@@ -253,7 +253,7 @@ func (c *Client) Run(ctx context.Context, emit func(Event)) error {
 
 		next, err := c.extend(ctx, in, lease, dhcpv6.MessageTypeRenew, lease.RebindAt())
 		kind := Renewed
-		if next == nil && errors.Is(err, errNotForUs) && ctx.Err() == nil {
+		if next == nil && errors.Is(err, errExhausted) && ctx.Err() == nil {
 			next, err = c.extend(ctx, in, lease, dhcpv6.MessageTypeRebind, lease.Expires())
 			kind = Rebound
 		}
@@ -342,7 +342,7 @@ func (c *Client) sleepUntil(ctx context.Context, in <-chan packet, t time.Time) 
 var cryptoRead = crand.Read
 
 // errExhausted ends an exchange that ran out of retransmissions or time.
-var errExhausted = fmt.Errorf("no answer: %w", errNotForUs)
+var errExhausted = errors.New("no answer")
 
 // exchange is one client-initiated message exchange with RFC 8415 s15
 // retransmission.
@@ -561,7 +561,7 @@ func (c *Client) request(ctx context.Context, in <-chan packet, serverID []byte,
 
 // extend runs Renew (with the server-id) or Rebind (without) for the
 // lease until end (T2, or the end of the valid lifetime). It returns the
-// new lease, or nil and why: errNotForUs (no answer), errNoPrefix
+// new lease, or nil and why: errExhausted (no answer), errNoPrefix
 // (withdrawn) or errNoBinding.
 func (c *Client) extend(ctx context.Context, in <-chan packet, l *Lease, typ dhcpv6.MessageType, end time.Time) (*Lease, error) {
 	ex := exchange{typ: typ, end: end, prefix: l.Prefix}

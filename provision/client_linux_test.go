@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -63,9 +64,12 @@ type clientLab struct {
 	ce, isp *testenv.NS
 	srv     *testServer
 	events  chan Event
+	// describe says what the server saw, for failure messages.
+	describe func() string
 }
 
-func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte) *clientLab {
+// newLinkLab makes the two namespaces and the link, both ends up.
+func newLinkLab(t *testing.T) *clientLab {
 	t.Helper()
 	testenv.Require(t, "ip")
 	l := testenv.New(t)
@@ -85,9 +89,16 @@ func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte)
 			t.Fatalf("%s: eth0 not up", n.Short)
 		}
 	}
+	return &clientLab{lab: l, ce: ce, isp: isp, events: make(chan Event, 32)}
+}
+
+// newClientLab is newLinkLab with a scripted server in isp.
+func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte) *clientLab {
+	t.Helper()
+	cl := newLinkLab(t)
 	s := &testServer{respond: respond}
 	var srv *server6.Server
-	err := isp.Do(func() (err error) {
+	err := cl.isp.Do(func() (err error) {
 		srv, err = server6.NewServer("eth0", nil, func(conn net.PacketConn, peer net.Addr, d dhcpv6.DHCPv6) {
 			m, ok := d.(*dhcpv6.Message)
 			if !ok {
@@ -114,7 +125,9 @@ func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte)
 	}
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
-	return &clientLab{lab: l, ce: ce, isp: isp, srv: s, events: make(chan Event, 32)}
+	cl.srv = s
+	cl.describe = func() string { return fmt.Sprint("server saw ", s.types()) }
+	return cl
 }
 
 // start creates a client in the ce namespace and runs it until the test
@@ -167,11 +180,11 @@ func (cl *clientLab) next(t *testing.T, want EventKind, timeout time.Duration) E
 	select {
 	case e := <-cl.events:
 		if e.Kind != want {
-			t.Fatalf("event %s (lease %+v), want %s; server saw %v", e.Kind, e.Lease, want, cl.srv.types())
+			t.Fatalf("event %s (lease %+v), want %s; %s", e.Kind, e.Lease, want, cl.describe())
 		}
 		return e
 	case <-time.After(timeout):
-		t.Fatalf("no %s event within %s; server saw %v", want, timeout, cl.srv.types())
+		t.Fatalf("no %s event within %s; %s", want, timeout, cl.describe())
 	}
 	return Event{}
 }
@@ -181,7 +194,7 @@ func (cl *clientLab) quiet(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
 	case e := <-cl.events:
-		t.Fatalf("unexpected %s event (lease %+v); server saw %v", e.Kind, e.Lease, cl.srv.types())
+		t.Fatalf("unexpected %s event (lease %+v); %s", e.Kind, e.Lease, cl.describe())
 	case <-time.After(d):
 	}
 }
