@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
 
+	"github.com/mapt-go/mapt/dataplane"
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/internal/mapcli"
 	"github.com/mapt-go/mapt/kea"
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/relay"
 )
 
 func newFlags(name string) *flag.FlagSet {
@@ -113,4 +119,34 @@ func lookupConfig(fs *flag.FlagSet) func() ([]mapt.Rule, error) {
 		}
 		return f.Rules(), nil
 	}
+}
+
+// runRelay is `br run`.
+func runRelay(args []string, stderr io.Writer) error {
+	fs := newFlags("run")
+	path := fs.String("config", "", "domain file")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	attachMode := fs.String("attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	level, err := mapcli.ParseLogLevel(*logLevel)
+	if err != nil {
+		return err
+	}
+	if _, err := loadConfig(*path); err != nil {
+		return err
+	}
+	switch *attachMode {
+	case "", "tcx", "clsact":
+	default:
+		return mapcli.UsageError{Err: fmt.Errorf("run: --attach-mode %q: want tcx or clsact", *attachMode)}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return relay.Run(ctx, relay.Options{
+		ConfigPath: *path,
+		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		AttachMode: dataplane.AttachMode(*attachMode),
+	})
 }

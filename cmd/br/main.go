@@ -15,6 +15,8 @@ import (
 const usage = `usage: br COMMAND [flags]
 
 commands:
+  run         run the border relay: attach the translator, follow the file, serve metrics
+              br run --config FILE [--log-level LEVEL] [--attach-mode tcx|clsact]
   lookup      map one address to the other side of the domain
               br lookup (--rule RULE ... | --config FILE) [--json] ADDRESS
               ADDRESS is IPv4:port, IPv4 (no sharing) or a CE's MAP IPv6 address
@@ -42,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "lookup":
 		err = mapcli.Lookup(args[1:], stdout, stderr, lookupConfig)
+	case "run":
+		err = runRelay(args[1:], stderr)
 	case "check":
 		err = check(args[1:], stdout)
 	case "kea-config":

@@ -1,0 +1,304 @@
+package relay_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+const seedRule = "2001:db8:ce::/51,192.0.2.0/24,13,a=0"
+
+const domainYAML = `br:
+  ipv6-interface: eth0
+  ipv4-interface: eth1
+  metrics: 127.0.0.1:9724
+domains:
+  - name: seed
+    dmr: 64:ff9b::/96
+    rules:
+      - ipv6-prefix: 2001:db8:ce::/51
+        ipv4-prefix: 192.0.2.0/24
+        ea-len: 13
+        psid-offset: 0
+`
+
+const page = `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html><body>MAP-T works</body></html>
+`
+
+// mapLab is the seed network with a BR and two CEs in static mode.
+type mapLab struct {
+	*testenv.Seed
+	br         *testenv.Proc
+	domainFile string
+}
+
+func startLab(t *testing.T) *mapLab {
+	testenv.Require(t, "ip", "nft", "ping")
+	seed := testenv.NewSeed(t)
+	l := &mapLab{Seed: seed, domainFile: filepath.Join(seed.Lab.Dir(), "domain.yaml")}
+	if err := os.WriteFile(l.domainFile, []byte(domainYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	brBin := testenv.BuildBinary(t, "./cmd/br")
+	ceBin := testenv.BuildBinary(t, "./cmd/ce-agent")
+	l.br = seed.BR.Start(brBin, "run", "--config", l.domainFile, "--log-level", "debug")
+	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
+	seed.RouteDelegated("2001:db8:ce:774::/64", testenv.SeedCE774WAN)
+	for _, ce := range []struct {
+		ns     *testenv.NS
+		prefix string
+	}{{seed.CE11b, "2001:db8:ce:11b::/64"}, {seed.CE774, "2001:db8:ce:774::/64"}} {
+		sock := filepath.Join(seed.Lab.Dir(), ce.ns.Short+".sock")
+		p := ce.ns.Start(ceBin, "run", "--wan", "wan", "--rule", seedRule, "--dmr", "64:ff9b::/96", "--prefix", ce.prefix,
+			"--state-dir", filepath.Join(seed.Lab.Dir(), ce.ns.Short), "--status-socket", sock)
+		if !testenv.WaitFor(15*time.Second, func() bool {
+			s, err := agent.ReadStatus(sock)
+			return err == nil && s.State == "bound" || p.Exited()
+		}) || p.Exited() {
+			t.Fatalf("%s did not bind:\n%s", ce.ns.Short, p.Output())
+		}
+	}
+	if !testenv.WaitFor(10*time.Second, func() bool { _, err := l.metrics(); return err == nil || l.br.Exited() }) || l.br.Exited() {
+		t.Fatalf("br did not start:\n%s", l.br.Output())
+	}
+	// The Internet side: a web server and a UDP echo on s.
+	ln := seed.S.Listen("tcp", ":80")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/index.html", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, page) })
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		buf := make([]byte, 64<<10)
+		for n > 0 {
+			k := min(n, len(buf))
+			w.Write(buf[:k])
+			n -= k
+		}
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	echo := seed.S.ListenPacket("udp", ":7")
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := echo.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteTo(buf[:n], from)
+		}
+	}()
+	return l
+}
+
+// httpGet fetches a URL from inside a namespace.
+func httpGet(ns *testenv.NS, url string) (string, error) {
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.Dial(network, "", addr, 10*time.Second)
+		},
+	}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// metrics scrapes the BR's endpoint (on the BR's own loopback).
+func (l *mapLab) metrics() (map[string]float64, error) {
+	body, err := httpGet(l.BR, "http://127.0.0.1:9724/metrics")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, nil
+}
+
+func udpEcho(t *testing.T, ns *testenv.NS, msg string) {
+	t.Helper()
+	c, err := ns.Dial("udp", "", testenv.SeedServer+":7", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 2048)
+	for try := 0; try < 3; try++ {
+		c.Write([]byte(msg))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.Read(buf)
+		if err == nil {
+			if string(buf[:n]) != msg {
+				t.Fatalf("%s: udp echo %q, want %q", ns.Short, buf[:n], msg)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: no udp echo", ns.Short)
+}
+
+// TestBRTraffic runs HTTP, UDP and ping from both clients through their
+// CEs and the BR, checks the BR's anti-spoofing and the metrics.
+func TestBRTraffic(t *testing.T) {
+	l := startLab(t)
+	for _, c := range []*testenv.NS{l.C1, l.C2} {
+		body, err := httpGet(c, "http://"+testenv.SeedServer+"/index.html")
+		if err != nil || !strings.HasPrefix(body, `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"`) {
+			t.Fatalf("%s: http: %q %v\nbr:\n%s", c.Short, body, err, l.br.Output())
+		}
+		udpEcho(t, c, "hello from "+c.Short)
+		c.MustExec("ping", "-c", "2", "-i", "0.2", "-W", "3", testenv.SeedServer)
+	}
+	// A bulk download, > 1 MB, through both translators.
+	body, err := httpGet(l.C1, "http://"+testenv.SeedServer+"/big?n=4000000")
+	if err != nil || len(body) != 4000000 {
+		t.Fatalf("bulk: %d bytes, %v", len(body), err)
+	}
+
+	m, err := l.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[`mapt_br_translated_packets_total{direction="6to4"}`] < 10 || m[`mapt_br_translated_packets_total{direction="4to6"}`] < 10 {
+		t.Fatalf("metrics: %v", m)
+	}
+	if m["mapt_br_rules"] != 1 || m["mapt_br_last_reload_success"] != 1 {
+		t.Fatalf("rule/reload metrics: %v", m)
+	}
+
+	// CE 11b sends from a port outside its PSID (1000 is PSID 0's): the BR
+	// drops and counts it (RFC 7599 s8.3).
+	before := m[`mapt_br_dropped_packets_total{reason="src_port"}`]
+	mapAddr := "2001:db8:ce:11b:0:c000:208:1b"
+	l.CE11b.MustExec("ip", "-6", "addr", "add", mapAddr+"/128", "dev", "wan", "nodad")
+	cap := l.S.Capture("eth0", "udp port 7")
+	c, err := l.CE11b.Dial("udp6", "["+mapAddr+"]:1000", "[64:ff9b::cb00:7138]:7", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		c.Write([]byte("spoofed port"))
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(cap.Packets()); n != 0 {
+		t.Fatalf("%d spoofed packets reached s", n)
+	}
+	m, _ = l.metrics()
+	if got := m[`mapt_br_dropped_packets_total{reason="src_port"}`]; got < before+3 {
+		t.Fatalf("src_port drops %v -> %v", before, got)
+	}
+	l.CE11b.MustExec("ip", "-6", "addr", "del", mapAddr+"/128", "dev", "wan")
+}
+
+// TestBRHairpin reaches a server on CE 774's own address from c1: the
+// packets cross the BR, which translates them twice (RFC 7599 s8.4 with
+// hub-and-spoke: no FMR on the CEs).
+func TestBRHairpin(t *testing.T) {
+	l := startLab(t)
+	// 41000 is in CE 774's port set (40960-43007).
+	ln := l.CE774.Listen("tcp", "192.0.2.59:41000")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	c, err := l.C1.Dial("tcp", "", "192.0.2.59:41000", 10*time.Second)
+	if err != nil {
+		t.Fatalf("hairpin dial: %v\nbr:\n%s", err, l.br.Output())
+	}
+	fmt.Fprintf(c, "ping through the BR\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "ping through the BR\n" {
+		t.Fatalf("hairpin echo %q %v", line, err)
+	}
+	m, _ := l.metrics()
+	if m[`mapt_br_translated_packets_total{direction="hairpin"}`] < 2 {
+		t.Fatalf("hairpin metric: %v", m)
+	}
+}
+
+// TestBRReload changes the domain file under traffic: a valid file is
+// swapped in, a broken one is rejected and the old one keeps working.
+func TestBRReload(t *testing.T) {
+	l := startLab(t)
+	get := func() {
+		t.Helper()
+		if body, err := httpGet(l.C1, "http://"+testenv.SeedServer+"/index.html"); err != nil || !strings.Contains(body, "MAP-T works") {
+			t.Fatalf("http: %v\nbr:\n%s", err, l.br.Output())
+		}
+	}
+	get()
+	// A second domain rule, written by rename as editors do.
+	more := domainYAML + "      - ipv6-prefix: 2001:db8:cf::/48\n        ipv4-prefix: 198.51.100.0/24\n        ea-len: 8\n"
+	tmp := l.domainFile + ".tmp"
+	os.WriteFile(tmp, []byte(more), 0o644)
+	os.Rename(tmp, l.domainFile)
+	if !testenv.WaitFor(5*time.Second, func() bool { m, _ := l.metrics(); return m["mapt_br_rules"] == 2 }) {
+		t.Fatalf("reload not applied:\n%s", l.br.Output())
+	}
+	get()
+	// A broken file: rejected, logged with file, line and field.
+	os.WriteFile(l.domainFile, []byte(strings.Replace(domainYAML, "psid-offset: 0", "psid-offset: 12", 1)), 0o644)
+	if !testenv.WaitFor(5*time.Second, func() bool { m, _ := l.metrics(); return m["mapt_br_last_reload_success"] == 0 }) {
+		t.Fatalf("broken file not noticed:\n%s", l.br.Output())
+	}
+	if !strings.Contains(l.br.Output(), "domain.yaml:12: domains[0].rules[0].psid-offset") {
+		t.Fatalf("reload error not logged with line and field:\n%s", l.br.Output())
+	}
+	if m, _ := l.metrics(); m["mapt_br_rules"] != 2 {
+		t.Fatalf("running configuration lost: %v", m)
+	}
+	get()
+	// SIGHUP reloads too (back to the original, valid file).
+	os.WriteFile(l.domainFile, []byte(domainYAML), 0o644)
+	l.br.Signal(syscall.SIGHUP)
+	if !testenv.WaitFor(5*time.Second, func() bool {
+		m, _ := l.metrics()
+		return m["mapt_br_rules"] == 1 && m["mapt_br_last_reload_success"] == 1
+	}) {
+		t.Fatalf("SIGHUP reload:\n%s", l.br.Output())
+	}
+	get()
+	// SIGTERM: a clean stop.
+	l.br.Signal(syscall.SIGTERM)
+	if err := l.br.Wait(10 * time.Second); err != nil {
+		t.Fatalf("br exit: %v\n%s", err, l.br.Output())
+	}
+}

@@ -1,0 +1,60 @@
+package testenv
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Listen opens a listening socket inside the namespace. The socket stays
+// in the namespace; any goroutine may serve it.
+func (n *NS) Listen(network, addr string) net.Listener {
+	n.lab.t.Helper()
+	var l net.Listener
+	if err := n.Do(func() (err error) { l, err = net.Listen(network, addr); return }); err != nil {
+		n.lab.t.Fatalf("testenv: %s: listen %s %s: %v", n.Short, network, addr, err)
+	}
+	n.lab.t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// ListenPacket opens a packet socket inside the namespace.
+func (n *NS) ListenPacket(network, addr string) net.PacketConn {
+	n.lab.t.Helper()
+	var c net.PacketConn
+	if err := n.Do(func() (err error) { c, err = net.ListenPacket(network, addr); return }); err != nil {
+		n.lab.t.Fatalf("testenv: %s: listen %s %s: %v", n.Short, network, addr, err)
+	}
+	n.lab.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Dial connects from inside the namespace, optionally from a local
+// address (ip:port, or "" for any).
+func (n *NS) Dial(network, local, remote string, timeout time.Duration) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() error {
+		d := net.Dialer{Timeout: timeout}
+		if local != "" {
+			var err error
+			switch network {
+			case "udp", "udp4", "udp6":
+				d.LocalAddr, err = net.ResolveUDPAddr(network, local)
+			default:
+				d.LocalAddr, err = net.ResolveTCPAddr(network, local)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		var err error
+		c, err = d.DialContext(ctx, network, remote)
+		return err
+	})
+	if err == nil {
+		n.lab.t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
