@@ -2,8 +2,14 @@ package provision
 
 import (
 	"bytes"
+	"errors"
+	"net/netip"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 // FuzzParseContainer feeds arbitrary container payloads to the parser. It
@@ -44,6 +50,51 @@ func FuzzParseContainer(f *testing.F) {
 		}
 		if !reflect.DeepEqual(d, d2) {
 			t.Fatalf("round trip changed the domain:\n%+v\n%+v", d, d2)
+		}
+	})
+}
+
+// FuzzLeaseFromMessage feeds arbitrary datagrams through what the client
+// does with a server's answer: insomniacslk's message parser, then ours.
+// Nothing may panic, and an accepted lease must be self-consistent.
+func FuzzLeaseFromMessage(f *testing.F) {
+	id, err := newIdentity("wan", testMAC)
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed := unhex(f, keaSeedOption95)
+	p := iaPrefix("2001:db8:ce:11b::/64", 300*time.Second, 600*time.Second)
+	for _, m := range []*dhcpv6.Message{
+		testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p}, nil, &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: seed[4:]}),
+		testReply(dhcpv6.MessageTypeAdvertise, id, 0, 0, nil, &dhcpv6.OptStatusCode{StatusCode: iana.StatusNoPrefixAvail}),
+		testReply(dhcpv6.MessageTypeReply, id, 0, 0, []*dhcpv6.OptIAPrefix{iaPrefix("2001:db8::/48", 0, 0), p}, nil),
+	} {
+		f.Add(m.ToBytes())
+	}
+	from := netip.MustParseAddr("fe80::1")
+	now := time.Unix(1_700_000_000, 0)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := dhcpv6.MessageFromBytes(b)
+		if err != nil {
+			return
+		}
+		l, err := leaseFromMessage(m, id, from, now)
+		if err != nil {
+			if !errors.Is(err, errNotForUs) && !errors.Is(err, errNoPrefix) && !errors.Is(err, errNoBinding) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		if !l.Prefix.IsValid() || l.Prefix != l.Prefix.Masked() || !l.Prefix.Addr().Is6() {
+			t.Fatalf("lease prefix %v", l.Prefix)
+		}
+		if l.Valid <= 0 || l.Preferred > l.Valid || l.T1 > l.T2 || l.T2 > l.Valid || l.T1 < 0 {
+			t.Fatalf("lease timers %+v", l)
+		}
+		for _, d := range l.Domains {
+			if err := d.Validate(); err != nil {
+				t.Fatalf("invalid domain accepted: %v", err)
+			}
 		}
 	})
 }

@@ -132,7 +132,7 @@ func leaseFromMessage(m *dhcpv6.Message, id Identity, from netip.Addr, now time.
 		l.T1 = l.Preferred / 2
 	}
 	if l.T2 == 0 {
-		l.T2 = l.Preferred * 4 / 5
+		l.T2 = l.Preferred / 5 * 4 // not *4 first: 0xffffffff s would overflow
 	}
 	l.T2 = min(l.T2, l.Valid)
 	l.T1 = min(l.T1, l.T2)
