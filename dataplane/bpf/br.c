@@ -11,16 +11,39 @@
  */
 #include "core.h"
 
+/* br_ce6 validates a CE's MAP address and the port it uses. */
+static __always_inline int br_ce6(__u64 hi, __u64 lo, __u16 port, __u32 *v4)
+{
+	const struct rule *r = lookup_v6(hi, lo);
+	__u16 psid;
+
+	if (!r)
+		return R_SRC_UNKNOWN;
+	if (map_v6(r, hi, lo, v4, &psid))
+		return R_SRC_ADDR;
+	if (!port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
+		return R_SRC_PORT;
+	return 0;
+}
+
+/* br_ce4 maps a CE's IPv4 address and port to its MAP address. */
+static __always_inline int br_ce4(__u32 v4, __u16 port, __u64 *hi, __u64 *lo)
+{
+	const struct rule *r = rule_for_v4(v4, port);
+
+	if (!r || map_v4(r, v4, port, hi, lo))
+		return R_DST_NO_CE;
+	return 0;
+}
+
 SEC("tc")
 int br_ingress6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt p = {.l3 = ETH_HLEN};
-	const struct rule *r, *r2;
 	__u64 dst[2];
-	__u64 dhi, dlo, shi, slo;
+	__u64 dhi, dlo;
 	__u32 saddr, daddr;
-	__u16 psid;
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
@@ -38,25 +61,23 @@ int br_ingress6(struct __sk_buff *skb)
 	err = parse6(skb, &p);
 	if (err)
 		return drop(err);
-	shi = v6_hi(p.ip6.saddr);
-	slo = v6_lo(p.ip6.saddr);
-	r = lookup_v6(shi, slo);
-	if (!r)
-		return drop(R_SRC_UNKNOWN);
-	if (map_v6(r, shi, slo, &saddr, &psid))
-		return drop(R_SRC_ADDR);
-	if (!port_in_set(p.sport, r->psid_a, r->psid_k, r->psid_m, psid))
-		return drop(R_SRC_PORT);
+	/* RFC 7599 s8.3: the source port (for an error: the inner destination
+	 * port) must belong to the PSID of the source address. */
+	err = br_ce6(v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, &saddr);
+	if (err)
+		return drop(err);
 	daddr = dmr_extract(c, dhi, dlo);
 
-	r2 = rule_for_v4(daddr, p.dport);
-	if (r2) {
+	if (lookup_v4(daddr)) {
 		/* Hairpin (RFC 7599 s8.4 via s8.3): the IPv4 packet would come
 		 * straight back into our IPv4 side; do both legs at once. */
 		__u64 nshi, nslo, ndhi, ndlo;
 
-		if (map_v4(r2, daddr, p.dport, &ndhi, &ndlo))
-			return drop(R_DST_NO_CE);
+		if (p.icmp_err)
+			return drop(R_ICMP_TYPE); /* not translated on a hairpin */
+		err = br_ce4(daddr, p.dport, &ndhi, &ndlo);
+		if (err)
+			return drop(err);
 		dmr_embed(c, saddr, &nshi, &nslo);
 		err = rewrite6(skb, &p, nshi, nslo, ndhi, ndlo);
 		if (err)
@@ -64,7 +85,18 @@ int br_ingress6(struct __sk_buff *skb)
 		count(R_BR_HAIRPIN);
 		return TC_ACT_OK;
 	}
-	err = xlat_6to4(skb, &p, saddr, daddr);
+	if (p.icmp_err) {
+		__u32 isrc, idst;
+
+		if (!dmr_match(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr)))
+			return drop(R_SRC_UNKNOWN);
+		isrc = dmr_extract(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr));
+		err = br_ce6(v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, &idst);
+		if (!err)
+			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
+	} else {
+		err = xlat_6to4(skb, &p, saddr, daddr);
+	}
 	if (err)
 		return drop(err);
 	count(R_BR_6TO4);
@@ -76,9 +108,8 @@ int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt p = {.l3 = ETH_HLEN};
-	const struct rule *r;
+	struct addrs6 o, i;
 	__u8 dst[4];
-	__u64 dhi, dlo, shi, slo;
 	__u32 daddr;
 	int err;
 
@@ -96,11 +127,21 @@ int br_ingress4(struct __sk_buff *skb)
 	err = parse4(skb, &p);
 	if (err)
 		return drop(err);
-	r = rule_for_v4(daddr, p.dport);
-	if (!r || map_v4(r, daddr, p.dport, &dhi, &dlo))
-		return drop(R_DST_NO_CE);
-	dmr_embed(c, bpf_ntohl(p.ip4.saddr), &shi, &slo);
-	err = xlat_4to6(skb, &p, shi, slo, dhi, dlo);
+	/* The destination port (for an error: the inner source port) picks
+	 * the CE. */
+	err = br_ce4(daddr, p.dport, &o.dhi, &o.dlo);
+	if (err)
+		return drop(err);
+	dmr_embed(c, bpf_ntohl(p.ip4.saddr), &o.shi, &o.slo);
+	if (p.icmp_err) {
+		err = br_ce4(bpf_ntohl(p.in.ip4.saddr), p.in.sport, &i.shi, &i.slo);
+		if (err)
+			return drop(err);
+		dmr_embed(c, bpf_ntohl(p.in.ip4.daddr), &i.dhi, &i.dlo);
+		err = xlat_4to6_err(skb, &p, &o, &i);
+	} else {
+		err = xlat_4to6(skb, &p, o.shi, o.slo, o.dhi, o.dlo);
+	}
 	if (err)
 		return drop(err);
 	count(R_BR_4TO6);

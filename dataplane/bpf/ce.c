@@ -12,13 +12,65 @@
  */
 #include "core.h"
 
+/* RFC 7600: the source of translated ICMP errors whose IPv6 source has no
+ * IPv4 form (a native IPv6 router between us and the BR). */
+#define DUMMY_V4 0xc0000008 /* 192.0.0.8 */
+
+/* ce_remote4 maps a remote IPv4 address: straight to a mesh peer when an
+ * FMR matches (RFC 7599 s5.1), else into the DMR (RFC 6052). */
+static __always_inline int ce_remote4(const struct xlat_config *c, __u32 v4, __u16 port, __u64 *hi, __u64 *lo)
+{
+	const struct rule *r = rule_for_v4(v4, port);
+
+	if (r)
+		return map_v4(r, v4, port, hi, lo) ? R_DST_NO_CE : 0;
+	dmr_embed(c, v4, hi, lo);
+	return 0;
+}
+
+/* ce_remote6 maps a remote IPv6 address back: an FMR source must use a
+ * port of the PSID it carries; otherwise it must be in the DMR. */
+static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, __u32 *v4)
+{
+	const struct rule *r = lookup_v6(hi, lo);
+	__u16 psid;
+
+	if (r) {
+		if (map_v6(r, hi, lo, v4, &psid))
+			return R_SRC_ADDR;
+		if (!port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
+			return R_SRC_PORT;
+		return 0;
+	}
+	if (dmr_match(c, hi, lo)) {
+		*v4 = dmr_extract(c, hi, lo);
+		return 0;
+	}
+	return R_SRC_UNKNOWN;
+}
+
+/* ce_local6 returns our IPv4 address for one of our MAP addresses. */
+static __always_inline int ce_local6(const struct xlat_config *c, __u64 hi, __u64 lo, __u32 *v4)
+{
+	__u64 ehi = c->eup_hi, elo = c->eup_lo;
+	__u32 a;
+
+	if ((hi & c->eup_mask_hi) != c->eup_hi || (lo & c->eup_mask_lo) != c->eup_lo)
+		return -1;
+	a = c->v4 | ((__u32)(lo >> 16) & ~c->v4_mask);
+	map_address(&ehi, &elo, c->eup_len, a, c->psid);
+	if (ehi != hi || elo != lo)
+		return -1;
+	*v4 = a;
+	return 0;
+}
+
 SEC("tc")
 int ce_egress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt p = {.l3 = ETH_HLEN};
-	const struct rule *r;
-	__u64 shi, slo, dhi, dlo;
+	struct addrs6 o, i;
 	__u32 saddr, daddr;
 	int err;
 
@@ -37,22 +89,34 @@ int ce_egress(struct __sk_buff *skb)
 		return drop(err);
 	saddr = bpf_ntohl(p.ip4.saddr);
 	daddr = bpf_ntohl(p.ip4.daddr);
+	/* The source port (for an error: the inner destination port) must be
+	 * ours; anything else escaped the NAT. */
 	if ((saddr & c->v4_mask) != c->v4 ||
 	    !port_in_set(p.sport, c->psid_a, c->psid_k, c->psid_m, c->psid))
 		return drop(R_SRC_NOT_OURS);
 
-	shi = c->eup_hi;
-	slo = c->eup_lo;
-	map_address(&shi, &slo, c->eup_len, saddr, c->psid);
-	r = rule_for_v4(daddr, p.dport);
-	if (r) {
-		/* Mesh: straight to the peer CE (RFC 7599 s5.1 FMR). */
-		if (map_v4(r, daddr, p.dport, &dhi, &dlo))
-			return drop(R_DST_NO_CE);
+	o.shi = c->eup_hi;
+	o.slo = c->eup_lo;
+	map_address(&o.shi, &o.slo, c->eup_len, saddr, c->psid);
+	err = ce_remote4(c, daddr, p.dport, &o.dhi, &o.dlo);
+	if (err)
+		return drop(err);
+	if (p.icmp_err) {
+		/* The packet in error came to us: its source is remote, its
+		 * destination one of our addresses. */
+		__u32 isrc = bpf_ntohl(p.in.ip4.saddr), idst = bpf_ntohl(p.in.ip4.daddr);
+
+		if ((idst & c->v4_mask) != c->v4)
+			return drop(R_SRC_NOT_OURS);
+		i.dhi = c->eup_hi;
+		i.dlo = c->eup_lo;
+		map_address(&i.dhi, &i.dlo, c->eup_len, idst, c->psid);
+		err = ce_remote4(c, isrc, p.in.sport, &i.shi, &i.slo);
+		if (!err)
+			err = xlat_4to6_err(skb, &p, &o, &i);
 	} else {
-		dmr_embed(c, daddr, &dhi, &dlo);
+		err = xlat_4to6(skb, &p, o.shi, o.slo, o.dhi, o.dlo);
 	}
-	err = xlat_4to6(skb, &p, shi, slo, dhi, dlo);
 	if (err)
 		return drop(err);
 	count(R_CE_4TO6);
@@ -64,11 +128,8 @@ int ce_ingress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt p = {.l3 = ETH_HLEN};
-	const struct rule *r;
 	__u64 dst[2];
-	__u64 dhi, dlo, shi, slo, ehi, elo;
 	__u32 saddr, daddr;
-	__u16 psid;
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
@@ -77,18 +138,8 @@ int ce_ingress(struct __sk_buff *skb)
 		return PASS;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + 24, dst, 16))
 		return PASS;
-	dhi = v6_hi(dst);
-	dlo = v6_lo(dst);
 	/* Ours only if it is exactly a MAP address of our binding. */
-	if ((dhi & c->eup_mask_hi) != c->eup_hi || (dlo & c->eup_mask_lo) != c->eup_lo) {
-		count(R_PASS);
-		return PASS;
-	}
-	daddr = c->v4 | ((__u32)(dlo >> 16) & ~c->v4_mask);
-	ehi = c->eup_hi;
-	elo = c->eup_lo;
-	map_address(&ehi, &elo, c->eup_len, daddr, c->psid);
-	if (ehi != dhi || elo != dlo) {
+	if (ce_local6(c, v6_hi(dst), v6_lo(dst), &daddr)) {
 		count(R_PASS);
 		return PASS;
 	}
@@ -96,22 +147,26 @@ int ce_ingress(struct __sk_buff *skb)
 	err = parse6(skb, &p);
 	if (err)
 		return drop(err);
-	shi = v6_hi(p.ip6.saddr);
-	slo = v6_lo(p.ip6.saddr);
-	r = lookup_v6(shi, slo);
-	if (r) {
-		if (map_v6(r, shi, slo, &saddr, &psid))
-			return drop(R_SRC_ADDR);
-		if (!port_in_set(p.sport, r->psid_a, r->psid_k, r->psid_m, psid))
-			return drop(R_SRC_PORT);
-	} else if (dmr_match(c, shi, slo)) {
-		saddr = dmr_extract(c, shi, slo);
-	} else {
-		return drop(R_SRC_UNKNOWN);
-	}
+	err = ce_remote6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, &saddr);
+	if ((err == R_SRC_UNKNOWN || err == R_SRC_ADDR) && p.icmp_err)
+		saddr = DUMMY_V4; /* an IPv6 router reporting on our packet */
+	else if (err)
+		return drop(err);
+	/* RFC 7599 s8.2: the destination port (for an error: the inner
+	 * source port) must be in our port set. */
 	if (!port_in_set(p.dport, c->psid_a, c->psid_k, c->psid_m, c->psid))
 		return drop(R_DST_PORT);
-	err = xlat_6to4(skb, &p, saddr, daddr);
+	if (p.icmp_err) {
+		__u32 isrc, idst;
+
+		if (ce_local6(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr), &isrc))
+			return drop(R_DST_PORT);
+		err = ce_remote6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, &idst);
+		if (!err)
+			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
+	} else {
+		err = xlat_6to4(skb, &p, saddr, daddr);
+	}
 	if (err)
 		return drop(err);
 	count(R_CE_6TO4);

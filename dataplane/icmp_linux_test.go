@@ -1,0 +1,297 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// inner4 serializes the IPv4 packet carried in an ICMP error, cut to keep
+// bytes (0: whole).
+func inner4(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
+	ip := ip4(src, dst)
+	ip.Protocol = proto4(l)
+	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, false)...)...)
+	if keep > 0 && keep < len(b) {
+		b = b[:keep]
+	}
+	return b
+}
+
+func inner6(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
+	ip := ip6(src, dst)
+	ip.NextHeader = proto6(l)
+	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, true)...)...)
+	if keep > 0 && keep < len(b) {
+		b = b[:keep]
+	}
+	return b
+}
+
+// icmpErr4 builds an ICMPv4 error; rest is header bytes 4-7.
+func icmpErr4(t *testing.T, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
+	ip := ip4(src, dst)
+	ip.Protocol = layers.IPProtocolICMPv4
+	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Id: uint16(rest >> 16), Seq: uint16(rest)}
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
+	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
+}
+
+func icmpErr6(t *testing.T, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
+	ip := ip6(src, dst)
+	ip.NextHeader = layers.IPProtocolICMPv6
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
+	ic.SetNetworkLayerForChecksum(ip)
+	payload := binary.BigEndian.AppendUint32(nil, rest)
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
+	return serialize(t, eth, ip, ic, gopacket.Payload(append(payload, inner...)))
+}
+
+// wantErr is the expected translated error: outer and inner addresses,
+// type/code, header bytes 4-7, and the inner transport ports.
+type wantErr struct {
+	osrc, odst, isrc, idst netip.Addr
+	typ, code              uint8
+	rest                   uint32
+	isport, idport         uint16
+	fullInner              bool // the inner transport checksum can be verified
+}
+
+func checkErr6(t *testing.T, out []byte, w wantErr) {
+	t.Helper()
+	p := decode(t, out)
+	ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	if addr(ip.SrcIP) != w.osrc || addr(ip.DstIP) != w.odst {
+		t.Errorf("outer %v > %v, want %v > %v", addr(ip.SrcIP), addr(ip.DstIP), w.osrc, w.odst)
+	}
+	if int(ip.Length) != len(ip.Payload) {
+		t.Errorf("payload length %d, actual %d", ip.Length, len(ip.Payload))
+	}
+	ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	if ic.TypeCode.Type() != w.typ || ic.TypeCode.Code() != w.code {
+		t.Errorf("icmpv6 %v, want %d/%d", ic.TypeCode, w.typ, w.code)
+	}
+	if rest := binary.BigEndian.Uint32(ic.Payload[:4]); rest != w.rest {
+		t.Errorf("icmpv6 bytes 4-7 %#x, want %#x", rest, w.rest)
+	}
+	in := gopacket.NewPacket(ic.Payload[4:], layers.LayerTypeIPv6, gopacket.Default)
+	iip, ok := in.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	if !ok {
+		t.Fatalf("inner packet is no IPv6:\n%s", in.Dump())
+	}
+	if addr(iip.SrcIP) != w.isrc || addr(iip.DstIP) != w.idst {
+		t.Errorf("inner %v > %v, want %v > %v", addr(iip.SrcIP), addr(iip.DstIP), w.isrc, w.idst)
+	}
+	if iip.HopLimit != 33 || iip.TrafficClass != 0x28 {
+		t.Errorf("inner hop limit %d tc %#x, want 33 0x28", iip.HopLimit, iip.TrafficClass)
+	}
+	checkInnerPorts(t, in, ic.Payload[4+40:], w)
+}
+
+func checkErr4(t *testing.T, out []byte, w wantErr) {
+	t.Helper()
+	p := decode(t, out)
+	ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if addr(ip.SrcIP) != w.osrc || addr(ip.DstIP) != w.odst {
+		t.Errorf("outer %v > %v, want %v > %v", addr(ip.SrcIP), addr(ip.DstIP), w.osrc, w.odst)
+	}
+	if int(ip.Length) != len(ip.Contents)+len(ip.Payload) {
+		t.Errorf("total length %d, actual %d", ip.Length, len(ip.Contents)+len(ip.Payload))
+	}
+	ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	if ic.TypeCode.Type() != w.typ || ic.TypeCode.Code() != w.code {
+		t.Errorf("icmpv4 %v, want %d/%d", ic.TypeCode, w.typ, w.code)
+	}
+	if rest := uint32(ic.Id)<<16 | uint32(ic.Seq); rest != w.rest {
+		t.Errorf("icmpv4 bytes 4-7 %#x, want %#x", rest, w.rest)
+	}
+	in := gopacket.NewPacket(ic.Payload, layers.LayerTypeIPv4, gopacket.Default)
+	iip, ok := in.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if !ok {
+		t.Fatalf("inner packet is no IPv4:\n%s", in.Dump())
+	}
+	if addr(iip.SrcIP) != w.isrc || addr(iip.DstIP) != w.idst {
+		t.Errorf("inner %v > %v, want %v > %v", addr(iip.SrcIP), addr(iip.DstIP), w.isrc, w.idst)
+	}
+	if iip.TTL != 33 || iip.TOS != 0x28 {
+		t.Errorf("inner ttl %d tos %#x, want 33 0x28", iip.TTL, iip.TOS)
+	}
+	checkInnerPorts(t, in, ic.Payload[20:], w)
+}
+
+// checkInnerPorts checks the inner ports; l4 is the raw inner transport
+// header, for inner packets too short for gopacket to decode.
+func checkInnerPorts(t *testing.T, in gopacket.Packet, l4 []byte, w wantErr) {
+	t.Helper()
+	if w.fullInner {
+		if el := in.ErrorLayer(); el != nil {
+			t.Fatalf("inner packet does not decode: %v", el.Error())
+		}
+		verifyChecksums(t, in)
+	}
+	var sp, dp uint16
+	switch {
+	case !w.fullInner: // gopacket keeps a zero layer for a cut header
+		if len(l4) < 8 {
+			t.Fatalf("inner transport header missing:\n%s", in.Dump())
+		}
+		sp, dp = binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
+	case in.Layer(layers.LayerTypeTCP) != nil:
+		l := in.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		sp, dp = uint16(l.SrcPort), uint16(l.DstPort)
+	case in.Layer(layers.LayerTypeUDP) != nil:
+		l := in.Layer(layers.LayerTypeUDP).(*layers.UDP)
+		sp, dp = uint16(l.SrcPort), uint16(l.DstPort)
+	case in.Layer(layers.LayerTypeICMPv4) != nil:
+		l := in.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		sp, dp = l.Id, l.Id
+	case in.Layer(layers.LayerTypeICMPv6Echo) != nil:
+		l := in.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo)
+		sp, dp = l.Identifier, l.Identifier
+	default:
+		t.Fatalf("inner transport header missing:\n%s", in.Dump())
+	}
+	if sp != w.isport || dp != w.idport {
+		t.Errorf("inner ports %d>%d, want %d>%d", sp, dp, w.isport, w.idport)
+	}
+}
+
+type errCase struct {
+	name    string
+	in      []byte
+	ret     uint32
+	counter string
+	want    *wantErr
+}
+
+func runErrCases(t *testing.T, tr *Translator, to6 bool, cases []errCase) {
+	t.Helper()
+	prog := tr.Prog6to4()
+	if to6 {
+		prog = tr.Prog4to6()
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, prog, c.in) })
+			if ret != c.ret {
+				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
+			}
+			if d[c.counter] != 1 || len(d) != 1 {
+				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
+			}
+			if c.want == nil {
+				return
+			}
+			if to6 {
+				checkErr6(t, out, *c.want)
+			} else {
+				checkErr4(t, out, *c.want)
+			}
+		})
+	}
+}
+
+// TestCEICMPErrors4to6: errors from the LAN (after NAT) about packets that
+// came from outside, translated with their inner packet (RFC 7915 s4.2-4.3).
+func TestCEICMPErrors4to6(t *testing.T) {
+	tr := load(t, ceConfig())
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 9)
+	my6 := ceBinding.MAPAddress
+	srv6 := mapt.Embed(dmr, serverV4)
+	udpIn := inner4(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)
+	tcpIn := inner4(t, serverV4, me, l4{"tcp", 443, our, 200}, 28) // 8 bytes of TCP
+	echoIn := inner4(t, serverV4, me, l4{"echo-req", our, 0, 20}, 0)
+	runErrCases(t, tr, true, []errCase{
+		{"port unreachable", icmpErr4(t, me, serverV4, 3, 3, 0, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true}},
+		{"host unreachable", icmpErr4(t, me, serverV4, 3, 1, 0, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 0, isport: 4053, idport: our, fullInner: true}},
+		{"admin prohibited", icmpErr4(t, me, serverV4, 3, 13, 0, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 1, isport: 4053, idport: our, fullInner: true}},
+		{"protocol unreachable", icmpErr4(t, me, serverV4, 3, 2, 0, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 4, code: 1, rest: 6, isport: 4053, idport: our, fullInner: true}},
+		{"fragmentation needed: mtu + 20", icmpErr4(t, me, serverV4, 3, 4, 1400, tcpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 2, code: 0, rest: 1420, isport: 443, idport: our}},
+		{"time exceeded, inner echo", icmpErr4(t, me, serverV4, 11, 0, 0, echoIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 3, code: 0, isport: our, idport: our, fullInner: true}},
+		{"parameter problem: protocol pointer", icmpErr4(t, me, serverV4, 12, 0, 9<<24, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 4, code: 0, rest: 6, isport: 4053, idport: our, fullInner: true}},
+		{"parameter problem: untranslatable pointer", icmpErr4(t, me, serverV4, 12, 0, 10<<24, udpIn), actShot, "icmp_type", nil},
+		{"source quench", icmpErr4(t, me, serverV4, 4, 0, 0, udpIn), actShot, "icmp_type", nil},
+		{"redirect", icmpErr4(t, me, serverV4, 5, 1, 0, udpIn), actShot, "icmp_type", nil},
+		{"precedence violation", icmpErr4(t, me, serverV4, 3, 14, 0, udpIn), actShot, "icmp_type", nil},
+		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
+		{"error about an error", icmpErr4(t, me, serverV4, 3, 3, 0, icmpErr4(t, serverV4, me, 3, 3, 0, udpIn)[14:]), actShot, "icmp_type", nil},
+		{"inner truncated", icmpErr4(t, me, serverV4, 3, 3, 0, udpIn[:24]), actShot, "truncated", nil},
+	})
+}
+
+// TestCEICMPErrors6to4: errors from the BR side about packets we sent.
+func TestCEICMPErrors6to4(t *testing.T) {
+	tr := load(t, ceConfig())
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 11)
+	my6 := ceBinding.MAPAddress
+	srv6 := mapt.Embed(dmr, serverV4)
+	router := netip.MustParseAddr("203.0.113.254")
+	udpIn := inner6(t, my6, srv6, l4{"udp", our, 4053, 30}, 0)
+	tcpIn := inner6(t, my6, srv6, l4{"tcp", our, 443, 1200}, 48+8)
+	echoIn := inner6(t, my6, srv6, l4{"echo-req", our, 0, 20}, 0)
+	runErrCases(t, tr, false, []errCase{
+		{"port unreachable", icmpErr6(t, srv6, my6, 1, 4, 0, udpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true}},
+		{"no route", icmpErr6(t, srv6, my6, 1, 0, 0, udpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 1, isport: our, idport: 4053, fullInner: true}},
+		{"admin prohibited", icmpErr6(t, srv6, my6, 1, 1, 0, udpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 10, isport: our, idport: 4053, fullInner: true}},
+		{"packet too big from the dmr: mtu - 20", icmpErr6(t, mapt.Embed(dmr, router), my6, 2, 0, 1400, tcpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: router, odst: me, isrc: me, idst: serverV4, typ: 3, code: 4, rest: 1380, isport: our, idport: 443}},
+		{"packet too big from an ipv6 router", icmpErr6(t, netip.MustParseAddr("2001:db9:f::1"), my6, 2, 0, 1400, tcpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: netip.MustParseAddr("192.0.0.8"), odst: me, isrc: me, idst: serverV4, typ: 3, code: 4, rest: 1380, isport: our, idport: 443}},
+		{"time exceeded, inner echo", icmpErr6(t, mapt.Embed(dmr, router), my6, 3, 0, 0, echoIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: router, odst: me, isrc: me, idst: serverV4, typ: 11, code: 0, isport: our, idport: our, fullInner: true}},
+		{"parameter problem: hop limit pointer", icmpErr6(t, srv6, my6, 4, 0, 7, udpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 12, code: 0, rest: 8 << 24, isport: our, idport: 4053, fullInner: true}},
+		{"unrecognised next header", icmpErr6(t, srv6, my6, 4, 1, 6, udpIn), actRedirect, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 2, isport: our, idport: 4053, fullInner: true}},
+		{"packet too big below the ipv4 minimum", icmpErr6(t, srv6, my6, 2, 0, 80, tcpIn), actShot, "icmp_type", nil},
+		{"parameter problem: flow label pointer", icmpErr6(t, srv6, my6, 4, 0, 2, udpIn), actShot, "icmp_type", nil},
+		{"inner source port not ours", icmpErr6(t, srv6, my6, 1, 4, 0, inner6(t, my6, srv6, l4{"udp", notIn(t, ceBinding.PortSet), 4053, 30}, 0)), actShot, "dst_port", nil},
+		{"inner source not our address", icmpErr6(t, srv6, my6, 1, 4, 0, inner6(t, srv6, srv6, l4{"udp", our, 4053, 30}, 0)), actShot, "dst_port", nil},
+	})
+}
+
+// TestBRICMPErrors: a CE reports on a packet from the Internet (6->4), and
+// an IPv4 router reports on a CE's packet (4->6).
+func TestBRICMPErrors(t *testing.T) {
+	tr := load(t, brConfig())
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 21)
+	my6 := ceBinding.MAPAddress
+	srv6 := mapt.Embed(dmr, serverV4)
+	router := netip.MustParseAddr("203.0.113.254")
+	t.Run("6to4", func(t *testing.T) {
+		runErrCases(t, tr, false, []errCase{
+			{"port unreachable from a ce", icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
+				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true}},
+			{"error about another ce's port", icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
+		})
+	})
+	t.Run("4to6", func(t *testing.T) {
+		runErrCases(t, tr, true, []errCase{
+			{"fragmentation needed to a ce", icmpErr4(t, router, me, 3, 4, 1400, inner4(t, me, serverV4, l4{"tcp", our, 443, 1200}, 28)), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srv6, typ: 2, code: 0, rest: 1420, isport: our, idport: 443}},
+			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srv6, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
+			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
+		})
+	})
+}
