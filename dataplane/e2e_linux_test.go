@@ -152,6 +152,7 @@ func TestNetnsCEBR(t *testing.T) {
 			}
 
 			t.Run("udp", func(t *testing.T) { udpEcho(t, x) })
+			t.Run("mtu", func(t *testing.T) { mtu(t, x) })
 			t.Run("tcp bulk", func(t *testing.T) { tcpBulk(t, x, 4<<20) })
 
 			ce, _ := x.ceT.Counters()
@@ -174,6 +175,28 @@ func TestNetnsCEBR(t *testing.T) {
 			}
 			t.Logf("ce %v\nbr %v", ce, br)
 		})
+	}
+}
+
+// mtu proves that translated packets never exceed the path silently: the
+// uplink's MTU is the WAN's minus 20, so the CE's stack answers an
+// oversize DF packet with Fragmentation Needed carrying 1480, while a
+// packet of exactly 1480 bytes crosses both translators (1500 as IPv6).
+func mtu(t *testing.T, x *lab) {
+	x.client.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1500")
+	defer x.client.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1480")
+	out, err := x.client.Exec("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "-e", "41002", "198.51.100.7")
+	if err == nil || !strings.Contains(out, "mtu = 1480") {
+		t.Fatalf("1500-byte DF ping: want Frag needed with mtu 1480, got err %v:\n%s", err, out)
+	}
+	out, err = x.client.Exec("ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1452", "-e", "41003", "198.51.100.7")
+	if err != nil || !strings.Contains(out, "2 received") {
+		t.Fatalf("1480-byte DF ping: %v\n%s", err, out)
+	}
+	// The same size from the IPv4 side to the CE, by echo identifier.
+	out, err = x.server.Exec("ping", "-c", "2", "-i", "0.2", "-W", "2", "-M", "do", "-s", "1452", "-e", "41004", "192.0.2.59")
+	if err != nil || !strings.Contains(out, "2 received") {
+		t.Fatalf("1480-byte DF ping from the server: %v\n%s", err, out)
 	}
 }
 
