@@ -161,6 +161,22 @@ func (t *Translator) Counters() (map[string]uint64, error) {
 	return out, nil
 }
 
+// MapMemory is the kernel memory charged to the translator's maps (the
+// memlock figure of each map, summed).
+func (t *Translator) MapMemory() (uint64, error) {
+	var sum uint64
+	for name, m := range t.coll.Maps {
+		info, err := m.Info()
+		if err != nil {
+			return 0, fmt.Errorf("dataplane: map %s info: %w", name, err)
+		}
+		if n, ok := info.Memlock(); ok {
+			sum += n
+		}
+	}
+	return sum, nil
+}
+
 // Prog4to6 is the program translating IPv4 to IPv6 (CE: uplink egress;
 // BR: IPv4-side ingress).
 func (t *Translator) Prog4to6() *ebpf.Program {
