@@ -48,6 +48,7 @@ func newKernel(cfg Config) (kernel, string, error) {
 		h.Close()
 		return nil, "", fmt.Errorf("agent: %w", err)
 	}
+	cfg.WAN = wan
 	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l}, wan, nil
 }
 

@@ -116,6 +116,11 @@ func (l *Lab) NS(short string) *NS {
 	l.nss = append(l.nss, n)
 	l.mu.Unlock()
 	n.MustExec("ip", "link", "set", "lo", "up")
+	// No duplicate address detection: lab addresses are unique by
+	// construction, and tentative link-local addresses would make DHCPv6
+	// servers and clients fail to bind for the first second or two.
+	n.Sysctl("net.ipv6.conf.all.accept_dad", "0")
+	n.Sysctl("net.ipv6.conf.default.accept_dad", "0")
 	return n
 }
 

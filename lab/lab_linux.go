@@ -1,0 +1,215 @@
+package lab
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+//go:embed kea-pd-route.sh
+var pdRouteScript []byte
+
+// The seed's page: s serves it as index.html.
+const Page = `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml">
+<head><title>MAP-T</title></head>
+<body><p>It works: IPv4 over an IPv6-only access network, through MAP-T.</p></body>
+</html>
+`
+
+// Options choose the lab's MAP domain.
+type Options struct {
+	// PSIDOffset is the rule's a: 0 (the seed: one range of 2048 ports)
+	// or 6 (63 ranges of 32 ports, with the same 13 EA bits).
+	PSIDOffset int
+	// FMR sets the F flag on the rule: CEs then reach each other directly
+	// (mesh, RFC 7597 s5.3) instead of through the BR (hub and spoke).
+	FMR bool
+	// RenewTimer is Kea's T1 in seconds (default 1000; tests shorten it).
+	RenewTimer int
+	// Bin is the directory holding ce-agent and br.
+	Bin string
+}
+
+// CE is one customer edge of the lab.
+type CE struct {
+	Name   string
+	NS     *testenv.NS
+	Client *testenv.NS
+	Agent  *testenv.Proc
+	Socket string
+	MAC    string
+	Prefix string // the prefix Kea reserves for it
+}
+
+// Lab is the running lab.
+type Lab struct {
+	*testenv.Seed
+	Opts    Options
+	Dir     string
+	Domain  string // the domain file
+	KeaConf string
+	Kea     *testenv.Proc // kea-dhcp6 on the BR
+	Relay   *testenv.Proc // br run
+	Web     *testenv.Proc
+	CEs     []*CE
+	WebRoot string
+}
+
+// The lab's CEs: WAN MACs fixed so that Kea's reservations (by DUID-LL,
+// which ce-agent derives from the WAN MAC) give the seed's prefixes.
+var ces = []struct{ name, mac, prefix string }{
+	{"ce11b", "02:00:00:00:01:1b", "2001:db8:ce:11b::/64"},
+	{"ce774", "02:00:00:00:07:74", "2001:db8:ce:774::/64"},
+}
+
+// DomainYAML is the lab's domain file.
+func DomainYAML(o Options) string {
+	return fmt.Sprintf(`# The lab's MAP-T domain: the seed's BMR/FMR and DMR.
+br:
+  ipv6-interface: eth0
+  ipv4-interface: eth1
+  metrics: 127.0.0.1:9724
+domains:
+  - name: seed
+    dmr: 64:ff9b::/96
+    rules:
+      - ipv6-prefix: 2001:db8:ce::/51
+        ipv4-prefix: 192.0.2.0/24
+        ea-len: 13
+        psid-offset: %d
+        fmr: %v
+    kea:
+      subnet: 2001:db8:6::/64
+      interface: eth0
+`, o.PSIDOffset, o.FMR)
+}
+
+// Up builds the lab and starts every process; it does not wait for the
+// CEs to provision (WaitProvisioned does).
+func Up(t testenv.T, o Options) *Lab {
+	t.Helper()
+	testenv.Require(t, "ip", "kea-dhcp6", "python3")
+	if o.RenewTimer == 0 {
+		o.RenewTimer = 1000
+	}
+	seed := testenv.NewSeed(t)
+	l := &Lab{Seed: seed, Opts: o, Dir: seed.Lab.Dir()}
+	l.Domain = filepath.Join(l.Dir, "domain.yaml")
+	must(t, os.WriteFile(l.Domain, []byte(DomainYAML(o)), 0o644))
+	for i, c := range ces {
+		ns, client := seed.CE11b, seed.C1
+		if i == 1 {
+			ns, client = seed.CE774, seed.C2
+		}
+		ns.MustExec("ip", "link", "set", "dev", "wan", "address", c.mac)
+		l.CEs = append(l.CEs, &CE{Name: c.name, NS: ns, Client: client, MAC: c.mac, Prefix: c.prefix,
+			Socket: filepath.Join(l.Dir, c.name+".sock")})
+	}
+	l.startKea(t)
+	l.Relay = seed.BR.Start(filepath.Join(o.Bin, "br"), "run", "--config", l.Domain)
+	for _, c := range l.CEs {
+		// No MAP configuration at all: the agent picks its WAN and asks
+		// DHCPv6 for everything else.
+		c.Agent = c.NS.Start(filepath.Join(o.Bin, "ce-agent"), "run",
+			"--state-dir", filepath.Join(l.Dir, c.Name), "--status-socket", c.Socket)
+	}
+	l.startWeb(t)
+	return l
+}
+
+func must(t testenv.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startKea runs Kea on the BR with the configuration `br kea-config`
+// prints, plus what is site-specific: reservations, lease file, timers and
+// the route hook.
+func (l *Lab) startKea(t testenv.T) {
+	t.Helper()
+	leases := filepath.Join(l.Dir, "kea-leases6.csv")
+	out, err := exec.Command(filepath.Join(l.Opts.Bin, "br"), "kea-config", "--config", l.Domain, "--lease-file", leases).Output()
+	if err != nil {
+		t.Fatalf("lab: br kea-config: %v", err)
+	}
+	var conf map[string]any
+	must(t, json.Unmarshal(out, &conf))
+	d6 := conf["Dhcp6"].(map[string]any)
+	renew := l.Opts.RenewTimer
+	d6["renew-timer"], d6["rebind-timer"] = renew, renew*2
+	d6["preferred-lifetime"], d6["valid-lifetime"] = renew*3, renew*4
+	hook := filepath.Join(l.Dir, "kea-pd-route.sh")
+	must(t, os.WriteFile(hook, pdRouteScript, 0o755))
+	d6["hooks-libraries"] = []any{map[string]any{
+		"library":    "/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_run_script.so",
+		"parameters": map[string]any{"name": hook, "sync": false},
+	}}
+	d6["loggers"] = []any{map[string]any{"name": "kea-dhcp6", "severity": "INFO",
+		"output_options": []any{map[string]any{"output": "stdout"}}}}
+	subnet := d6["subnet6"].([]any)[0].(map[string]any)
+	var res []any
+	for _, c := range l.CEs {
+		res = append(res, map[string]any{"duid": "00:03:00:01:" + c.MAC, "prefixes": []any{c.Prefix}})
+	}
+	subnet["reservations"] = res
+	b, err := json.MarshalIndent(conf, "", "  ")
+	must(t, err)
+	l.KeaConf = filepath.Join(l.Dir, "kea-dhcp6.json")
+	must(t, os.WriteFile(l.KeaConf, b, 0o644))
+	if out, err := exec.Command("kea-dhcp6", "-t", l.KeaConf).CombinedOutput(); err != nil {
+		t.Fatalf("lab: kea-dhcp6 -t: %v\n%s", err, out)
+	}
+	// Kea keeps its pid file and control socket under this directory.
+	l.Kea = l.BR.Start("env", "KEA_PIDFILE_DIR="+l.Dir, "KEA_LOCKFILE_DIR="+l.Dir, "kea-dhcp6", "-c", l.KeaConf)
+}
+
+// startWeb serves the seed's page from s.
+func (l *Lab) startWeb(t testenv.T) {
+	t.Helper()
+	l.WebRoot = filepath.Join(l.Dir, "www")
+	must(t, os.MkdirAll(l.WebRoot, 0o755))
+	must(t, os.WriteFile(filepath.Join(l.WebRoot, "index.html"), []byte(Page), 0o644))
+	l.Web = l.S.Start("python3", "-m", "http.server", "--bind", testenv.SeedServer, "--directory", l.WebRoot, "80")
+}
+
+// WaitProvisioned waits until every CE reports a binding.
+func (l *Lab) WaitProvisioned(timeout time.Duration) error {
+	for _, c := range l.CEs {
+		var last string
+		ok := testenv.WaitFor(timeout, func() bool {
+			s, err := agent.ReadStatus(c.Socket)
+			if err != nil {
+				last = err.Error()
+				return c.Agent.Exited()
+			}
+			last = s.State
+			return s.State == "bound" || c.Agent.Exited()
+		})
+		if !ok || c.Agent.Exited() {
+			return fmt.Errorf("lab: %s did not provision (state %s):\n%s\nkea:\n%s", c.Name, last, c.Agent.Output(), tail(l.Kea.Output(), 30))
+		}
+	}
+	return nil
+}
+
+// Status returns a CE's status.
+func (l *Lab) Status(c *CE) (*agent.Status, error) { return agent.ReadStatus(c.Socket) }
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

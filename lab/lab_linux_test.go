@@ -1,0 +1,75 @@
+package lab_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mapt-go/mapt/lab"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// bins builds ce-agent and br once per test binary.
+func bins(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Dir(testenv.BuildBinary(t, "./cmd/ce-agent"))
+	br := testenv.BuildBinary(t, "./cmd/br")
+	if err := os.Rename(br, filepath.Join(dir, "br")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestZeroTouch is the seed scenario: both CEs provision from Kea with no
+// MAP configuration, derive the seed's bindings (CE 774: 192.0.2.59,
+// 40960-43007), and c1 and c2 fetch the page and ping s.
+func TestZeroTouch(t *testing.T) {
+	l := lab.Up(t, lab.Options{Bin: bins(t)})
+	if err := l.WaitProvisioned(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]string{
+		"ce11b": {"192.0.2.8/32", "2001:db8:ce:11b:0:c000:208:1b", "55296"},
+		"ce774": {"192.0.2.59/32", "2001:db8:ce:774:0:c000:23b:14", "40960"},
+	}
+	for _, c := range l.CEs {
+		s, err := l.Status(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want[c.Name]
+		if s.Source != "dhcpv6" || s.Lease == nil || s.Lease.Prefix != c.Prefix || s.Binding == nil ||
+			s.Binding.IPv4 != w[0] || s.Binding.MAPAddress != w[1] || s.Binding.Ports[0][0] != uint16(atoi(w[2])) || s.Binding.DMR != "64:ff9b::/96" {
+			t.Fatalf("%s: status %+v binding %+v lease %+v", c.Name, s, s.Binding, s.Lease)
+		}
+		if s.WAN != "wan" {
+			t.Errorf("%s picked WAN %q", c.Name, s.WAN)
+		}
+	}
+	// The BR learned the routes to the delegated prefixes from Kea's hook.
+	routes := l.BR.MustExec("ip", "-6", "route", "show", "proto", "static")
+	for _, c := range l.CEs {
+		if !strings.Contains(routes, c.Prefix) {
+			t.Fatalf("BR has no route for %s:\n%s", c.Prefix, routes)
+		}
+	}
+	for _, c := range l.CEs {
+		dir := t.TempDir()
+		c.Client.MustExec("wget", "-q", "-O", filepath.Join(dir, "index.html"), "http://"+testenv.SeedServer+"/index.html")
+		b, err := os.ReadFile(filepath.Join(dir, "index.html"))
+		if err != nil || !strings.HasPrefix(string(b), `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"`) {
+			t.Fatalf("%s: page %q %v", c.Client.Short, b, err)
+		}
+		c.Client.MustExec("ping", "-c", "2", "-i", "0.2", "-W", "3", testenv.SeedServer)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
