@@ -215,9 +215,9 @@ func TestKea(t *testing.T) {
 	for range drain(cl.events) {
 	}
 	kea.dmr, kea.rapidCommit = "", true
-	startKea(t, cl, kea)
+	proc = startKea(t, cl, kea)
 	capRapid := cl.isp.Capture("eth0", "udp port 547")
-	cl.start(t, ClientConfig{StateDir: state}, nil)
+	_, stop = cl.start(t, ClientConfig{StateDir: state, ReleaseOnStop: true}, nil)
 	nb := cl.next(t, Bound, 5*time.Second)
 	if got := clientMessages(capRapid.Packets()); len(got) != 1 || got[0] != dhcpv6.MessageTypeSolicit {
 		t.Errorf("rapid commit: client sent %v, want one Solicit", got)
@@ -226,6 +226,19 @@ func TestKea(t *testing.T) {
 		t.Fatalf("lease with invalid container: domains %+v ignored %q", nb.Lease.Domains, nb.Lease.Ignored)
 	}
 	t.Logf("ignored: %s", nb.Lease.Ignored[0])
+
+	// A clean stop releases the prefix, and Kea knows it.
+	stop()
+	var rel bool
+	for e := range drain(cl.events) {
+		rel = rel || e.Kind == Released
+	}
+	if !rel {
+		t.Error("no Released event")
+	}
+	if !testenv.WaitFor(2*time.Second, func() bool { return strings.Contains(proc.Output(), "DHCP6_RELEASE_PD duid=[00:03:00:01:02:00:00:00:01:1b]") }) {
+		t.Errorf("Kea logged no prefix release:\n%s", tail(proc.Output(), 10))
+	}
 }
 
 // waitAny returns a channel with the next event, failing the test after
