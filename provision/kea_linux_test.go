@@ -236,7 +236,9 @@ func TestKea(t *testing.T) {
 	if !rel {
 		t.Error("no Released event")
 	}
-	if !testenv.WaitFor(2*time.Second, func() bool { return strings.Contains(proc.Output(), "DHCP6_RELEASE_PD duid=[00:03:00:01:02:00:00:00:01:1b]") }) {
+	if !testenv.WaitFor(2*time.Second, func() bool {
+		return strings.Contains(proc.Output(), "DHCP6_RELEASE_PD duid=[00:03:00:01:02:00:00:00:01:1b]")
+	}) {
 		t.Errorf("Kea logged no prefix release:\n%s", tail(proc.Output(), 10))
 	}
 }
