@@ -118,7 +118,7 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 		all[i] = i
 	}
 	attempts := 0
-	send := func(flows []int, copies int, settle time.Duration) error {
+	send := func(flows []int, copies func() int, settle time.Duration) error {
 		return lab.lan.Do(func() error {
 			fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_RAW)
 			if err != nil {
@@ -132,7 +132,7 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 				before := count()
 				end := min(len(flows), start+batch)
 				for _, i := range flows[start:end] {
-					for range copies {
+					for range copies() {
 						attempts++
 						// 60000 source ports per LAN address, 10.0.0.2 and up.
 						src := [4]byte{10, 0, 0, byte(2 + i/60000)}
@@ -165,11 +165,12 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 			return nil
 		})
 	}
-	if err := send(all, 1, 150*time.Millisecond); err != nil {
+	if err := send(all, func() int { return 1 }, 150*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	first := missing()
 	attempts = 0
+	rng := rand.New(rand.NewPCG(7, uint64(n)))
 	for range retries {
 		m := missing()
 		if len(m) == 0 {
@@ -177,8 +178,11 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 		}
 		// Each copy of a still-failing flow is a retransmission; a copy
 		// after a success joins the flow's conntrack entry and changes
-		// nothing.
-		if err := send(m, 8, 30*time.Millisecond); err != nil {
+		// nothing. Order and count vary per round like independent
+		// applications' timers: a strictly periodic pattern can hand
+		// two flows sharing a counter the same slots in every round.
+		rng.Shuffle(len(m), func(i, j int) { m[i], m[j] = m[j], m[i] })
+		if err := send(m, func() int { return 1 + rng.IntN(8) }, 30*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -305,13 +309,16 @@ func randomSlots(c Config) string {
 	return b.String()
 }
 
-// TestCapacityInterleaved sends flows to two destinations in a random
-// order, so that the shared counter hands each destination an uneven
-// sequence of slots. Some first packets then fail while the destination
-// still has free ports; sent again (as TCP retransmits a SYN) they take
-// the next slots, and in the end every port of the set carries a flow to
-// each destination: no flow is stranded while a port is free.
+// TestCapacityInterleaved fills the set towards many destinations at
+// once, in a random order. Each destination hashes to one of Buckets
+// round-robin counters; with more destinations than counters, several
+// share one, and each of them then gets an uneven sequence of slots, so
+// some first packets fail while that destination still has free ports.
+// Sent again (as TCP retransmits a SYN) they take the next slots, and in
+// the end every port of the set carries one flow to each destination: no
+// flow is stranded while a port is free.
 func TestCapacityInterleaved(t *testing.T) {
+	const dests = 20 // > Buckets: some destinations must share a counter
 	for _, tc := range cases[:2] {
 		t.Run(tc.name, func(t *testing.T) {
 			lab := newNATLab(t)
@@ -319,23 +326,22 @@ func TestCapacityInterleaved(t *testing.T) {
 			if _, err := openIn(t, lab.ce).Apply(cfg); err != nil {
 				t.Fatal(err)
 			}
+			lab.addLANAddrs(dests * tc.count)
 			rng := rand.New(rand.NewPCG(1, uint64(tc.count)))
-			dst := make([]uint16, 2*tc.count)
+			dst := make([]uint16, dests*tc.count)
 			for i := range dst {
-				dst[i] = 9
-				if i >= tc.count {
-					dst[i] = 10
-				}
+				dst[i] = uint16(9 + i/tc.count)
 			}
 			rng.Shuffle(len(dst), func(i, j int) { dst[i], dst[j] = dst[j], dst[i] })
-			f := fillUDP(t, lab, len(dst), func(i int) uint16 { return dst[i] }, 100)
-			t.Logf("%s, 2 destinations interleaved: first failure at flow %d of %d (%.1f%%), %d first packets failed, %d of %d delivered after %d retransmissions (at most 8 per flow and round)",
-				tc.name, f.firstFailure+1, len(dst), 100*float64(f.firstFailure)/float64(len(dst)), f.retried, f.delivered, len(dst), f.retrySends)
+			f := fillUDP(t, lab, len(dst), func(i int) uint16 { return dst[i] }, 200)
+			t.Logf("%s, %d destinations interleaved: first failure at flow %d of %d (%.1f%%), %d first packets failed (%.2f%%), %d of %d delivered after %d retransmissions (at most 8 per flow and round)",
+				tc.name, dests, f.firstFailure+1, len(dst), 100*float64(f.firstFailure)/float64(len(dst)),
+				f.retried, 100*float64(f.retried)/float64(len(dst)), f.delivered, len(dst), f.retrySends)
 			if f.delivered != len(dst) {
 				t.Fatalf("%d of %d flows delivered after retries: flows stranded while ports were free", f.delivered, len(dst))
 			}
 			for p, uses := range f.ports {
-				if !cfg.Owns(cfg.Addr.Addr(), p) || uses != 2 {
+				if !cfg.Owns(cfg.Addr.Addr(), p) || uses != dests {
 					t.Fatalf("port %d used by %d flows, want one per destination (in set: %v)", p, uses, cfg.Owns(cfg.Addr.Addr(), p))
 				}
 			}

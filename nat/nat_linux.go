@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -36,20 +35,39 @@ const commentPrefix = "mapt "
 
 // formatVersion changes whenever the generated rule set changes shape, so
 // that an agent upgrade replaces the table of an older one.
-const formatVersion = "1"
+const formatVersion = "2"
 
-// Port-carrying protocols that get their own round-robin counter: a
-// separate numgen per protocol keeps, say, DNS over UDP from shifting
-// where the next TCP connection lands.
+// Buckets is the number of round-robin counters per protocol. A flow's
+// destination (address and port; the address for ICMP) hashes to one of
+// them, so flows to one destination share their counter only with the
+// destinations that hash alike, not with all traffic.
+const Buckets = 16
+
+// bucketSeed is the jhash seed of the bucket choice. It is fixed so that
+// the rule set, and its fingerprint, depend on the configuration only.
+const bucketSeed = 0x6d617074 // "mapt"
+
+// Port-carrying protocols, each with its own counters: a separate numgen
+// per protocol keeps, say, DNS over UDP from shifting where the next TCP
+// connection lands. The key is what NAT uniqueness depends on besides the
+// translated port: destination address and port, or for ICMP echo the
+// destination address alone.
 var portProtos = []struct {
-	name  string
-	proto []byte
+	tag    string
+	proto  []byte
+	byPort bool // the bucket key includes the destination port
 }{
-	{"tcp", []byte{unix.IPPROTO_TCP}},
-	{"udp", []byte{unix.IPPROTO_UDP}},
-	{"icmp", []byte{unix.IPPROTO_ICMP}},
-	{"udplite sctp dccp", []byte{unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP}},
+	{"tcp", []byte{unix.IPPROTO_TCP}, true},
+	{"udp", []byte{unix.IPPROTO_UDP}, true},
+	{"icmp", []byte{unix.IPPROTO_ICMP}, false},
+	{"udplite-sctp-dccp", []byte{unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP}, true},
 }
+
+// bucketChain names the chain holding one round-robin counter.
+func bucketChain(tag string, k int) string { return fmt.Sprintf("%s-rr-%d", tag, k) }
+
+// bucketMap names a protocol's verdict map from bucket to counter chain.
+func bucketMap(tag string) string { return tag + "-buckets" }
 
 func table() *nftables.Table {
 	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyIPv4}
@@ -156,6 +174,30 @@ func build(c *nftables.Conn, cfg Config) error {
 		elems = elems[n:]
 	}
 	for _, p := range portProtos {
+		// Counter chains: "numgen inc mod N vmap @slots".
+		bmap := &nftables.Set{
+			Table: t, Name: bucketMap(p.tag), IsMap: true,
+			KeyType: nftables.TypeInteger, KeyByteOrder: binaryutil.NativeEndian, DataType: nftables.TypeVerdict,
+		}
+		if err := c.AddSet(bmap, nil); err != nil {
+			return fmt.Errorf("nat: bucket map: %w", err)
+		}
+		belems := make([]nftables.SetElement, Buckets)
+		for k := range Buckets {
+			ch := c.AddChain(&nftables.Chain{Name: bucketChain(p.tag, k), Table: t})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, UserData: comment(fp, "rr"), Exprs: []expr.Any{
+				&expr.Numgen{Register: 1, Modulus: uint32(len(chunks)), Type: unix.NFT_NG_INCREMENTAL},
+				&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetID: slotMap.ID, SetName: slotMap.Name},
+			}})
+			belems[k] = nftables.SetElement{
+				Key:         binaryutil.NativeEndian.PutUint32(uint32(k)),
+				VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name},
+			}
+		}
+		if err := c.SetAddElements(bmap, belems); err != nil {
+			return fmt.Errorf("nat: bucket map: %w", err)
+		}
+
 		exprs := append([]expr.Any{}, oif...)
 		exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1})
 		if len(p.proto) == 1 {
@@ -171,11 +213,19 @@ func build(c *nftables.Conn, cfg Config) error {
 			}
 			exprs = append(exprs, &expr.Lookup{SourceRegister: 1, SetID: s.ID, SetName: s.Name})
 		}
+		// jhash over "ip daddr . th dport" (4 + 4 bytes: the payload
+		// load zeroes the port's register padding) or "ip daddr".
+		keyLen := uint32(4)
+		exprs = append(exprs, &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4})
+		if p.byPort {
+			exprs = append(exprs, &expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+			keyLen = 8
+		}
 		exprs = append(exprs,
-			&expr.Numgen{Register: 1, Modulus: uint32(len(chunks)), Type: unix.NFT_NG_INCREMENTAL},
-			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetID: slotMap.ID, SetName: slotMap.Name},
+			&expr.Hash{SourceRegister: 1, DestRegister: 1, Length: keyLen, Modulus: Buckets, Seed: bucketSeed, Type: expr.HashTypeJenkins},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetID: bmap.ID, SetName: bmap.Name},
 		)
-		c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: exprs, UserData: comment(fp, strings.ReplaceAll(p.name, " ", ","))})
+		c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: exprs, UserData: comment(fp, p.tag)})
 	}
 	// Everything else (GRE, ESP, ...) has no port the kernel could map:
 	// address-only SNAT.
@@ -214,7 +264,7 @@ func expectedComments(cfg Config) map[string][]string {
 	fp := fingerprint(cfg)
 	var nat []string
 	for _, p := range portProtos {
-		nat = append(nat, commentPrefix+fp+" "+strings.ReplaceAll(p.name, " ", ","))
+		nat = append(nat, commentPrefix+fp+" "+p.tag)
 	}
 	nat = append(nat, commentPrefix+fp+" other")
 	want := map[string][]string{
@@ -223,6 +273,11 @@ func expectedComments(cfg Config) map[string][]string {
 	}
 	for _, ch := range cfg.chunks() {
 		want[slotChain(ch)] = []string{commentPrefix + fp + " slot"}
+	}
+	for _, p := range portProtos {
+		for k := range Buckets {
+			want[bucketChain(p.tag, k)] = []string{commentPrefix + fp + " rr"}
+		}
 	}
 	return want
 }
