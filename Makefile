@@ -8,7 +8,7 @@ PKGS    := ./...
 
 # Debian packages the tests and the lab use.
 APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
-	tcpdump iputils-ping conntrack ethtool wget curl procps tayga shellcheck qemu-user-static
+	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static
 
 .PHONY: all build test unit deps generate check-generate vet staticcheck bench demo cross clean
 
@@ -41,18 +41,10 @@ test: deps build vet
 unit:
 	$(GO) test -short $(PKGS)
 
-# The main job. Until the namespace lab lands, it derives the seed's two
-# CEs (Jool's MAP-T tutorial) and looks them up from the BR's side.
-SEED_RULE := 2001:db8:ce::/51,192.0.2.0/24,13,a=0
-demo: build
-	@echo "== CE 11b: ce-agent derive"
-	@$(BIN)/ce-agent derive --rule $(SEED_RULE) --prefix 2001:db8:ce:11b::/64 --dmr 64:ff9b::/96
-	@echo "== CE 774: ce-agent derive (the tutorial's 28672-30719 is wrong)"
-	@$(BIN)/ce-agent derive --rule $(SEED_RULE) --prefix 2001:db8:ce:774::/64 --dmr 64:ff9b::/96
-	@echo "== BR: br lookup 192.0.2.59:41000"
-	@$(BIN)/br lookup --rule $(SEED_RULE) 192.0.2.59:41000
-	@echo "== BR: br lookup 2001:db8:ce:11b:0:c000:208:1b"
-	@$(BIN)/br lookup --rule $(SEED_RULE) 2001:db8:ce:11b:0:c000:208:1b
+# The main job: the seed's lab in namespaces, zero-touch (see lab/).
+# KEEP=1 leaves it up.
+demo: deps build
+	$(GO) run ./lab/demo -bin $(BIN)
 
 generate:
 	$(GO) generate ./dataplane/...

@@ -179,8 +179,11 @@ func (s *Status) WriteText(w io.Writer) {
 	if s.AttachMode != "" {
 		fmt.Fprintf(w, "attach-mode      %s\n", s.AttachMode)
 	}
+	// Zero counters are noise for people; --json has them all.
 	for _, k := range sortedKeys(s.Counters) {
-		fmt.Fprintf(w, "counter          %-24s %d\n", k, s.Counters[k])
+		if s.Counters[k] != 0 {
+			fmt.Fprintf(w, "counter          %-24s %d\n", k, s.Counters[k])
+		}
 	}
 	for _, e := range s.Events {
 		fmt.Fprintf(w, "event            %s %s\n", e.Time.Format(time.TimeOnly), e.Message)

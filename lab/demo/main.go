@@ -1,0 +1,160 @@
+// Command demo runs the lab the way a user first meets the project
+// (`make demo`): the seed's network in namespaces, Kea, br and two
+// zero-touch ce-agents; it fetches the seed's page from both clients, pings
+// the server, prints both CEs' status and tears everything down (KEEP=1
+// leaves the lab up).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mapt-go/mapt/lab"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// runner is the testenv.T of a program: failures print and exit.
+type runner struct {
+	dir      string
+	keep     bool
+	failed   bool
+	cleanups []func()
+	once     sync.Once
+	mu       sync.Mutex
+}
+
+func (r *runner) Helper()                 {}
+func (r *runner) Cleanup(f func())        { r.cleanups = append(r.cleanups, f) }
+func (r *runner) Failed() bool            { return r.failed }
+func (r *runner) Logf(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+func (r *runner) Errorf(f string, a ...any) {
+	r.failed = true
+	fmt.Fprintf(os.Stderr, "demo: "+f+"\n", a...)
+}
+func (r *runner) Fatal(a ...any)            { r.Errorf("%s", fmt.Sprint(a...)); r.exit(1) }
+func (r *runner) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.exit(1) }
+func (r *runner) Skip(a ...any)             { r.Errorf("cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
+
+func (r *runner) TempDir() string {
+	d, err := os.MkdirTemp(r.dir, "lab-")
+	if err != nil {
+		r.Fatal(err)
+	}
+	return d
+}
+
+// exit tears the lab down (unless it is kept) and ends the program. The
+// first caller does it; a second one (a signal during a failure) waits.
+func (r *runner) exit(code int) {
+	r.once.Do(func() {
+		if !r.keep || r.failed {
+			r.mu.Lock()
+			cleanups := r.cleanups
+			r.mu.Unlock()
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+			os.RemoveAll(r.dir)
+		}
+		os.Exit(code)
+	})
+	select {}
+}
+
+func step(format string, a ...any) { fmt.Printf("\n== "+format+"\n", a...) }
+
+func main() {
+	bin := flag.String("bin", "bin", "directory with ce-agent and br")
+	flag.Parse()
+	abs, err := filepath.Abs(*bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
+	dir, err := os.MkdirTemp("", "mapt-demo-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	r := &runner{dir: dir, keep: os.Getenv("KEEP") == "1"}
+	// Interrupted, or our output pipe closed (| head): tear down anyway,
+	// never leave namespaces and processes behind.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	go func() {
+		<-sigs
+		r.keep = false
+		r.failed = true
+		r.exit(1)
+	}()
+
+	step("bringing up the seed's network: c1, c2, CE 11b, CE 774, BR (+ Kea), s")
+	l := lab.Up(r, lab.Options{Bin: abs})
+	step("waiting for both CEs to provision through DHCPv6 (no MAP configuration given)")
+	start := time.Now()
+	if err := l.WaitProvisioned(60 * time.Second); err != nil {
+		r.Fatal(err)
+	}
+	fmt.Printf("both CEs bound after %s\n", time.Since(start).Round(time.Millisecond))
+
+	for _, c := range l.CEs {
+		step("%s$ wget http://%s/index.html && head -2 index.html", c.Client.Short, testenv.SeedServer)
+		wd := r.TempDir()
+		cmd := exec.Command("ip", "netns", "exec", c.Client.Name, "wget", "-nv", "http://"+testenv.SeedServer+"/index.html")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = wd, os.Stdout, os.Stdout
+		if err := cmd.Run(); err != nil {
+			r.Fatalf("wget from %s: %v", c.Client.Short, err)
+		}
+		b, err := os.ReadFile(filepath.Join(wd, "index.html"))
+		if err != nil {
+			r.Fatal(err)
+		}
+		lines := strings.SplitN(string(b), "\n", 3)
+		fmt.Println(strings.Join(lines[:min(2, len(lines))], "\n"))
+	}
+
+	step("c1$ ping -c 3 %s (ICMP echo ids are NAPTed into the port set too)", testenv.SeedServer)
+	out, err := l.C1.Exec("ping", "-c", "3", "-i", "0.3", "-W", "3", testenv.SeedServer)
+	fmt.Print(out)
+	if err != nil {
+		r.Fatal(err)
+	}
+
+	for _, c := range l.CEs {
+		step("%s$ ce-agent status", c.Name)
+		cmd := exec.Command(filepath.Join(abs, "ce-agent"), "status", "--status-socket", c.Socket)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			r.Fatalf("ce-agent status: %v", err)
+		}
+	}
+
+	if r.keep {
+		step("KEEP=1: the lab stays up")
+		fmt.Println("enter a namespace with: ip netns exec NAME bash   (e.g. ce-agent status --status-socket " + l.CEs[1].Socket + ")")
+		for _, ns := range []*testenv.NS{l.C1, l.C2, l.CE11b, l.CE774, l.BR, l.S, l.Switch} {
+			fmt.Printf("  %-6s %s\n", ns.Short, ns.Name)
+		}
+		fmt.Println("tear it down with:")
+		var pids []string
+		for _, p := range []*testenv.Proc{l.Kea, l.Relay, l.Web, l.CEs[0].Agent, l.CEs[1].Agent} {
+			pids = append(pids, fmt.Sprint(p.Cmd.Process.Pid))
+		}
+		fmt.Printf("  kill %s; sleep 1", strings.Join(pids, " "))
+		for _, ns := range []*testenv.NS{l.C1, l.C2, l.CE11b, l.CE774, l.BR, l.S, l.Switch} {
+			fmt.Printf("; ip netns del %s", ns.Name)
+		}
+		fmt.Printf("; rm -rf %s\n", dir)
+		os.Exit(0)
+	}
+	step("tearing down")
+	r.exit(0)
+}
