@@ -69,7 +69,7 @@ type clientLab struct {
 }
 
 // newLinkLab makes the two namespaces and the link, both ends up.
-func newLinkLab(t *testing.T) *clientLab {
+func newLinkLab(t testing.TB) *clientLab {
 	t.Helper()
 	testenv.Require(t, "ip")
 	l := testenv.New(t)

@@ -35,7 +35,7 @@ type keaConfig struct {
 	rapidCommit bool
 }
 
-func (k keaConfig) write(t *testing.T) string {
+func (k keaConfig) write(t testing.TB) string {
 	t.Helper()
 	opts := []map[string]any{
 		{"name": "s46-cont-mapt"},
@@ -74,7 +74,7 @@ func (k keaConfig) write(t *testing.T) string {
 
 // startKea runs kea-dhcp6 in the foreground in the isp namespace and
 // waits until it serves.
-func startKea(t *testing.T, cl *clientLab, k keaConfig) *testenv.Proc {
+func startKea(t testing.TB, cl *clientLab, k keaConfig) *testenv.Proc {
 	t.Helper()
 	path := k.write(t)
 	if out, err := cl.isp.Exec("kea-dhcp6", "-t", path); err != nil {
