@@ -585,3 +585,49 @@ func TestClientResume(t *testing.T) {
 		t.Errorf("server saw %v, want %v (resume with Renew, no new Solicit)", got, want)
 	}
 }
+
+func TestClientReleaseUnanswered(t *testing.T) {
+	cl := newClientLab(t, func(m *dhcpv6.Message, n int) [][]byte {
+		if m.MessageType == dhcpv6.MessageTypeRelease {
+			return nil // the server is gone by then
+		}
+		return grant(m, seedPrefix, 60*time.Second, 90*time.Second, 120*time.Second, 180*time.Second)
+	})
+	dir := t.TempDir()
+	_, stop := cl.start(t, ClientConfig{StateDir: dir, ReleaseOnStop: true, ReleaseTimeout: 1500 * time.Millisecond, NoRapidCommit: true}, nil)
+	cl.next(t, Bound, 10*time.Second)
+	t0 := time.Now()
+	stop()
+	if d := time.Since(t0); d > 2500*time.Millisecond {
+		t.Errorf("stop took %s with ReleaseTimeout 1.5s", d)
+	}
+	cl.next(t, Released, time.Second)
+	// REL_TIMEOUT 1 s: a first Release and one retransmission fit in 1.5 s.
+	if got := len(cl.srv.messages(dhcpv6.MessageTypeRelease)); got != 2 {
+		t.Errorf("server saw %d Releases, want 2", got)
+	}
+	if l, err := LoadLease(dir); l != nil || err != nil {
+		t.Errorf("lease kept after release: %+v %v", l, err)
+	}
+}
+
+func TestClientDuringDAD(t *testing.T) {
+	cl := newClientLab(t, func(m *dhcpv6.Message, n int) [][]byte {
+		return grant(m, seedPrefix, 60*time.Second, 90*time.Second, 120*time.Second, 180*time.Second)
+	})
+	// Bring the CE's link back up with DAD on: its link-local address is
+	// tentative for a while, and sends fail or are dropped until then.
+	cl.ce.Sysctl("net.ipv6.conf.eth0.accept_dad", "1")
+	cl.ce.Sysctl("net.ipv6.conf.eth0.dad_transmits", "2")
+	cl.ce.MustExec("ip", "link", "set", "eth0", "down")
+	cl.ce.MustExec("ip", "link", "set", "eth0", "up")
+	if out := cl.ce.MustExec("ip", "-6", "addr", "show", "dev", "eth0", "tentative"); !strings.Contains(out, "fe80::") {
+		t.Fatalf("no tentative link-local address: %q", out)
+	}
+	cl.start(t, ClientConfig{NoRapidCommit: true}, nil)
+	cl.next(t, Bound, 10*time.Second)
+	sol := cl.srv.messages(dhcpv6.MessageTypeSolicit)
+	if len(sol) == 0 || sol[0].m.Options.ElapsedTime() < 900*time.Millisecond {
+		t.Errorf("first Solicit the server saw has elapsed %v: want the earlier ones lost to DAD", sol[0].m.Options.ElapsedTime())
+	}
+}
