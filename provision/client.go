@@ -199,8 +199,10 @@ func (c *Client) readLoop(in chan<- packet, done <-chan struct{}) {
 // rapid commit), Renew at T1, Rebind at T2, expiry at the valid lifetime,
 // and a fresh Solicit after that. A lease persisted by an earlier run is
 // resumed with Renew (or Rebind after T2), not a new Solicit. emit is
-// called from Run's goroutine for every event. When ctx ends, Run sends
-// Release if so configured and returns nil.
+// called from Run's goroutine for every event; the lease timers wait for
+// it, so it should apply and return. When ctx ends, Run sends Release if
+// so configured and returns nil. One Run at a time per Client; a Client
+// whose Run returned may Run again (a restart that resumes the lease).
 func (c *Client) Run(ctx context.Context, emit func(Event)) error {
 	if emit == nil {
 		emit = func(Event) {}
