@@ -631,3 +631,46 @@ func TestClientDuringDAD(t *testing.T) {
 		t.Errorf("first Solicit the server saw has elapsed %v: want the earlier ones lost to DAD", sol[0].m.Options.ElapsedTime())
 	}
 }
+
+func TestClientRequestMRC(t *testing.T) {
+	// Requests go unanswered: after REQ_MAX_RC (10) transmissions the
+	// client gives up on the server and solicits again (RFC 8415 s18.2.2).
+	// The timers are shortened; their growth is TestClientSolicitRetransmission's.
+	cl := newClientLab(t, func(m *dhcpv6.Message, n int) [][]byte {
+		if m.MessageType == dhcpv6.MessageTypeRequest {
+			return nil
+		}
+		return grant(m, seedPrefix, 60*time.Second, 90*time.Second, 120*time.Second, 180*time.Second)
+	})
+	cl.start(t, ClientConfig{NoRapidCommit: true}, func(tm *timing) {
+		tm.solTimeout, tm.reqTimeout, tm.reqMaxRT = 50*time.Millisecond, 20*time.Millisecond, 80*time.Millisecond
+	})
+	if !testenv.WaitFor(10*time.Second, func() bool { return len(cl.srv.messages(dhcpv6.MessageTypeSolicit)) >= 2 }) {
+		t.Fatalf("no second Solicit; %s", cl.describe())
+	}
+	got := cl.srv.types()
+	var reqs int
+	for _, m := range got[1:] {
+		if m == dhcpv6.MessageTypeSolicit {
+			break
+		}
+		if m == dhcpv6.MessageTypeRequest {
+			reqs++
+		}
+	}
+	if got[0] != dhcpv6.MessageTypeSolicit || reqs != 10 {
+		t.Errorf("server saw %v: want Solicit, 10 Requests, Solicit", got)
+	}
+	req := cl.srv.messages(dhcpv6.MessageTypeRequest)
+	for _, r := range req[:10] {
+		if r.m.TransactionID != req[0].m.TransactionID {
+			t.Fatal("Request retransmission changed the transaction ID")
+		}
+		if sid := r.m.GetOneOption(dhcpv6.OptionServerID); sid == nil || string(sid.ToBytes()) != string(srvDUID) {
+			t.Fatal("Request without the advertising server's ID")
+		}
+	}
+	for e := range drain(cl.events) {
+		t.Errorf("unexpected %s event: the server never answered a Request", e.Kind)
+	}
+}
