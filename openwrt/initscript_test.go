@@ -48,7 +48,7 @@ func TestInitScriptFlags(t *testing.T) {
 		name:    "shipped config: zero-touch dhcp with the netifd hook",
 		config:  shipped,
 		network: networkTakenOver,
-		argv:    withArgs("--hook", "/usr/libexec/ce-agent/netifd-hook"),
+		argv:    withArgs("--status-socket", "/var/run/ce-agent.sock", "--hook", "/usr/libexec/ce-agent/netifd-hook"),
 	}, {
 		name: "empty section: every default",
 		config: `
