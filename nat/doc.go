@@ -30,6 +30,12 @@
 //		...
 //		chain ports-1232-1235 { snat to 192.0.2.18:1232-1235 }
 //		...
+//		set ports { type inet_service; flags interval; elements = { 1232-1235, ... } }
+//		chain guard {        # filter, postrouting, srcnat + 10: after NAT
+//			oifname "up0" ip saddr != 192.0.2.18 counter drop
+//			oifname "up0" meta l4proto { tcp, udp, dccp, sctp, udplite } th sport != @ports counter drop
+//			oifname "up0" icmp type echo-request icmp id != @ports counter drop
+//		}
 //		chain forward {      # filter, mangle: MSS clamp, both directions
 //			oifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
 //			iifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
@@ -90,6 +96,15 @@
 // without sharing): an ISP that wants to keep them away from subscribers
 // uses a > 0 (the ranges with A = 0, ports 0-1023 for a = 6, belong to no
 // PSID) or does not assign PSID 0 with a = 0.
+//
+// # Guard
+//
+// Packets that conntrack calls invalid or does not track (an ICMP error
+// for no known connection, a notrack rule elsewhere) are never
+// translated. The guard chain, after NAT, drops whatever would still
+// leave the uplink with another source address, or with a port or echo
+// identifier outside the set, and counts it: nothing leaves with a LAN
+// address or a port another CE owns. Local senders get EPERM.
 //
 // # Conntrack
 //

@@ -123,8 +123,8 @@ func TestTeardown(t *testing.T) {
 		t.Fatal(err)
 	}
 	openMixed(t, lab, 5)
-	// An unrelated flow that must survive: the sink pings the CE.
-	if _, err := lab.sink.Exec("ping", "-c", "1", "-W", "2", "198.51.100.2"); err != nil {
+	// An unrelated flow that must survive: the LAN pings the CE.
+	if _, err := lab.lan.Exec("ping", "-c", "1", "-W", "2", "10.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := nat.Teardown(); err != nil {
@@ -145,12 +145,12 @@ func TestTeardown(t *testing.T) {
 	}
 	foreign := 0
 	for _, f := range flows {
-		if f.TupleOrig.IP.SourceAddress == sinkAddr {
+		if f.TupleOrig.IP.DestinationAddress == netip.MustParseAddr("10.0.0.1") {
 			foreign++
 		}
 	}
 	if foreign != 1 {
-		t.Fatalf("teardown deleted foreign entries: %d of the sink's ping left", foreign)
+		t.Fatalf("teardown deleted foreign entries: %d of the LAN's ping to the CE left", foreign)
 	}
 	if err := nat.Teardown(); err != nil {
 		t.Fatalf("second teardown: %v", err)

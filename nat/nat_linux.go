@@ -23,10 +23,12 @@ const TableName = "mapt"
 // slotMapName is the verdict map from round-robin slot to slot chain.
 const slotMapName = "slots"
 
-// Chain names inside the table.
+// Chain and set names inside the table.
 const (
-	chainNAT = "postrouting"
-	chainMSS = "forward"
+	chainNAT   = "postrouting"
+	chainMSS   = "forward"
+	chainGuard = "guard"
+	setPorts   = "ports"
 )
 
 // commentPrefix starts the comment of every rule we write; the rest of the
@@ -35,7 +37,7 @@ const commentPrefix = "mapt "
 
 // formatVersion changes whenever the generated rule set changes shape, so
 // that an agent upgrade replaces the table of an older one.
-const formatVersion = "2"
+const formatVersion = "3"
 
 // Buckets is the number of round-robin counters per protocol. A flow's
 // destination (address and port; the address for ICMP) hashes to one of
@@ -231,6 +233,10 @@ func build(c *nftables.Conn, cfg Config) error {
 	// address-only SNAT.
 	c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: append(append([]expr.Any{}, oif...), snat(cfg.Addr, nil)...), UserData: comment(fp, "other")})
 
+	if err := guard(c, t, cfg, fp); err != nil {
+		return err
+	}
+
 	// MSS clamping of forwarded SYNs in both directions, so that neither
 	// end sends segments the uplink cannot carry.
 	mss := c.AddChain(&nftables.Chain{
@@ -259,6 +265,90 @@ func build(c *nftables.Conn, cfg Config) error {
 	return nil
 }
 
+// guard drops, after NAT, whatever would leave the uplink with another
+// source address, or with a port or echo identifier outside the set:
+// packets conntrack does not track or calls invalid (an ICMP error for no
+// known connection, say) are never translated, and must not reach the
+// wire with a LAN address or a port another CE owns.
+func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) error {
+	ports := &nftables.Set{Table: t, Name: setPorts, Interval: true, KeyType: nftables.TypeInetService}
+	var elems []nftables.SetElement
+	for _, r := range mergeRanges(cfg.chunks()) {
+		elems = append(elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(r.First)})
+		if r.Last < 65535 {
+			elems = append(elems, nftables.SetElement{Key: binaryutil.BigEndian.PutUint16(r.Last + 1), IntervalEnd: true})
+		}
+	}
+	if err := c.AddSet(ports, nil); err != nil {
+		return fmt.Errorf("nat: port set: %w", err)
+	}
+	for len(elems) > 0 {
+		n := min(len(elems), 512)
+		if err := c.SetAddElements(ports, elems[:n]); err != nil {
+			return fmt.Errorf("nat: port set: %w", err)
+		}
+		elems = elems[n:]
+	}
+	ch := c.AddChain(&nftables.Chain{
+		Name: chainGuard, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityNATSource + 10),
+	})
+	oif := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
+	}
+	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	mask := net4Mask(cfg.Addr.Bits())
+	rules := []struct {
+		role  string
+		exprs []expr.Any
+	}{
+		{"guard-addr", []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: cfg.Addr.Masked().Addr().AsSlice()},
+		}},
+		{"guard-port", []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetID: 0, SetName: "", Invert: false},
+		}},
+		{"guard-echo", []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{8}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 4, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetID: ports.ID, SetName: ports.Name, Invert: true},
+		}},
+	}
+	// guard-port: the port-carrying protocols, source port not in the set.
+	protos := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto}
+	var pe []nftables.SetElement
+	for _, p := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP} {
+		pe = append(pe, nftables.SetElement{Key: []byte{p}})
+	}
+	if err := c.AddSet(protos, pe); err != nil {
+		return fmt.Errorf("nat: protocol set: %w", err)
+	}
+	rules[1].exprs = []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetID: protos.ID, SetName: protos.Name},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Lookup{SourceRegister: 1, SetID: ports.ID, SetName: ports.Name, Invert: true},
+	}
+	for _, r := range rules {
+		exprs := append(append(append([]expr.Any{}, oif...), r.exprs...), drop...)
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: comment(fp, r.role)})
+	}
+	return nil
+}
+
+func net4Mask(bits int) []byte {
+	m := make([]byte, 4)
+	binary.BigEndian.PutUint32(m, ^uint32(0)<<(32-bits))
+	return m
+}
+
 // expectedComments lists, chain by chain, the comments build writes.
 func expectedComments(cfg Config) map[string][]string {
 	fp := fingerprint(cfg)
@@ -268,8 +358,9 @@ func expectedComments(cfg Config) map[string][]string {
 	}
 	nat = append(nat, commentPrefix+fp+" other")
 	want := map[string][]string{
-		chainNAT: nat,
-		chainMSS: {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
+		chainNAT:   nat,
+		chainMSS:   {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
+		chainGuard: {commentPrefix + fp + " guard-addr", commentPrefix + fp + " guard-port", commentPrefix + fp + " guard-echo"},
 	}
 	for _, ch := range cfg.chunks() {
 		want[slotChain(ch)] = []string{commentPrefix + fp + " slot"}
