@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mapt-go/mapt/agent"
@@ -138,6 +139,27 @@ func must(t testenv.T, err error) {
 // the route hook.
 func (l *Lab) startKea(t testenv.T) {
 	t.Helper()
+	l.writeKeaConf(t)
+	// Kea keeps its pid file and control socket under this directory.
+	l.Kea = l.BR.Start("env", "KEA_PIDFILE_DIR="+l.Dir, "KEA_LOCKFILE_DIR="+l.Dir, "kea-dhcp6", "-c", l.KeaConf)
+}
+
+// ChangeDomain rewrites the domain file (br follows it live) and Kea's
+// configuration from it (Kea reloads on SIGHUP): the ISP changes its MAP
+// rules in its one source of truth. CEs learn it at their next renewal.
+func (l *Lab) ChangeDomain(t testenv.T, o Options) {
+	t.Helper()
+	o.Bin, o.RenewTimer = l.Opts.Bin, l.Opts.RenewTimer
+	l.Opts = o
+	tmp := l.Domain + ".new"
+	must(t, os.WriteFile(tmp, []byte(DomainYAML(o)), 0o644))
+	must(t, os.Rename(tmp, l.Domain))
+	l.writeKeaConf(t)
+	must(t, l.Kea.Signal(syscall.SIGHUP))
+}
+
+func (l *Lab) writeKeaConf(t testenv.T) {
+	t.Helper()
 	leases := filepath.Join(l.Dir, "kea-leases6.csv")
 	out, err := exec.Command(filepath.Join(l.Opts.Bin, "br"), "kea-config", "--config", l.Domain, "--lease-file", leases).Output()
 	if err != nil {
@@ -170,8 +192,6 @@ func (l *Lab) startKea(t testenv.T) {
 	if out, err := exec.Command("kea-dhcp6", "-t", l.KeaConf).CombinedOutput(); err != nil {
 		t.Fatalf("lab: kea-dhcp6 -t: %v\n%s", err, out)
 	}
-	// Kea keeps its pid file and control socket under this directory.
-	l.Kea = l.BR.Start("env", "KEA_PIDFILE_DIR="+l.Dir, "KEA_LOCKFILE_DIR="+l.Dir, "kea-dhcp6", "-c", l.KeaConf)
 }
 
 // startWeb serves the seed's page from s.
