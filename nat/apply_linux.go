@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/google/nftables"
@@ -26,10 +27,13 @@ const ackBuffer = 8 << 20
 
 // NAT programs the SNAT table of one network namespace and cleans up the
 // conntrack entries a change leaves behind.
+//
+// A NAT is not safe for concurrent use.
 type NAT struct {
-	nft *nftables.Conn
-	ct  *conntrack.Conn
-	log *slog.Logger
+	netns int
+	nft   *nftables.Conn
+	ct    *conntrack.Conn
+	log   *slog.Logger
 }
 
 // Open connects to nftables and conntrack in the network namespace netnsFD
@@ -38,15 +42,42 @@ func Open(netnsFD int, log *slog.Logger) (*NAT, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	nft, err := nftables.New(nftables.WithNetNSFd(netnsFD), nftables.WithSockOptions(bigAckBuffer))
+	nft, err := dialNFT(netnsFD)
 	if err != nil {
-		return nil, fmt.Errorf("nat: nftables: %w", err)
+		return nil, err
 	}
 	ct, err := conntrack.Dial(&netlink.Config{NetNS: netnsFD})
 	if err != nil {
+		nft.CloseLasting()
 		return nil, fmt.Errorf("nat: conntrack: %w", err)
 	}
-	return &NAT{nft: nft, ct: ct, log: log}, nil
+	return &NAT{netns: netnsFD, nft: nft, ct: ct, log: log}, nil
+}
+
+// dialNFT opens one netlink socket for all requests (half the time of a
+// socket per request).
+func dialNFT(netnsFD int) (*nftables.Conn, error) {
+	nft, err := nftables.New(nftables.WithNetNSFd(netnsFD), nftables.AsLasting(), nftables.WithSockOptions(bigAckBuffer))
+	if err != nil {
+		return nil, fmt.Errorf("nat: nftables: %w", err)
+	}
+	return nft, nil
+}
+
+// flushBatch sends the queued transaction. After a failure the socket may
+// still hold answers to the failed batch, so it is replaced.
+func (n *NAT) flushBatch() error {
+	err := n.nft.Flush()
+	if err == nil {
+		return nil
+	}
+	n.nft.CloseLasting()
+	if nft, derr := dialNFT(n.netns); derr == nil {
+		n.nft = nft
+	} else {
+		n.log.Warn("nat: cannot reopen nftables socket", "err", derr)
+	}
+	return err
 }
 
 // Close releases the netlink sockets; the table stays.
@@ -87,14 +118,18 @@ func (n *NAT) Apply(cfg Config) (changed bool, err error) {
 	if err := cfg.Validate(); err != nil {
 		return false, err
 	}
-	same, err := n.matches(cfg)
+	st, err := n.read()
+	if err != nil {
+		return false, err
+	}
+	same, err := n.matches(st, cfg)
 	if err != nil {
 		return false, err
 	}
 	if same {
 		return false, nil
 	}
-	old, had, err := n.Current()
+	old, had, err := st.config()
 	if err != nil {
 		n.log.Warn("nat: cannot read the previous binding; its conntrack entries stay", "err", err)
 		had = false
@@ -104,9 +139,14 @@ func (n *NAT) Apply(cfg Config) (changed bool, err error) {
 	n.nft.AddTable(table())
 	n.nft.DelTable(table())
 	if err := build(n.nft, cfg); err != nil {
+		// Drop the half-queued batch with its socket.
+		n.nft.CloseLasting()
+		if nft, derr := dialNFT(n.netns); derr == nil {
+			n.nft = nft
+		}
 		return false, err
 	}
-	if err := n.nft.Flush(); err != nil {
+	if err := n.flushBatch(); err != nil {
 		return false, fmt.Errorf("nat: apply %s: %w", cfg, err)
 	}
 	n.log.Info("nat: applied", "config", cfg.String(), "slots", len(cfg.chunks()))
@@ -124,11 +164,14 @@ func (n *NAT) Apply(cfg Config) (changed bool, err error) {
 func (n *NAT) Teardown() error {
 	old, had, err := n.Current()
 	if err != nil {
+		had = false
+	}
+	if err != nil {
 		n.log.Warn("nat: cannot read the binding being withdrawn; its conntrack entries stay", "err", err)
 	}
 	n.nft.AddTable(table())
 	n.nft.DelTable(table())
-	if err := n.nft.Flush(); err != nil {
+	if err := n.flushBatch(); err != nil {
 		return fmt.Errorf("nat: teardown: %w", err)
 	}
 	if had {
@@ -139,28 +182,53 @@ func (n *NAT) Teardown() error {
 	return nil
 }
 
-// matches reports whether the kernel holds exactly the rules build writes
-// for cfg, judged by the comment, which carries cfg's fingerprint, of every
-// rule in every chain of the table, and by the size of the slot map.
-func (n *NAT) matches(cfg Config) (bool, error) {
-	t, chains, err := n.chains()
-	if t == nil || err != nil {
-		return false, err
+// state is our table as the kernel holds it: each chain's rules.
+type state struct {
+	table *nftables.Table // nil: no table
+	rules map[string][]*nftables.Rule
+}
+
+// read fetches our table, its chains and their rules.
+func (n *NAT) read() (state, error) {
+	t, err := n.nft.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return state{}, nil
+		}
+		return state{}, fmt.Errorf("nat: read table: %w", err)
 	}
-	want := expectedComments(cfg)
-	if len(chains) != len(want) {
-		return false, nil
+	all, err := n.nft.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return state{}, fmt.Errorf("nat: read chains: %w", err)
 	}
-	for _, ch := range chains {
-		exp, ok := want[ch.Name]
-		if !ok {
-			return false, nil
+	st := state{table: t, rules: map[string][]*nftables.Rule{}}
+	for _, ch := range all {
+		if ch.Table.Name != TableName {
+			continue
 		}
 		rules, err := n.nft.GetRules(t, ch)
 		if err != nil {
-			return false, fmt.Errorf("nat: read rules of %s: %w", ch.Name, err)
+			return state{}, fmt.Errorf("nat: read rules of %s: %w", ch.Name, err)
 		}
-		if len(rules) != len(exp) {
+		st.rules[ch.Name] = rules
+	}
+	return st, nil
+}
+
+// matches reports whether st is exactly what build writes for cfg, judged
+// by the comment, which carries cfg's fingerprint, of every rule in every
+// chain of the table, and by the size of the slot map.
+func (n *NAT) matches(st state, cfg Config) (bool, error) {
+	if st.table == nil {
+		return false, nil
+	}
+	want := expectedComments(cfg)
+	if len(st.rules) != len(want) {
+		return false, nil
+	}
+	for name, rules := range st.rules {
+		exp, ok := want[name]
+		if !ok || len(rules) != len(exp) {
 			return false, nil
 		}
 		for i, r := range rules {
@@ -169,7 +237,7 @@ func (n *NAT) matches(cfg Config) (bool, error) {
 			}
 		}
 	}
-	s, err := n.nft.GetSetByName(t, slotMapName)
+	s, err := n.nft.GetSetByName(st.table, slotMapName)
 	if err != nil {
 		return false, nil
 	}
@@ -177,48 +245,28 @@ func (n *NAT) matches(cfg Config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("nat: read slot map: %w", err)
 	}
-	n.log.Debug("nat: slot map", "elements", len(elems), "want", len(cfg.chunks()))
 	return len(elems) == len(cfg.chunks()), nil
-}
-
-// chains returns our table and its chains, or a nil table when it does not
-// exist.
-func (n *NAT) chains() (*nftables.Table, []*nftables.Chain, error) {
-	t, err := n.nft.ListTableOfFamily(TableName, nftables.TableFamilyIPv4)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil, nil, nil
-		}
-		return nil, nil, fmt.Errorf("nat: read table: %w", err)
-	}
-	all, err := n.nft.ListChainsOfTableFamily(nftables.TableFamilyIPv4)
-	if err != nil {
-		return nil, nil, fmt.Errorf("nat: read chains: %w", err)
-	}
-	var chains []*nftables.Chain
-	for _, ch := range all {
-		if ch.Table.Name == TableName {
-			chains = append(chains, ch)
-		}
-	}
-	return t, chains, nil
 }
 
 // Current reads back the binding the table translates to: the address and
 // the port set from the slot chains, the uplink and the MTU from the other
 // rules. ok is false when there is no table. An agent restarting after a
 // crash uses it to adopt, and later clean up after, what it left behind.
+// A set that contained port 0 reads back without it.
 func (n *NAT) Current() (cfg Config, ok bool, err error) {
-	t, chains, err := n.chains()
-	if t == nil || err != nil {
+	st, err := n.read()
+	if err != nil {
 		return Config{}, false, err
 	}
+	return st.config()
+}
+
+func (st state) config() (cfg Config, ok bool, err error) {
+	if st.table == nil {
+		return Config{}, false, nil
+	}
 	var lo, hi netip.Addr
-	for _, ch := range chains {
-		rules, err := n.nft.GetRules(t, ch)
-		if err != nil {
-			return Config{}, false, fmt.Errorf("nat: read rules of %s: %w", ch.Name, err)
-		}
+	for _, rules := range st.rules {
 		for _, r := range rules {
 			s := decodeRule(r.Exprs)
 			switch {
@@ -245,6 +293,46 @@ func (n *NAT) Current() (cfg Config, ok bool, err error) {
 	}
 	cfg.Ports = mergeRanges(cfg.Ports)
 	return cfg, true, nil
+}
+
+// GuardDrops are the packets the guard chain dropped since the table was
+// last replaced, by reason.
+type GuardDrops struct {
+	Addr uint64 // source address not the CE's (untranslated)
+	Port uint64 // TCP/UDP/UDP-Lite/SCTP/DCCP source port outside the set
+	Echo uint64 // ICMP echo identifier outside the set
+}
+
+// Drops reads the guard counters, for metrics: anything non-zero means
+// traffic that NAT did not translate tried to leave.
+func (n *NAT) Drops() (GuardDrops, error) {
+	var d GuardDrops
+	t := table()
+	rules, err := n.nft.GetRules(t, &nftables.Chain{Name: chainGuard, Table: t})
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return d, nil
+		}
+		return d, fmt.Errorf("nat: read guard: %w", err)
+	}
+	for _, r := range rules {
+		role, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+		var pkts uint64
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok {
+				pkts = c.Packets
+			}
+		}
+		switch {
+		case strings.HasSuffix(role, " guard-addr"):
+			d.Addr = pkts
+		case strings.HasSuffix(role, " guard-port"):
+			d.Port = pkts
+		case strings.HasSuffix(role, " guard-echo"):
+			d.Echo = pkts
+		}
+	}
+	return d, nil
 }
 
 // decoded is what Current needs from one rule.

@@ -244,8 +244,12 @@ func guardDrops(t *testing.T, ns *testenv.NS, role string) int {
 func TestGuard(t *testing.T) {
 	n := newNATLab(t)
 	cfg := ex1(t)
-	if _, err := openIn(t, n.ce).Apply(cfg); err != nil {
+	nat := openIn(t, n.ce)
+	if _, err := nat.Apply(cfg); err != nil {
 		t.Fatal(err)
+	}
+	if d, err := nat.Drops(); err != nil || d != (GuardDrops{}) {
+		t.Fatalf("Drops before any traffic: %+v, %v", d, err)
 	}
 	capture := n.sink.Capture("eth0", "ip and not arp")
 	// An ICMP port unreachable from the LAN that belongs to no
@@ -292,6 +296,9 @@ func TestGuard(t *testing.T) {
 	}
 	if d := guardDrops(t, n.ce, "guard-port"); d != 1 {
 		t.Errorf("guard-port dropped %d packets, want the untracked datagram", d)
+	}
+	if d, err := nat.Drops(); err != nil || d != (GuardDrops{Addr: 1, Port: 1}) {
+		t.Errorf("Drops = %+v, %v; want one by address, one by port", d, err)
 	}
 }
 
