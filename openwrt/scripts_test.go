@@ -73,18 +73,46 @@ config zone 'mapt'
 	list device 'mapt0'
 	option masq '0'
 `
+	const networkAlias = `
+config interface 'wan'
+	option device 'wan'
+	option proto 'dhcp'
+
+config interface 'wan6'
+	option device '@wan'
+	option proto 'dhcpv6'
+`
 	tests := []struct {
 		name    string
 		uci     map[string]string
 		batch   []string   // uci batch commands
 		uciArgs [][]string // other uci invocations
+		sysctl  string     // the sysctl.d file written, "" = none
 	}{{
-		name:  "fresh install: zone and wan6 off",
+		name:  "fresh install: zone, wan6 off, its device as the WAN",
 		uci:   map[string]string{"ce-agent": shipped, "firewall": fwStock, "network": networkStock},
 		batch: zone,
 		uciArgs: [][]string{{"-q", "set", "network.wan6.disabled=1"},
 			{"-q", "add_list", "ce-agent.main.disabled_ifaces=wan6"},
+			{"-q", "set", "ce-agent.main.wan=eth1"},
 			{"-q", "commit", "network"}, {"-q", "commit", "ce-agent"}},
+		sysctl: "net.ipv6.conf.eth1.accept_ra = 2\n",
+	}, {
+		name: "wan6 on '@wan' (DSA port 'wan'), WAN already chosen by the user",
+		uci: map[string]string{"ce-agent": shipped + "\toption wan 'wan'\n", "firewall": fwStock,
+			"network": networkAlias},
+		batch: zone,
+		uciArgs: [][]string{{"-q", "set", "network.wan6.disabled=1"},
+			{"-q", "add_list", "ce-agent.main.disabled_ifaces=wan6"},
+			{"-q", "commit", "network"}, {"-q", "commit", "ce-agent"}},
+		sysctl: "net.ipv6.conf.wan.accept_ra = 2\n",
+	}, {
+		name: "wan6 on '@wan' resolves to the device of wan",
+		uci:  map[string]string{"ce-agent": shipped + "\tlist disabled_ifaces 'wan6'\n", "firewall": fwStock + "config zone\n\toption name 'mapt'\n", "network": networkAlias},
+		uciArgs: [][]string{{"-q", "set", "network.wan6.disabled=1"},
+			{"-q", "set", "ce-agent.main.wan=wan"},
+			{"-q", "commit", "network"}, {"-q", "commit", "ce-agent"}},
+		sysctl: "net.ipv6.conf.wan.accept_ra = 2\n",
 	}, {
 		name: "second run changes nothing",
 		uci: map[string]string{"ce-agent": shipped + "\tlist disabled_ifaces 'wan6'\n",
@@ -97,7 +125,8 @@ config zone 'mapt'
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := runShell(t, tc.uci, nil, "ce-agent/files/ce-agent.uci-defaults")
+			sysctlDir := filepath.Join(t.TempDir(), "sysctl.d")
+			r := runShell(t, tc.uci, []string{"CE_AGENT_SYSCTL_DIR=" + sysctlDir}, "ce-agent/files/ce-agent.uci-defaults")
 			if r.err != nil {
 				t.Fatalf("uci-defaults: %v (%s)", r.err, r.stderr)
 			}
@@ -117,15 +146,30 @@ config zone 'mapt'
 			if !reflect.DeepEqual(other, tc.uciArgs) {
 				t.Errorf("uci calls\n got %q\nwant %q", other, tc.uciArgs)
 			}
+			got, err := os.ReadFile(filepath.Join(sysctlDir, "90-ce-agent.conf"))
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if string(got) != tc.sysctl {
+				t.Errorf("sysctl.d file %q, want %q", got, tc.sysctl)
+			}
 		})
 	}
 }
 
 func TestUninstall(t *testing.T) {
+	sysctlDir := t.TempDir()
+	conf := filepath.Join(sysctlDir, "90-ce-agent.conf")
+	if err := os.WriteFile(conf, []byte("net.ipv6.conf.eth1.accept_ra = 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	r := runShell(t, map[string]string{"ce-agent": "config agent 'main'\n\tlist disabled_ifaces 'wan6'\n\tlist disabled_ifaces 'wanb6'\n"},
-		nil, "ce-agent/files/ce-agent.uninstall")
+		[]string{"CE_AGENT_SYSCTL_DIR=" + sysctlDir}, "ce-agent/files/ce-agent.uninstall")
 	if r.err != nil {
 		t.Fatalf("uninstall: %v (%s)", r.err, r.stderr)
+	}
+	if _, err := os.Stat(conf); !os.IsNotExist(err) {
+		t.Errorf("sysctl file still there (stat: %v)", err)
 	}
 	want := [][]string{
 		{"-q", "delete", "network.wan6.disabled"}, {"-q", "delete", "network.wanb6.disabled"},

@@ -8,10 +8,18 @@ CONFIG_SECTIONS=""
 CONFIG_SECTION=""
 CONFIG_LIST_STATE=""
 
+# Anonymous sections get generated names, as `uci -n export` gives them.
+CONFIG_ANON=0
+
 config() {
-	CONFIG_SECTION=$2
-	CONFIG_SECTIONS="$CONFIG_SECTIONS $2"
-	eval "CONFIG_${2}_TYPE=\$1"
+	local name="$2"
+	if [ -z "$name" ]; then
+		CONFIG_ANON=$((CONFIG_ANON + 1))
+		name="cfg$CONFIG_ANON"
+	fi
+	CONFIG_SECTION=$name
+	CONFIG_SECTIONS="$CONFIG_SECTIONS $name"
+	eval "CONFIG_${name}_TYPE=\$1"
 }
 
 option() {
