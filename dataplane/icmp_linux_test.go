@@ -13,7 +13,7 @@ import (
 
 // inner4 serializes the IPv4 packet carried in an ICMP error, cut to keep
 // bytes (0: whole).
-func inner4(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
+func inner4(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
 	ip := ip4(src, dst)
 	ip.Protocol = proto4(l)
 	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, false)...)...)
@@ -23,7 +23,7 @@ func inner4(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
 	return b
 }
 
-func inner6(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
+func inner6(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
 	ip := ip6(src, dst)
 	ip.NextHeader = proto6(l)
 	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, true)...)...)
@@ -34,7 +34,7 @@ func inner6(t *testing.T, src, dst netip.Addr, l l4, keep int) []byte {
 }
 
 // icmpErr4 builds an ICMPv4 error; rest is header bytes 4-7.
-func icmpErr4(t *testing.T, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
+func icmpErr4(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
 	ip := ip4(src, dst)
 	ip.Protocol = layers.IPProtocolICMPv4
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Id: uint16(rest >> 16), Seq: uint16(rest)}
@@ -42,7 +42,7 @@ func icmpErr4(t *testing.T, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
 }
 
-func icmpErr6(t *testing.T, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
+func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
 	ip := ip6(src, dst)
 	ip.NextHeader = layers.IPProtocolICMPv6
 	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}

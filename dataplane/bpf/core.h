@@ -297,8 +297,11 @@ static __always_inline __u16 psid_of(__u16 port, __u8 k, __u8 m)
 
 /* ---- RFC 6052 embedding (DMR lengths 32..64 and 96, u-octet zero) ---- */
 
+/* dmr_match: inside the DMR, with the RFC 6052 u-octet (bits 64-71) zero. */
 static __always_inline int dmr_match(const struct xlat_config *c, __u64 hi, __u64 lo)
 {
+	if (c->dmr_len < 96 && (lo >> 56) != 0)
+		return 0;
 	return (hi & c->dmr_mask_hi) == c->dmr_hi && (lo & c->dmr_mask_lo) == c->dmr_lo;
 }
 
@@ -637,8 +640,19 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
 		p->sport = ((__u16)b[0] << 8) | b[1];
 		p->dport = ((__u16)b[2] << 8) | b[3];
-		if (p->proto == IPPROTO_UDP && b[6] == 0 && b[7] == 0)
-			return R_UDP_ZERO_CSUM;
+		if (p->proto == IPPROTO_UDP) {
+			if (b[6] == 0 && b[7] == 0)
+				return R_UDP_ZERO_CSUM;
+			if ((((__u32)b[4] << 8) | b[5]) != p->l4len)
+				return R_BAD_HDR;
+		} else {
+			__u8 doff;
+
+			if (bpf_skb_load_bytes(skb, p->l4 + 12, &doff, 1))
+				return R_TRUNCATED;
+			if ((doff >> 4) < 5 || (__u32)(doff >> 4) * 4 > p->l4len)
+				return R_BAD_HDR;
+		}
 		return 0;
 	}
 	p->icmp_type = b[0];
@@ -1062,7 +1076,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, struct pkt *p, c
 	struct iphdr6 *ih = (struct iphdr6 *)(nb + 8);
 	__be32 ocs = 0, ncs = 0, otc = 0, ntc = 0;
 	__u32 coff = p->in.l4 + inner_csum_off(&p->in);
-	int has_cs = coff + 2 <= skb->len;
+	int has_cs = coff + 2 <= p->l4 + p->l4len; /* inside the ICMP message */
 	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
 	__u16 old_icmp_cs;
 	__u8 nt, nc;
@@ -1167,7 +1181,7 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, struct pkt *p, _
 	struct iphdr4 *ih = (struct iphdr4 *)(nb + 8);
 	__be32 ocs = 0, ncs = 0, otc = 0, ntc = 0;
 	__u32 coff = p->in.l4 + inner_csum_off(&p->in);
-	int has_cs = coff + 2 <= skb->len;
+	int has_cs = coff + 2 <= p->l4 + p->l4len; /* inside the ICMP message */
 	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__u32 tot = p->l4len - 20 + sizeof(h4);
 	__u32 itot = p->in.len + sizeof(h4);

@@ -1,0 +1,366 @@
+package dataplane
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
+
+	"github.com/mapt-go/mapt/mapt"
+)
+
+// decoded is a packet parsed down to its transport header, whatever its
+// payload (random payloads must not make an application decoder fail).
+type decoded struct {
+	eth   layers.Ethernet
+	ip4   layers.IPv4
+	ip6   layers.IPv6
+	tcp   layers.TCP
+	udp   layers.UDP
+	icmp4 layers.ICMPv4
+	icmp6 layers.ICMPv6
+	pl    gopacket.Payload
+	types []gopacket.LayerType
+}
+
+func decodeL4(b []byte) (*decoded, error) {
+	d := &decoded{}
+	p := gopacket.NewDecodingLayerParser(layers.LayerTypeEthernet, &d.eth, &d.ip4, &d.ip6, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.pl)
+	p.IgnoreUnsupported = true
+	if err := p.DecodeLayers(b, &d.types); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *decoded) has(lt gopacket.LayerType) bool {
+	for _, t := range d.types {
+		if t == lt {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *decoded) network() gopacket.NetworkLayer {
+	if d.has(layers.LayerTypeIPv4) {
+		return &d.ip4
+	}
+	if d.has(layers.LayerTypeIPv6) {
+		return &d.ip6
+	}
+	return nil
+}
+
+// ports returns the transport ports (echo id) and whether there are any.
+func (d *decoded) ports() (uint16, uint16, bool) {
+	switch {
+	case d.has(layers.LayerTypeTCP):
+		return uint16(d.tcp.SrcPort), uint16(d.tcp.DstPort), true
+	case d.has(layers.LayerTypeUDP):
+		return uint16(d.udp.SrcPort), uint16(d.udp.DstPort), true
+	case d.has(layers.LayerTypeICMPv4) && (d.icmp4.TypeCode.Type() == 0 || d.icmp4.TypeCode.Type() == 8):
+		return d.icmp4.Id, d.icmp4.Id, true
+	case d.has(layers.LayerTypeICMPv6) && (d.icmp6.TypeCode.Type() == 128 || d.icmp6.TypeCode.Type() == 129) && len(d.icmp6.Payload) >= 2:
+		id := uint16(d.icmp6.Payload[0])<<8 | uint16(d.icmp6.Payload[1])
+		return id, id, true
+	}
+	return 0, 0, false
+}
+
+// checksumErr compares every checksum with gopacket's recomputation.
+func (d *decoded) checksumErr() error {
+	re := func(ls ...gopacket.SerializableLayer) ([]byte, error) {
+		buf := gopacket.NewSerializeBuffer()
+		err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, ls...)
+		return buf.Bytes(), err
+	}
+	net := d.network()
+	if net == nil {
+		return fmt.Errorf("no IP header")
+	}
+	if d.has(layers.LayerTypeIPv4) {
+		v := d.ip4
+		b, err := re(&v)
+		if err != nil {
+			return err
+		}
+		if got, want := d.ip4.Checksum, uint16(b[10])<<8|uint16(b[11]); got != want {
+			return fmt.Errorf("ipv4 checksum %#x, want %#x", got, want)
+		}
+	}
+	var sum func() (uint16, uint16, error)
+	switch {
+	case d.has(layers.LayerTypeTCP):
+		v := d.tcp
+		v.SetNetworkLayerForChecksum(net)
+		sum = func() (uint16, uint16, error) {
+			b, err := re(&v, gopacket.Payload(d.tcp.Payload))
+			if err != nil {
+				return 0, 0, err
+			}
+			return d.tcp.Checksum, uint16(b[16])<<8 | uint16(b[17]), nil
+		}
+	case d.has(layers.LayerTypeUDP):
+		v := d.udp
+		v.SetNetworkLayerForChecksum(net)
+		sum = func() (uint16, uint16, error) {
+			b, err := re(&v, gopacket.Payload(d.udp.Payload))
+			if err != nil {
+				return 0, 0, err
+			}
+			return d.udp.Checksum, uint16(b[6])<<8 | uint16(b[7]), nil
+		}
+	case d.has(layers.LayerTypeICMPv4):
+		v := d.icmp4
+		sum = func() (uint16, uint16, error) {
+			b, err := re(&v, gopacket.Payload(d.icmp4.Payload))
+			if err != nil {
+				return 0, 0, err
+			}
+			return d.icmp4.Checksum, uint16(b[2])<<8 | uint16(b[3]), nil
+		}
+	case d.has(layers.LayerTypeICMPv6):
+		v := d.icmp6
+		v.SetNetworkLayerForChecksum(net)
+		sum = func() (uint16, uint16, error) {
+			b, err := re(&v, gopacket.Payload(d.icmp6.Payload))
+			if err != nil {
+				return 0, 0, err
+			}
+			return d.icmp6.Checksum, uint16(b[2])<<8 | uint16(b[3]), nil
+		}
+	default:
+		return fmt.Errorf("no transport header")
+	}
+	got, want, err := sum()
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("transport checksum %#x, want %#x", got, want)
+	}
+	return nil
+}
+
+var successCounters = map[string]bool{"ce_4to6": true, "ce_6to4": true, "br_4to6": true, "br_6to4": true, "br_hairpin": true}
+
+// fuzzPaths are the four programs under test, indexed by the fuzzer.
+type fuzzPath struct {
+	name string
+	tr   *Translator
+	prog *ebpf.Program
+}
+
+func fuzzSeeds(t testing.TB) [][2]any {
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 7)
+	my6 := ceBinding.MAPAddress
+	srv6 := mapt.Embed(dmr, serverV4)
+	peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 3)
+	var seeds [][2]any
+	add := func(which uint8, b []byte) { seeds = append(seeds, [2]any{which, b}) }
+	for _, l := range []l4{{"tcp", our, 443, 20}, {"udp", our, 4053, 9}, {"echo-req", our, 0, 16}} {
+		add(0, pkt4(t, me, serverV4, l, nil))
+		add(0, pkt4(t, me, peerV4, l4{l.proto, our, peerPort, 5}, nil))
+		add(3, pkt4(t, serverV4, me, l4{l.proto, l.dport, l.sport, l.payloadLen}, nil))
+		add(1, pkt6(t, srv6, my6, l4{l.proto, l.dport, l.sport, l.payloadLen}, nil))
+		add(2, pkt6(t, my6, srv6, l, nil))
+		add(2, pkt6(t, my6, mapt.Embed(dmr, peerV4), l4{l.proto, our, peerPort, 5}, nil))
+	}
+	add(0, icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)))
+	add(1, icmpErr6(t, srv6, my6, 2, 0, 1400, inner6(t, my6, srv6, l4{"tcp", our, 443, 100}, 56)))
+	add(2, icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, our, 30}, 0)))
+	add(3, icmpErr4(t, serverV4, me, 11, 0, 0, inner4(t, me, serverV4, l4{"echo-req", our, 0, 8}, 0)))
+	return seeds
+}
+
+// FuzzTranslate feeds random and mutated packets to the four programs.
+// Each must either pass the packet untouched, drop it with exactly one
+// drop counter, or emit a packet that decodes, whose checksums are valid
+// whenever the input's were, and whose addresses and ports obey the
+// mapping computed by the mapt package (the differential part).
+func FuzzTranslate(f *testing.F) {
+	for _, s := range fuzzSeeds(f) {
+		f.Add(s[0].(uint8), s[1].([]byte))
+	}
+	ce := load(f, ceConfig())
+	br := load(f, brConfig())
+	paths := []fuzzPath{
+		{"ce-4to6", ce, ce.Prog4to6()},
+		{"ce-6to4", ce, ce.Prog6to4()},
+		{"br-6to4", br, br.Prog6to4()},
+		{"br-4to6", br, br.Prog4to6()},
+	}
+	f.Fuzz(func(t *testing.T, which uint8, in []byte) {
+		p := paths[int(which)%len(paths)]
+		if len(in) < 14 {
+			in = append(in, make([]byte, 14-len(in))...)
+		}
+		if len(in) > 1600 {
+			in = in[:1600]
+		}
+		orig := append([]byte(nil), in...)
+		var ret uint32
+		var out []byte
+		var runErr error
+		delta := counterDelta(t, p.tr, func() {
+			buf := make([]byte, len(in)+256)
+			opts := ebpf.RunOptions{Data: in, DataOut: buf, Repeat: 1}
+			ret, runErr = p.prog.Run(&opts)
+			out = opts.DataOut
+		})
+		if errors.Is(runErr, unix.EINVAL) {
+			// The kernel refuses to build an skb from some inputs
+			// (e.g. 802.3 frames); the program never saw them.
+			if len(delta) != 0 {
+				t.Fatalf("%s: refused input moved counters %v", p.name, delta)
+			}
+			return
+		}
+		if runErr != nil {
+			t.Fatal(runErr)
+		}
+		var okc, dropc []string
+		for k, v := range delta {
+			if v != 1 {
+				t.Fatalf("%s: counter %s moved by %d", p.name, k, v)
+			}
+			if successCounters[k] {
+				okc = append(okc, k)
+			} else if k != "pass" {
+				dropc = append(dropc, k)
+			}
+		}
+		switch ret {
+		case actPass:
+			if len(okc)+len(dropc) != 0 {
+				t.Fatalf("%s: passed but counted %v", p.name, delta)
+			}
+			if !bytes.Equal(out, orig) {
+				t.Fatalf("%s: passed a modified packet", p.name)
+			}
+			return
+		case actShot:
+			if len(dropc) != 1 || len(okc) != 0 {
+				t.Fatalf("%s: dropped with counters %v", p.name, delta)
+			}
+			return
+		case actOK, actRedirect:
+			if len(okc) != 1 || len(dropc) != 0 {
+				t.Fatalf("%s: translated with counters %v", p.name, delta)
+			}
+		default:
+			t.Fatalf("%s: verdict %d", p.name, ret)
+		}
+		din, inErr := decodeL4(orig)
+		dout, err := decodeL4(out)
+		if inErr != nil {
+			// The translator does not parse TCP options and the like;
+			// what was wrong with them must be all that is wrong now.
+			if err == nil || err.Error() != inErr.Error() {
+				t.Fatalf("%s: input fails to decode with %v, output with %v", p.name, inErr, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: output does not decode: %v\n%x", p.name, err, out)
+		}
+		if din.checksumErr() == nil {
+			if err := dout.checksumErr(); err != nil {
+				t.Fatalf("%s: valid input, output %v\nin  %x\nout %x", p.name, err, orig, out)
+			}
+		}
+		checkMapping(t, p.name, din, dout)
+	})
+}
+
+func netAddrs(d *decoded) (netip.Addr, netip.Addr) {
+	if d.has(layers.LayerTypeIPv4) {
+		return addr(d.ip4.SrcIP), addr(d.ip4.DstIP)
+	}
+	return addr(d.ip6.SrcIP), addr(d.ip6.DstIP)
+}
+
+// checkMapping recomputes the translated addresses with the mapt package.
+func checkMapping(t *testing.T, name string, din, dout *decoded) {
+	t.Helper()
+	isp, idp, ok := din.ports()
+	osp, odp, ook := dout.ports()
+	if !ok || !ook {
+		return // ICMP errors: covered by the table tests
+	}
+	if isp != osp || idp != odp {
+		t.Fatalf("%s: ports %d>%d became %d>%d", name, isp, idp, osp, odp)
+	}
+	is, id := netAddrs(din)
+	os, od := netAddrs(dout)
+	var ws, wd netip.Addr
+	switch name {
+	case "ce-4to6":
+		ws = ceBinding.MAPAddress
+		wd = mapt.Embed(dmr, id)
+		if r, ok := mapt.MatchIPv4(allRules, id, idp); ok {
+			a, _, err := r.MapIPv4(id, idp)
+			if err != nil {
+				t.Fatalf("%s: translated to %v, mapt has no CE: %v", name, od, err)
+			}
+			wd = a
+		}
+	case "ce-6to4":
+		wd = ceBinding.IPv4.Addr()
+		if !ceBinding.PortSet.Contains(idp) {
+			t.Fatalf("%s: destination port %d outside the port set", name, idp)
+		}
+		ws = srcV4(t, name, is)
+	case "br-6to4":
+		ws = srcV4(t, name, is)
+		d4, ok := mapt.Extract(dmr, id)
+		if !ok {
+			t.Fatalf("%s: translated a packet not to the DMR: %v", name, id)
+		}
+		wd = d4
+		if dout.has(layers.LayerTypeIPv6) { // hairpin
+			ws = mapt.Embed(dmr, ws)
+			a, _, err := mapt.MapIPv4(allRules, d4, idp)
+			if err != nil {
+				t.Fatalf("%s: hairpin to %v port %d, mapt has no CE: %v", name, d4, idp, err)
+			}
+			wd = a
+		}
+	case "br-4to6":
+		ws = mapt.Embed(dmr, is)
+		a, _, err := mapt.MapIPv4(allRules, id, idp)
+		if err != nil {
+			t.Fatalf("%s: translated to %v, mapt has no CE: %v", name, od, err)
+		}
+		wd = a
+	}
+	if os != ws || od != wd {
+		t.Fatalf("%s: %v>%v translated to %v>%v, mapt says %v>%v", name, is, id, os, od, ws, wd)
+	}
+}
+
+// srcV4 is the IPv4 source mapt derives from an IPv6 source: a MAP
+// address under an FMR, or else the DMR.
+func srcV4(t *testing.T, name string, v6 netip.Addr) netip.Addr {
+	t.Helper()
+	if r, ok := mapt.MatchIPv6(allRules, v6); ok {
+		v4, b, err := r.MapIPv6(v6)
+		if err != nil || b.AddressFor(v4) != v6 {
+			t.Fatalf("%s: translated %v, which is no MAP address under %v (%v)", name, v6, r, err)
+		}
+		return v4
+	}
+	v4, ok := mapt.Extract(dmr, v6)
+	if !ok {
+		t.Fatalf("%s: translated %v from neither an FMR nor the DMR", name, v6)
+	}
+	return v4
+}
