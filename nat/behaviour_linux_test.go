@@ -315,3 +315,32 @@ func checksum(b []byte) uint16 {
 	}
 	return ^uint16(sum)
 }
+
+// TestApplyInvalid: a bad configuration is refused with a clear error and
+// nothing reaches the kernel; the applied table stays as it was.
+func TestApplyInvalid(t *testing.T) {
+	n := newNATLab(t)
+	nat := openIn(t, n.ce)
+	if _, err := nat.Apply(ex1(t)); err != nil {
+		t.Fatal(err)
+	}
+	before := nftList(t, n.ce, "-a", "list", "ruleset")
+	for _, tc := range []struct {
+		mod  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Ports = nil }, "nat: port set: empty"},
+		{func(c *Config) { c.Ports = []mapt.PortRange{{First: 0, Last: 65535}, {First: 1, Last: 1}} }, "more than 65536"},
+		{func(c *Config) { c.Ports = []mapt.PortRange{{First: 1000, Last: 1100}, {First: 1050, Last: 1060}} }, "overlap"},
+	} {
+		cfg := ex1(t)
+		tc.mod(&cfg)
+		changed, err := nat.Apply(cfg)
+		if err == nil || changed || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Apply(%v): changed %v, error %v; want %q", cfg.Ports, changed, err, tc.want)
+		}
+	}
+	if after := nftList(t, n.ce, "-a", "list", "ruleset"); after != before {
+		t.Fatalf("a refused configuration changed the kernel state:\n%s", after)
+	}
+}
