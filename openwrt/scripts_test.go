@@ -217,6 +217,9 @@ func TestNetifdHook(t *testing.T) {
 		{"bound", binding("2001:db8:ce:11b::/64"), false, [][]string{add("2001:db8:ce:11b::/64")}, "2001:db8:ce:11b::/64 eth1\n"},
 		{"stopped", withdrawn, false, [][]string{remove}, ""},
 		{"released", withdrawn, false, nil, ""},
+		{"bound", binding("2001:db8:ce:774::/64"), false, [][]string{add("2001:db8:ce:774::/64")}, "2001:db8:ce:774::/64 eth1\n"},
+		// netifd takes no prefix longer than /64: withdraw, do not publish.
+		{"changed", binding("2001:db8:ce:774:8000::/65"), false, [][]string{remove}, ""},
 		{"bound", []string{"MAPT_HOOK_STATE=" + state, "MAPT_PREFIX=2001:db8:ce:774::/64"}, true, nil, ""},
 	}
 	for i, s := range steps {
