@@ -168,6 +168,17 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 	if err := send(all, func() int { return 1 }, 150*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	// On a loaded machine the sink may lag: count only once it is quiet.
+	settle := func() {
+		last, since := -1, time.Now()
+		testenv.WaitFor(5*time.Second, func() bool {
+			if c := count(); c != last {
+				last, since = c, time.Now()
+			}
+			return time.Since(since) > 300*time.Millisecond
+		})
+	}
+	settle()
 	first := missing()
 	attempts = 0
 	rng := rand.New(rand.NewPCG(7, uint64(n)))
@@ -186,6 +197,7 @@ func fillUDP(t *testing.T, lab *natLab, n int, dport func(i int) uint16, retries
 			t.Fatal(err)
 		}
 	}
+	settle()
 	mu.Lock()
 	defer mu.Unlock()
 	f := fill{sent: n, delivered: delivered, retried: len(first), retrySends: attempts, firstFailure: n, ports: map[uint16]int{}}
