@@ -226,6 +226,9 @@ func (n *natLab) addLANAddrs(flows int) {
 // next flow fails.
 func TestCapacity(t *testing.T) {
 	for _, tc := range cases {
+		if !strings.HasSuffix(tc.addr, "/32") {
+			continue // a prefix holds more than its port count; no fixed maximum
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			lab := newNATLab(t)
 			cfg := bindingConfig(t, tc.rule, tc.eup, uplink, 1480)

@@ -25,6 +25,8 @@ var cases = []struct {
 	{"seed-ce11b", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:11b::/64", "192.0.2.8/32", 2048, 1, true, 0},
 	{"rfc7597-ex1", "2001:db8::/40,192.0.2.0/24,16,a=6", "2001:db8:12:3400::/56", "192.0.2.18/32", 252, 63, true, 0},
 	{"full-address", "2001:db8:f000::/40,192.0.2.0/24,8", "2001:db8:f02a::/48", "192.0.2.42/32", 65535, 1, false, 300},
+	// EA + r < 32: the CE owns 192.0.2.80/30 with all ports.
+	{"prefix-30", "2001:db8::/40,192.0.2.0/24,6", "2001:db8:50::/46", "192.0.2.80/30", 65535, 1, false, 300},
 }
 
 // TestFlows opens TCP, UDP and ICMP echo flows from the LAN through the CE
@@ -105,17 +107,17 @@ func TestFlows(t *testing.T) {
 // over every range the number of flows can reach.
 func checkSources(t *testing.T, what string, cfg Config, srcs []netip.AddrPort, want int) {
 	t.Helper()
-	ports := map[uint16]bool{}
+	ports := map[netip.AddrPort]bool{}
 	ranges := map[mapt.PortRange]bool{}
 	for _, s := range srcs {
 		if !cfg.Owns(s.Addr(), s.Port()) {
 			t.Errorf("%s: source %s is outside %s ports %v", what, s, cfg.Addr, cfg.Ports)
 			continue
 		}
-		if ports[s.Port()] {
-			t.Errorf("%s: port %d used twice towards one destination", what, s.Port())
+		if ports[s] {
+			t.Errorf("%s: %s used twice towards one destination", what, s)
 		}
-		ports[s.Port()] = true
+		ports[s] = true
 		for _, r := range cfg.Ports {
 			if r.First <= s.Port() && s.Port() <= r.Last {
 				ranges[r] = true
