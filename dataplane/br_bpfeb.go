@@ -13,6 +13,21 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type brFragKey struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
+	Id    uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type brFragVal struct {
+	_     structs.HostLayout
+	Sport uint16
+	Dport uint16
+}
+
 type brLpmV4Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -78,6 +93,7 @@ const (
 	brMapActive      = "active"
 	brMapConfig      = "config"
 	brMapCounters    = "counters"
+	brMapFragCache   = "frag_cache"
 	brMapRulesPsid   = "rules_psid"
 	brMapRulesV4     = "rules_v4"
 	brMapRulesV6     = "rules_v6"
@@ -138,6 +154,7 @@ type brMapSpecs struct {
 	Active    *ebpf.MapSpec `ebpf:"active"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
 	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
@@ -172,6 +189,7 @@ type brMaps struct {
 	Active    *ebpf.Map `ebpf:"active"`
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
+	FragCache *ebpf.Map `ebpf:"frag_cache"`
 	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
@@ -182,6 +200,7 @@ func (m *brMaps) Close() error {
 		m.Active,
 		m.Config,
 		m.Counters,
+		m.FragCache,
 		m.RulesPsid,
 		m.RulesV4,
 		m.RulesV6,

@@ -13,6 +13,21 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ceFragKey struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
+	Id    uint16
+	Proto uint8
+	Pad   uint8
+}
+
+type ceFragVal struct {
+	_     structs.HostLayout
+	Sport uint16
+	Dport uint16
+}
+
 type ceLpmV4Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
@@ -78,6 +93,7 @@ const (
 	ceMapActive       = "active"
 	ceMapConfig       = "config"
 	ceMapCounters     = "counters"
+	ceMapFragCache    = "frag_cache"
 	ceMapRulesPsid    = "rules_psid"
 	ceMapRulesV4      = "rules_v4"
 	ceMapRulesV6      = "rules_v6"
@@ -140,6 +156,7 @@ type ceMapSpecs struct {
 	Active    *ebpf.MapSpec `ebpf:"active"`
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
 	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
@@ -174,6 +191,7 @@ type ceMaps struct {
 	Active    *ebpf.Map `ebpf:"active"`
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
+	FragCache *ebpf.Map `ebpf:"frag_cache"`
 	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
@@ -184,6 +202,7 @@ func (m *ceMaps) Close() error {
 		m.Active,
 		m.Config,
 		m.Counters,
+		m.FragCache,
 		m.RulesPsid,
 		m.RulesV4,
 		m.RulesV6,

@@ -167,7 +167,7 @@ func TestCE4to6(t *testing.T) {
 		{"ipv4 options", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
 			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
-		{"fragment", pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }), actShot, "fragment", nil},
+		{"icmp fragment", pkt4(t, me, serverV4, l4{"echo-req", our, 0, 10}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }), actShot, "fragment", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, nil)), actShot, "udp_zero_csum", nil},
 		{"icmp timestamp", icmpType4(t, me, 13), actShot, "icmp_type", nil},
 		{"bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, nil), 14+10), actShot, "bad_header", nil},
@@ -239,7 +239,7 @@ func TestCE6to4(t *testing.T) {
 		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		{"hop-by-hop header", hopByHop(t, srvMAP, ceBinding.MAPAddress, our), actShot, "ipv6_exthdr", nil},
-		{"fragment header", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, func(ip *layers.IPv6) { ip.NextHeader = layers.IPProtocolIPv6Fragment }), actShot, "fragment", nil},
+		{"icmpv6 fragment", frag6(t, srvMAP, ceBinding.MAPAddress, 9, make([]byte, 64), 0, 32, layers.IPProtocolICMPv6), actShot, "fragment", nil},
 		{"neighbour solicitation", icmpType6(t, srvMAP, ceBinding.MAPAddress, 135), actShot, "icmp_type", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
 		{"truncated", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 40}, nil)[:14+40+10], actShot, "truncated", nil},

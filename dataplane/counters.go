@@ -20,9 +20,10 @@ var counterNames = [...]string{
 	"truncated",     // shorter than its headers
 	"ipv4_options",  // IPv4 options: not translated
 	"ipv6_exthdr",   // IPv6 extension header: not translated
-	"fragment",      // fragments: not translated yet
+	"fragment",      // a fragment we do not translate (ICMP, hairpin)
 	"proto",         // transport protocol without ports
 	"icmp_type",     // ICMP type RFC 7915 drops
 	"udp_zero_csum", // IPv4 UDP without checksum
 	"helper",        // a BPF helper failed
+	"frag_miss",     // 4->6: later fragment whose first was not seen
 }

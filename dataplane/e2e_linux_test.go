@@ -153,6 +153,7 @@ func TestNetnsCEBR(t *testing.T) {
 
 			t.Run("udp", func(t *testing.T) { udpEcho(t, x) })
 			t.Run("mtu", func(t *testing.T) { mtu(t, x) })
+			t.Run("udp fragments", func(t *testing.T) { udpFragments(t, x) })
 			t.Run("tcp bulk", func(t *testing.T) { tcpBulk(t, x, 4<<20) })
 
 			ce, _ := x.ceT.Counters()
@@ -200,9 +201,24 @@ func mtu(t *testing.T, x *lab) {
 	}
 }
 
+// udpFragments sends datagrams larger than any MTU both ways. A
+// translated fragment grows by 28 bytes (IPv6 and Fragment Header), so the
+// hosts' MTU is set 28 below the WAN's for this test.
+func udpFragments(t *testing.T, x *lab) {
+	x.client.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1472")
+	defer x.client.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1480")
+	x.server.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1472")
+	defer x.server.MustExec("ip", "link", "set", "dev", "eth0", "mtu", "1500")
+	udpEchoSizes(t, x, 3000, 8000)
+}
+
 // udpEcho sends datagrams of several sizes (up to the 1480-byte uplink MTU)
 // and expects each echoed back unchanged.
 func udpEcho(t *testing.T, x *lab) {
+	udpEchoSizes(t, x, 1, 100, 1000, 1452)
+}
+
+func udpEchoSizes(t *testing.T, x *lab, sizes ...int) {
 	var srv net.PacketConn
 	if err := x.server.Do(func() (err error) {
 		srv, err = net.ListenPacket("udp4", "198.51.100.7:7007")
@@ -212,7 +228,7 @@ func udpEcho(t *testing.T, x *lab) {
 	}
 	defer srv.Close()
 	go func() {
-		buf := make([]byte, 2048)
+		buf := make([]byte, 65536)
 		for {
 			n, from, err := srv.ReadFrom(buf)
 			if err != nil {
@@ -229,8 +245,8 @@ func udpEcho(t *testing.T, x *lab) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	buf := make([]byte, 2048)
-	for _, size := range []int{1, 100, 1000, 1452} {
+	buf := make([]byte, 65536)
+	for _, size := range sizes {
 		msg := make([]byte, size)
 		rand.Read(msg)
 		ok := false
@@ -241,6 +257,9 @@ func udpEcho(t *testing.T, x *lab) {
 			c.SetReadDeadline(time.Now().Add(time.Second))
 			n, err := c.Read(buf)
 			ok = err == nil && bytes.Equal(buf[:n], msg)
+			if err != nil {
+				t.Logf("udp %d bytes, try %d: %v", size, try, err)
+			}
 		}
 		if !ok {
 			t.Fatalf("udp %d bytes: no echo", size)

@@ -12,7 +12,7 @@
 #include "core.h"
 
 /* br_ce6 validates a CE's MAP address and the port it uses. */
-static __always_inline int br_ce6(__u64 hi, __u64 lo, __u16 port, __u32 *v4)
+static __always_inline int br_ce6(__u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
 {
 	const struct rule *r = lookup_v6(hi, lo);
 	__u16 psid;
@@ -21,7 +21,7 @@ static __always_inline int br_ce6(__u64 hi, __u64 lo, __u16 port, __u32 *v4)
 		return R_SRC_UNKNOWN;
 	if (map_v6(r, hi, lo, v4, &psid))
 		return R_SRC_ADDR;
-	if (!port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
+	if (!noport && !port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
 		return R_SRC_PORT;
 	return 0;
 }
@@ -63,7 +63,9 @@ int br_ingress6(struct __sk_buff *skb)
 		return drop(err);
 	/* RFC 7599 s8.3: the source port (for an error: the inner destination
 	 * port) must belong to the PSID of the source address. */
-	err = br_ce6(v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, &saddr);
+	/* Later fragments carry no port: the address must still be a
+	 * well-formed MAP address under its FMR. */
+	err = br_ce6(v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, p.frag == FRAG_LATER, &saddr);
 	if (err)
 		return drop(err);
 	daddr = dmr_extract(c, dhi, dlo);
@@ -75,6 +77,8 @@ int br_ingress6(struct __sk_buff *skb)
 
 		if (p.icmp_err)
 			return drop(R_ICMP_TYPE); /* not translated on a hairpin */
+		if (p.frag == FRAG_LATER)
+			return drop(R_FRAGMENT); /* no port to pick the CE by */
 		err = br_ce4(daddr, p.dport, &ndhi, &ndlo);
 		if (err)
 			return drop(err);
@@ -91,7 +95,7 @@ int br_ingress6(struct __sk_buff *skb)
 		if (!dmr_match(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr)))
 			return drop(R_SRC_UNKNOWN);
 		isrc = dmr_extract(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr));
-		err = br_ce6(v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, &idst);
+		err = br_ce6(v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
 		if (!err)
 			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
 	} else {
@@ -128,7 +132,10 @@ int br_ingress4(struct __sk_buff *skb)
 	if (err)
 		return drop(err);
 	/* The destination port (for an error: the inner source port) picks
-	 * the CE. */
+	 * the CE; later fragments use their first fragment's (RFC 7597
+	 * s8.3.3), so a first fragment seen late costs the datagram. */
+	if (p.frag && frag_ports(&p) && rule_needs_port(daddr))
+		return drop(R_FRAG_MISS);
 	err = br_ce4(daddr, p.dport, &o.dhi, &o.dlo);
 	if (err)
 		return drop(err);

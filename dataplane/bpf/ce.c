@@ -30,7 +30,7 @@ static __always_inline int ce_remote4(const struct xlat_config *c, __u32 v4, __u
 
 /* ce_remote6 maps a remote IPv6 address back: an FMR source must use a
  * port of the PSID it carries; otherwise it must be in the DMR. */
-static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, __u32 *v4)
+static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
 {
 	const struct rule *r = lookup_v6(hi, lo);
 	__u16 psid;
@@ -38,7 +38,7 @@ static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u
 	if (r) {
 		if (map_v6(r, hi, lo, v4, &psid))
 			return R_SRC_ADDR;
-		if (!port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
+		if (!noport && !port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
 			return R_SRC_PORT;
 		return 0;
 	}
@@ -47,6 +47,23 @@ static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u
 		return 0;
 	}
 	return R_SRC_UNKNOWN;
+}
+
+/* id_into_set puts our PSID into an IPv4 fragment identification the way
+ * a port carries it, so CEs sharing an address never reuse each other's
+ * identifications (RFC 7599 s10.3, RFC 6346 s5.3). It is a function of the
+ * original value, so all fragments of a datagram keep one identification. */
+static __always_inline __u16 id_into_set(const struct xlat_config *c, __u16 id)
+{
+	__u16 mask;
+
+	if (c->psid_k == 0)
+		return id;
+	mask = ((1U << c->psid_k) - 1) << c->psid_m;
+	id = (id & ~mask) | (c->psid << c->psid_m);
+	if (c->psid_a > 0 && (id >> (16 - c->psid_a)) == 0)
+		id |= 1U << (16 - c->psid_a);
+	return id;
 }
 
 /* ce_local6 returns our IPv4 address for one of our MAP addresses. */
@@ -72,6 +89,7 @@ int ce_egress(struct __sk_buff *skb)
 	struct pkt p = {.l3 = ETH_HLEN};
 	struct addrs6 o, i;
 	__u32 saddr, daddr;
+	int noport = 0;
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
@@ -89,11 +107,20 @@ int ce_egress(struct __sk_buff *skb)
 		return drop(err);
 	saddr = bpf_ntohl(p.ip4.saddr);
 	daddr = bpf_ntohl(p.ip4.daddr);
+	/* Later fragments take their ports from the first; without it they
+	 * can only go where no port is needed. */
+	if (p.frag && frag_ports(&p)) {
+		if (rule_needs_port(daddr))
+			return drop(R_FRAG_MISS);
+		noport = 1;
+	}
 	/* The source port (for an error: the inner destination port) must be
 	 * ours; anything else escaped the NAT. */
 	if ((saddr & c->v4_mask) != c->v4 ||
-	    !port_in_set(p.sport, c->psid_a, c->psid_k, c->psid_m, c->psid))
+	    (!noport && !port_in_set(p.sport, c->psid_a, c->psid_k, c->psid_m, c->psid)))
 		return drop(R_SRC_NOT_OURS);
+	if (p.frag)
+		p.frag_id = id_into_set(c, p.frag_id);
 
 	o.shi = c->eup_hi;
 	o.slo = c->eup_lo;
@@ -130,6 +157,7 @@ int ce_ingress(struct __sk_buff *skb)
 	struct pkt p = {.l3 = ETH_HLEN};
 	__u64 dst[2];
 	__u32 saddr, daddr;
+	int noport;
 	int err;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
@@ -147,21 +175,23 @@ int ce_ingress(struct __sk_buff *skb)
 	err = parse6(skb, &p);
 	if (err)
 		return drop(err);
-	err = ce_remote6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, &saddr);
+	/* Later fragments carry no ports: the address checks still hold. */
+	noport = p.frag == FRAG_LATER;
+	err = ce_remote6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, noport, &saddr);
 	if ((err == R_SRC_UNKNOWN || err == R_SRC_ADDR) && p.icmp_err)
 		saddr = DUMMY_V4; /* an IPv6 router reporting on our packet */
 	else if (err)
 		return drop(err);
 	/* RFC 7599 s8.2: the destination port (for an error: the inner
 	 * source port) must be in our port set. */
-	if (!port_in_set(p.dport, c->psid_a, c->psid_k, c->psid_m, c->psid))
+	if (!noport && !port_in_set(p.dport, c->psid_a, c->psid_k, c->psid_m, c->psid))
 		return drop(R_DST_PORT);
 	if (p.icmp_err) {
 		__u32 isrc, idst;
 
 		if (ce_local6(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr), &isrc))
 			return drop(R_DST_PORT);
-		err = ce_remote6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, &idst);
+		err = ce_remote6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
 		if (!err)
 			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
 	} else {

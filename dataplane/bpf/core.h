@@ -65,11 +65,12 @@ enum reason {
 	R_TRUNCATED,         /* packet shorter than its headers */
 	R_V4_OPTIONS,        /* IPv4 options: not translated */
 	R_V6_EXTHDR,         /* IPv6 extension header we do not translate */
-	R_FRAGMENT,          /* fragments: not translated yet */
+	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
 	R_PROTO,             /* transport protocol without ports */
 	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */
 	R_UDP_ZERO_CSUM,     /* IPv4 UDP without checksum */
 	R_HELPER,            /* a BPF helper failed (no room, ...) */
+	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
 	R_MAX,
 };
 
@@ -123,6 +124,19 @@ struct psid_key {
 	__u16 pad;
 };
 
+/* IPv4 datagram whose first fragment carried these ports (RFC 7597
+ * s8.3.3: later fragments carry none). */
+struct frag_key {
+	__u32 src, dst;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct frag_val {
+	__u16 sport, dport;
+};
+
 /* config holds two slots; active says which one the packets use, so an
  * update writes the idle slot whole and then flips the index. */
 struct {
@@ -138,6 +152,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct frag_key);
+	__type(value, struct frag_val);
+} frag_cache SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -489,6 +510,9 @@ struct inner {
 	} __attribute__((aligned(8)));
 };
 
+#define FRAG_FIRST 1 /* offset 0: carries the transport header */
+#define FRAG_LATER 2 /* no transport header */
+
 /* What the translator needs to know about a packet. */
 struct pkt {
 	__u32 l3; /* offset of the IP header */
@@ -502,6 +526,10 @@ struct pkt {
 	 * swapped, since the inner packet travelled the other way. */
 	__u16 sport, dport;
 	__u32 icmp_rest; /* ICMP header bytes 4-7, host order */
+	__u8 frag;       /* FRAG_FIRST / FRAG_LATER, 0 when not a fragment */
+	__u8 mf;         /* more fragments */
+	__u16 frag_off;  /* offset in 8-byte units */
+	__u32 frag_id;
 	union {
 		struct iphdr4 ip4;
 		struct iphdr6 ip6;
@@ -643,7 +671,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 		if (p->proto == IPPROTO_UDP) {
 			if (b[6] == 0 && b[7] == 0)
 				return R_UDP_ZERO_CSUM;
-			if ((((__u32)b[4] << 8) | b[5]) != p->l4len)
+			if (!p->frag && (((__u32)b[4] << 8) | b[5]) != p->l4len)
 				return R_BAD_HDR;
 		} else {
 			__u8 doff;
@@ -682,6 +710,7 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr4 *h = &p->ip4;
 	__u32 tot;
+	__u16 fo;
 
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
@@ -698,13 +727,24 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 		return R_BAD_HDR;
 	if (skb->len < p->l3 + tot)
 		return R_TRUNCATED;
-	if (bpf_ntohs(h->frag_off) & (IP_MF | IP_OFFMASK))
-		return R_FRAGMENT;
 	p->l4 = p->l3 + sizeof(*h);
 	p->l4len = tot - sizeof(*h);
 	p->proto = h->protocol;
 	if (p->proto == IPPROTO_ICMPV6)
 		return R_PROTO;
+	fo = bpf_ntohs(h->frag_off);
+	if (fo & (IP_MF | IP_OFFMASK)) {
+		/* RFC 7915 s4.1: fragments get a Fragment Header. ICMP is
+		 * not, since the ICMPv6 checksum needs the whole length. */
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+			return R_FRAGMENT;
+		p->mf = !!(fo & IP_MF);
+		p->frag_off = fo & IP_OFFMASK;
+		p->frag_id = bpf_ntohs(h->id);
+		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
+		if (p->frag == FRAG_LATER)
+			return 0;
+	}
 	return parse_l4(skb, p, 0);
 }
 
@@ -729,8 +769,26 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	case IPPROTO_UDP:
 	case IPPROTO_ICMPV6:
 		break;
-	case IPPROTO_FRAGMENT:
-		return R_FRAGMENT;
+	case IPPROTO_FRAGMENT: {
+		__u8 fh[8];
+		__u16 fo;
+
+		if (plen < 8 || bpf_skb_load_bytes(skb, p->l4, fh, 8))
+			return R_TRUNCATED;
+		p->proto = fh[0];
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+			return R_FRAGMENT;
+		fo = ((__u16)fh[2] << 8) | fh[3];
+		p->frag_off = fo >> 3;
+		p->mf = fo & 1;
+		p->frag_id = ((__u32)fh[4] << 24) | ((__u32)fh[5] << 16) | ((__u32)fh[6] << 8) | fh[7];
+		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
+		p->l4 += 8;
+		p->l4len -= 8;
+		if (p->frag == FRAG_LATER)
+			return 0;
+		break;
+	}
 	case IPPROTO_ICMP:
 		return R_PROTO;
 	case 0:   /* hop-by-hop */
@@ -767,13 +825,20 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	struct iphdr6 h6 = {};
 	__be32 old[2] = {p->ip4.saddr, p->ip4.daddr};
 	__be32 pseudo[10] = {};
-	__u32 csum_off = p->l4 + 20 + l4_csum_off(p); /* l4 moves by 20 */
+	__u32 grow = p->frag ? 28 : 20; /* a Fragment Header adds 8 */
+	__u32 csum_off = p->l4 + grow + l4_csum_off(p);
 	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
+	__u32 fh[2];
 	__s64 diff;
 
 	h6.vtcfl = bpf_htonl((6U << 28) | ((__u32)p->ip4.tos << 20));
-	h6.plen = bpf_htons(p->l4len);
+	h6.plen = bpf_htons(p->l4len + (p->frag ? 8 : 0));
 	h6.nexthdr = p->proto == IPPROTO_ICMP ? IPPROTO_ICMPV6 : p->proto;
+	if (p->frag) {
+		h6.nexthdr = IPPROTO_FRAGMENT;
+		fh[0] = bpf_htonl(((__u32)p->proto << 24) | ((__u32)p->frag_off << 3) | p->mf);
+		fh[1] = bpf_htonl(p->frag_id);
+	}
 	h6.hlim = p->ip4.ttl;
 	*(__u64 *)&h6.saddr[0] = bpf_cpu_to_be64(shi);
 	*(__u64 *)&h6.saddr[8] = bpf_cpu_to_be64(slo);
@@ -782,11 +847,17 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0))
 		return R_HELPER;
+	if (p->frag && bpf_skb_adjust_room(skb, 8, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
 	if (bpf_skb_store_bytes(skb, p->l3, &h6, sizeof(h6), BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (p->frag && bpf_skb_store_bytes(skb, p->l3 + sizeof(h6), fh, 8, BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
 	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
 		return R_HELPER;
-	p->l4 += 20;
+	p->l4 += grow;
+	if (p->frag == FRAG_LATER)
+		return 0;
 
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
 		diff = bpf_csum_diff(old, sizeof(old), (__be32 *)h6.saddr, 32, 0);
@@ -823,7 +894,8 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	struct iphdr4 h4 = {};
 	__be32 pseudo[10] = {};
 	__u32 tot = p->l4len + sizeof(h4);
-	__u32 csum_off = p->l4 - 20 + l4_csum_off(p);
+	__u32 shrink = p->frag ? 28 : 20;
+	__u32 csum_off = p->l4 - shrink + l4_csum_off(p);
 	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__s64 diff;
 
@@ -831,8 +903,12 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	h4.tos = (bpf_ntohl(p->ip6.vtcfl) >> 20) & 0xff;
 	h4.tot_len = bpf_htons(tot);
 	/* RFC 7915 s5.1: small packets may be fragmented later on the IPv4
-	 * path, so they get DF clear and an identification. */
-	if (tot > XLAT_DF_THRESHOLD) {
+	 * path, so they get DF clear and an identification; fragments keep
+	 * theirs (s5.1.1). */
+	if (p->frag) {
+		h4.id = bpf_htons((__u16)p->frag_id);
+		h4.frag_off = bpf_htons(p->frag_off | (p->mf ? IP_MF : 0));
+	} else if (tot > XLAT_DF_THRESHOLD) {
 		h4.frag_off = bpf_htons(IP_DF);
 	} else {
 		h4.id = (__be16)bpf_get_prandom_u32();
@@ -844,13 +920,18 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	h4.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&h4, sizeof(h4), 0));
 
 	__builtin_memcpy(pseudo, p->ip6.saddr, 32);
+	/* The Fragment Header sits right after the fixed IPv6 header. */
+	if (p->frag && bpf_skb_adjust_room(skb, -8, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
 		return R_HELPER;
 	if (bpf_skb_store_bytes(skb, p->l3, &h4, sizeof(h4), BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
 	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
 		return R_HELPER;
-	p->l4 -= 20;
+	p->l4 -= shrink;
+	if (p->frag == FRAG_LATER)
+		return 0;
 
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
 		diff = bpf_csum_diff(pseudo, 32, &h4.saddr, 8, 0);
@@ -898,6 +979,41 @@ static __always_inline int rewrite6(struct __sk_buff *skb, struct pkt *p, __u64 
 				BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
 		return R_HELPER;
 	return 0;
+}
+
+/* ---- fragments ---- */
+
+/* frag_ports remembers the ports of a first fragment, or finds them for a
+ * later one; it returns -1 when a later fragment's first was not seen. */
+static __always_inline int frag_ports(struct pkt *p)
+{
+	struct frag_key k = {
+		.src = p->ip4.saddr,
+		.dst = p->ip4.daddr,
+		.id = (__u16)p->frag_id,
+		.proto = p->proto,
+	};
+	struct frag_val v = {.sport = p->sport, .dport = p->dport};
+	struct frag_val *f;
+
+	if (p->frag == FRAG_FIRST) {
+		bpf_map_update_elem(&frag_cache, &k, &v, BPF_ANY);
+		return 0;
+	}
+	f = bpf_map_lookup_elem(&frag_cache, &k);
+	if (!f)
+		return -1;
+	p->sport = f->sport;
+	p->dport = f->dport;
+	return 0;
+}
+
+/* rule_needs_port says whether mapping v4 depends on the port. */
+static __always_inline int rule_needs_port(__u32 v4)
+{
+	const struct rule *r = lookup_v4(v4);
+
+	return r && ((r->flags & RULE_BY_PSID) || r->psid_k > 0);
 }
 
 /* ---- ICMP errors (RFC 7915 s4.2, s4.3, s5.2, s5.3) ---- */
