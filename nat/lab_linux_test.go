@@ -34,7 +34,7 @@ type natLab struct {
 	lan, ce, sink *testenv.NS
 }
 
-func newNATLab(t *testing.T) *natLab {
+func newNATLab(t testing.TB) *natLab {
 	t.Helper()
 	testenv.Require(t, "nft", "tcpdump", "sysctl")
 	l := testenv.New(t)
