@@ -19,7 +19,7 @@ import (
 const (
 	DefaultUplink       = "mapt0"
 	DefaultStateDir     = "/var/lib/ce-agent"
-	DefaultStatusSocket = "/run/ce-agent.sock"
+	DefaultStatusSocket = "/var/run/ce-agent.sock" // /run is missing on OpenWrt 23.05
 )
 
 // Config configures the agent. The zero value plus a WAN (or none, to

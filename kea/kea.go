@@ -7,17 +7,19 @@
 //
 // Two Kea facts shape the output. The container and its sub-options must
 // sit at one configuration level (here: the subnet), or Kea sends the
-// container empty. And Kea attaches one s46-portparams to every s46-rule of
-// a container, so the rules of one domain must share their port
-// parameters.
+// container empty. And Kea sends one s46-rule per container, with one
+// s46-portparams for all: a domain with several rules therefore goes out
+// as the container's raw bytes (see containerOptions).
 package kea
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/provision"
 )
 
 // Options tune the generated configuration.
@@ -41,9 +43,11 @@ const maxPools = 8192
 
 // Option is one Kea option-data entry.
 type Option struct {
-	Space string `json:"space,omitempty"`
-	Name  string `json:"name"`
-	Data  string `json:"data,omitempty"`
+	Space     string `json:"space,omitempty"`
+	Name      string `json:"name"`
+	Code      int    `json:"code,omitempty"`
+	CSVFormat *bool  `json:"csv-format,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 // PDPool is one Kea pd-pools entry.
@@ -72,8 +76,10 @@ type dhcp6 struct {
 		Interfaces []string `json:"interfaces"`
 	} `json:"interfaces-config"`
 	ServerID struct {
-		Type    string `json:"type"`
-		Persist bool   `json:"persist"`
+		Type         string `json:"type"`
+		EnterpriseID int    `json:"enterprise-id,omitempty"`
+		Identifier   string `json:"identifier,omitempty"`
+		Persist      bool   `json:"persist"`
 	} `json:"server-id"`
 	LeaseDatabase struct {
 		Type    string `json:"type"`
@@ -114,9 +120,12 @@ func Generate(f *domainfile.File, d domainfile.Domain, opts Options) (*Config, [
 	}
 	var c Config
 	c.Dhcp6.InterfacesConfig.Interfaces = []string{ifname}
-	// The DUID is derived anew at start rather than written to
-	// /var/lib/kea, which may be read-only.
-	c.Dhcp6.ServerID.Type, c.Dhcp6.ServerID.Persist = "LLT", false
+	// A fixed DUID-EN: stable across restarts and reloads without a
+	// writable /var/lib/kea (an LLT DUID that is not persisted changes on
+	// every SIGHUP, and then renewals go unanswered until clients rebind).
+	c.Dhcp6.ServerID.Type, c.Dhcp6.ServerID.Persist = "EN", false
+	c.Dhcp6.ServerID.EnterpriseID = 2495 // ISC
+	c.Dhcp6.ServerID.Identifier = fmt.Sprintf("%x", sha256.Sum256([]byte("mapt:"+d.Name)))[:16]
 	c.Dhcp6.LeaseDatabase.Type, c.Dhcp6.LeaseDatabase.Persist = "memfile", true
 	c.Dhcp6.LeaseDatabase.Name = opts.LeaseFile
 	if c.Dhcp6.LeaseDatabase.Name == "" {
@@ -136,24 +145,22 @@ func GenerateFragment(d domainfile.Domain, opts Options) (*Fragment, []string, e
 	if len(d.Rules) == 0 {
 		return nil, nil, fmt.Errorf("kea: domain %q: no rules", d.Name)
 	}
-	pp := portParams(d.Rules[0])
-	for _, r := range d.Rules[1:] {
-		if portParams(r) != pp {
-			return nil, nil, fmt.Errorf("kea: domain %q: rules %s and %s need different s46-portparams (%q, %q), but Kea 2.2 sends one for every rule of a container: split them into separate domains",
-				d.Name, d.Rules[0], r, pp, portParams(r))
-		}
-	}
-	frag := &Fragment{OptionData: []Option{{Name: "s46-cont-mapt"}}}
+	frag := &Fragment{OptionData: containerOptions(d)}
 	var warnings []string
+rules:
 	for _, r := range d.Rules {
-		flags := 0
-		if r.FMR {
-			flags = 1 // RFC 7598 s4.1: F is the low bit (Kea's manual says 128; it is wrong)
+		// Kea refuses overlapping pools. A rule nested in another one
+		// needs none: what the outer pool delegates inside it derives
+		// from the inner rule (longest match).
+		for _, o := range d.Rules {
+			if o.IPv6Prefix.Bits() < r.IPv6Prefix.Bits() && o.IPv6Prefix.Contains(r.IPv6Prefix.Addr()) {
+				if o.EndUserPrefixLen() != r.EndUserPrefixLen() {
+					warnings = append(warnings, fmt.Sprintf("domain %q: rule %s lies inside rule %s, whose pool delegates /%d prefixes there; the nested rule needs /%d",
+						d.Name, r, o, o.EndUserPrefixLen(), r.EndUserPrefixLen()))
+				}
+				continue rules
+			}
 		}
-		frag.OptionData = append(frag.OptionData, Option{
-			Space: "s46-cont-mapt-options", Name: "s46-rule",
-			Data: fmt.Sprintf("%d, %d, %d, %s, %s", flags, r.EABits, r.IPv4Prefix.Bits(), r.IPv4Prefix.Addr(), r.IPv6Prefix),
-		})
 		pools, warn, err := pdPools(r, opts.ExcludePSIDZero)
 		if err != nil {
 			return nil, nil, fmt.Errorf("kea: domain %q: %w", d.Name, err)
@@ -163,11 +170,35 @@ func GenerateFragment(d domainfile.Domain, opts Options) (*Fragment, []string, e
 		}
 		frag.PDPools = append(frag.PDPools, pools...)
 	}
-	frag.OptionData = append(frag.OptionData,
-		Option{Space: "s46-rule-options", Name: "s46-portparams", Data: pp},
-		Option{Space: "s46-cont-mapt-options", Name: "s46-dmr", Data: d.DMR.String()},
-	)
 	return frag, warnings, nil
+}
+
+// containerOptions is the option-data for OPTION_S46_CONT_MAPT. One rule
+// is written the readable way, as Kea's option definitions spell it. Kea
+// keeps only one s46-rule per container and attaches one s46-portparams
+// to all of them, so several rules go out as the container's raw bytes,
+// built by our own RFC 7598 encoder.
+func containerOptions(d domainfile.Domain) []Option {
+	if len(d.Rules) > 1 {
+		return []Option{{
+			Space: "dhcp6", Name: "s46-cont-mapt", Code: int(provision.OptionS46ContMAPT), CSVFormat: new(bool),
+			Data: fmt.Sprintf("%X", provision.NewMAPTContainer(d.Domain).ToBytes()),
+		}}
+	}
+	r := d.Rules[0]
+	flags := 0
+	if r.FMR {
+		flags = 1 // RFC 7598 s4.1: F is the low bit (Kea's manual says 128; it is wrong)
+	}
+	return []Option{
+		{Name: "s46-cont-mapt"},
+		{
+			Space: "s46-cont-mapt-options", Name: "s46-rule",
+			Data: fmt.Sprintf("%d, %d, %d, %s, %s", flags, r.EABits, r.IPv4Prefix.Bits(), r.IPv4Prefix.Addr(), r.IPv6Prefix),
+		},
+		{Space: "s46-rule-options", Name: "s46-portparams", Data: portParams(r)},
+		{Space: "s46-cont-mapt-options", Name: "s46-dmr", Data: d.DMR.String()},
+	}
 }
 
 // portParams is Kea's s46-portparams data: "offset, psid/psid-len", the

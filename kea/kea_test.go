@@ -1,6 +1,7 @@
 package kea
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/provision"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -95,7 +97,6 @@ func TestRuleFlagsAndPortParams(t *testing.T) {
 		return r
 	}
 	d := domainfile.Domain{Domain: mapt.Domain{Name: "x", DMR: netip.MustParsePrefix("2001:db8:ffff::/64"), Rules: []mapt.Rule{
-		rule("2001:db8::/40,192.0.2.0/24,16"),
 		rule("2001:db8:100::/40,198.51.100.0/24,16,fmr"),
 	}}}
 	frag, warnings, err := GenerateFragment(d, Options{})
@@ -106,12 +107,13 @@ func TestRuleFlagsAndPortParams(t *testing.T) {
 	for _, o := range frag.OptionData {
 		got = append(got, o.Data)
 	}
-	want := "|0, 16, 24, 192.0.2.0, 2001:db8::/40|1, 16, 24, 198.51.100.0, 2001:db8:100::/40|6, 0/0|2001:db8:ffff::/64"
+	// F flag 1 (RFC 7598), offset always explicit.
+	want := "|1, 16, 24, 198.51.100.0, 2001:db8:100::/40|6, 0/0|2001:db8:ffff::/64"
 	if strings.Join(got, "|") != want {
 		t.Errorf("data = %q, want %q", strings.Join(got, "|"), want)
 	}
-	if frag.PDPools[1] != (PDPool{"2001:db8:100::", 40, 56}) {
-		t.Errorf("pool = %+v", frag.PDPools[1])
+	if frag.PDPools[0] != (PDPool{"2001:db8:100::", 40, 56}) {
+		t.Errorf("pool = %+v", frag.PDPools[0])
 	}
 	// EA = 0 with a PSID: the portparams carry it right-aligned.
 	d.Rules = []mapt.Rule{rule("2001:db8:12:3400::/56,192.0.2.18/32,0,a=6,k=8,psid=0x34")}
@@ -119,10 +121,20 @@ func TestRuleFlagsAndPortParams(t *testing.T) {
 	if err != nil || frag.OptionData[2].Data != "6, 52/8" || frag.PDPools[0] != (PDPool{"2001:db8:12:3400::", 56, 56}) {
 		t.Fatalf("ea 0: %+v %v", frag, err)
 	}
-	// Kea sends one portparams per container.
+	// Several rules, with their own port parameters: the container goes
+	// out as raw bytes, which decode to the same domain.
 	d.Rules = append(d.Rules, rule("2001:db8:12:3500::/56,192.0.2.18/32,0,a=6,k=8,psid=0x35"))
-	if _, _, err := GenerateFragment(d, Options{}); err == nil || !strings.Contains(err.Error(), "split them into separate domains") {
-		t.Fatalf("different portparams: %v", err)
+	frag, _, err = GenerateFragment(d, Options{})
+	if err != nil || len(frag.OptionData) != 1 || frag.OptionData[0].Code != 95 || *frag.OptionData[0].CSVFormat {
+		t.Fatalf("several rules: %+v %v", frag, err)
+	}
+	raw, err := hex.DecodeString(frag.OptionData[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := provision.ParseMAPT(raw)
+	if err != nil || len(back.Rules) != 2 || back.Rules[1] != d.Rules[1] || back.DMR != d.DMR {
+		t.Fatalf("raw container decodes to %+v, %v", back, err)
 	}
 }
 

@@ -113,7 +113,7 @@ func udpEcho(t *testing.T, ns *testenv.NS, local string) {
 
 func wget(t *testing.T, ns *testenv.NS) {
 	t.Helper()
-	out := ns.MustExec("wget", "-q", "-O", "-", "http://"+testenv.SeedServer+"/index.html")
+	out := ns.MustExec("wget", "-q", "-T", "10", "-t", "2", "-O", "-", "http://"+testenv.SeedServer+"/index.html")
 	if !strings.HasPrefix(out, `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"`) {
 		t.Fatalf("%s: page %q", ns.Short, out)
 	}

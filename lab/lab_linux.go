@@ -38,6 +38,11 @@ type Options struct {
 	RenewTimer int
 	// Bin is the directory holding ce-agent and br.
 	Bin string
+	// ExtraRules is YAML appended to the domain's rule list.
+	ExtraRules string
+	// KeaConfig, when set, edits Kea's Dhcp6 configuration after the
+	// lab's own additions (tests use it to make the server misbehave).
+	KeaConfig func(dhcp6 map[string]any)
 }
 
 // CE is one customer edge of the lab.
@@ -88,10 +93,10 @@ domains:
         ea-len: 13
         psid-offset: %d
         fmr: %v
-    kea:
+%s    kea:
       subnet: 2001:db8:6::/64
       interface: eth0
-`, o.PSIDOffset, o.FMR)
+`, o.PSIDOffset, o.FMR, o.ExtraRules)
 }
 
 // Up builds the lab and starts every process; it does not wait for the
@@ -118,10 +123,7 @@ func Up(t testenv.T, o Options) *Lab {
 	l.startKea(t)
 	l.Relay = seed.BR.Start(filepath.Join(o.Bin, "br"), "run", "--config", l.Domain)
 	for _, c := range l.CEs {
-		// No MAP configuration at all: the agent picks its WAN and asks
-		// DHCPv6 for everything else.
-		c.Agent = c.NS.Start(filepath.Join(o.Bin, "ce-agent"), "run",
-			"--state-dir", filepath.Join(l.Dir, c.Name), "--status-socket", c.Socket)
+		l.StartAgent(c)
 	}
 	l.startWeb(t)
 	return l
@@ -149,7 +151,7 @@ func (l *Lab) startKea(t testenv.T) {
 // rules in its one source of truth. CEs learn it at their next renewal.
 func (l *Lab) ChangeDomain(t testenv.T, o Options) {
 	t.Helper()
-	o.Bin, o.RenewTimer = l.Opts.Bin, l.Opts.RenewTimer
+	o.Bin, o.RenewTimer, o.KeaConfig = l.Opts.Bin, l.Opts.RenewTimer, l.Opts.KeaConfig
 	l.Opts = o
 	tmp := l.Domain + ".new"
 	must(t, os.WriteFile(tmp, []byte(DomainYAML(o)), 0o644))
@@ -185,6 +187,9 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 		res = append(res, map[string]any{"duid": "00:03:00:01:" + c.MAC, "prefixes": []any{c.Prefix}})
 	}
 	subnet["reservations"] = res
+	if l.Opts.KeaConfig != nil {
+		l.Opts.KeaConfig(d6)
+	}
 	b, err := json.MarshalIndent(conf, "", "  ")
 	must(t, err)
 	l.KeaConf = filepath.Join(l.Dir, "kea-dhcp6.json")
@@ -192,6 +197,13 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 	if out, err := exec.Command("kea-dhcp6", "-t", l.KeaConf).CombinedOutput(); err != nil {
 		t.Fatalf("lab: kea-dhcp6 -t: %v\n%s", err, out)
 	}
+}
+
+// StartAgent starts a CE's agent. No MAP configuration at all: it picks
+// its WAN and asks DHCPv6 for everything else.
+func (l *Lab) StartAgent(c *CE) {
+	c.Agent = c.NS.Start(filepath.Join(l.Opts.Bin, "ce-agent"), "run",
+		"--state-dir", filepath.Join(l.Dir, c.Name), "--status-socket", c.Socket)
 }
 
 // startWeb serves the seed's page from s.
