@@ -63,6 +63,14 @@ type brRule struct {
 	Pad   [3]uint8
 }
 
+type brV6ExactKey struct {
+	_   structs.HostLayout
+	Len uint32
+	Pad uint32
+	Hi  uint64
+	Lo  uint64
+}
+
 type brXlatConfig struct {
 	_             structs.HostLayout
 	EupHi         uint64
@@ -84,6 +92,8 @@ type brXlatConfig struct {
 	EupLen        uint8
 	DmrLen        uint8
 	Flags         uint8
+	ExactLens     [4]uint8
+	Pad           [4]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -96,7 +106,9 @@ const (
 	brMapFragCache   = "frag_cache"
 	brMapRulesPsid   = "rules_psid"
 	brMapRulesV4     = "rules_v4"
+	brMapRulesV4x    = "rules_v4x"
 	brMapRulesV6     = "rules_v6"
+	brMapRulesV6x    = "rules_v6x"
 	brProgBrIngress4 = "br_ingress4"
 	brProgBrIngress6 = "br_ingress6"
 )
@@ -157,7 +169,9 @@ type brMapSpecs struct {
 	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
 	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
+	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
+	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
 }
 
 // brVariableSpecs contains global variables before they are loaded into the kernel.
@@ -192,7 +206,9 @@ type brMaps struct {
 	FragCache *ebpf.Map `ebpf:"frag_cache"`
 	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
+	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
+	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
 }
 
 func (m *brMaps) Close() error {
@@ -203,7 +219,9 @@ func (m *brMaps) Close() error {
 		m.FragCache,
 		m.RulesPsid,
 		m.RulesV4,
+		m.RulesV4x,
 		m.RulesV6,
+		m.RulesV6x,
 	)
 }
 

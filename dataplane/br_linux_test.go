@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -167,6 +168,52 @@ func TestBR4to6(t *testing.T) {
 			if c.want != nil {
 				check6(t, out, *c.want)
 			}
+		})
+	}
+}
+
+// TestLongestMatchAcrossTables: a 1:1 rule (exact-match hash) nested in
+// an EA rule (trie) wins for its own prefix, the trie rule for the rest,
+// and a trie rule longer than some hashed lengths beats them.
+func TestLongestMatchAcrossTables(t *testing.T) {
+	outer := mustRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
+	inner := mustRule("2001:db8:12:3400::/64,203.0.113.9/32,0,fmr")
+	var rules = []mapt.Rule{outer, inner}
+	// Four more hashed lengths push /52 out of the hash into the trie.
+	for i, l := range []int{60, 60, 56, 56, 48, 48, 64} {
+		rules = append(rules, mustRule(fmt.Sprintf("2001:db9:%x::/%d,10.0.1.%d/32,0,fmr", 0x100+i, l, i)))
+	}
+	in52 := mustRule("2001:db9:120::/52,10.0.2.1/32,0,fmr")
+	in48 := mustRule("2001:db9:120::/48,10.0.2.2/32,0,fmr")
+	rules = append(rules, in52, in48)
+	tabs, err := buildTables(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tabs.lens != [4]uint8{64, 60, 56, 48} {
+		t.Fatalf("hashed lengths %v", tabs.lens)
+	}
+	tr := load(t, Config{Mode: BR, DMR: dmr, FMRs: rules})
+	srv6 := mapt.Embed(dmr, serverV4)
+	cases := []struct {
+		name string
+		rule mapt.Rule
+		eup  netip.Prefix
+		want netip.Addr
+	}{
+		{"hashed /64 inside trie /40", inner, inner.IPv6Prefix, netip.MustParseAddr("203.0.113.9")},
+		{"trie /40 outside the /64", outer, netip.MustParsePrefix("2001:db8:12:3500::/56"), netip.MustParseAddr("192.0.2.18")},
+		{"trie /52 over hashed /48", in52, in52.IPv6Prefix, netip.MustParseAddr("10.0.2.1")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustDerive(c.rule, c.eup)
+			port := portOf(t, b.PortSet, 1)
+			ret, out := run(t, tr.Prog6to4(), pkt6(t, b.MAPAddress, srv6, l4{"udp", port, 4053, 8}, nil))
+			if ret != actOK {
+				t.Fatalf("verdict %d", ret)
+			}
+			check4(t, out, want4{src: c.want, dst: serverV4, sport: port, dport: 4053, proto: layers.IPProtocolUDP})
 		})
 	}
 }

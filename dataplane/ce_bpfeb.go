@@ -63,6 +63,14 @@ type ceRule struct {
 	Pad   [3]uint8
 }
 
+type ceV6ExactKey struct {
+	_   structs.HostLayout
+	Len uint32
+	Pad uint32
+	Hi  uint64
+	Lo  uint64
+}
+
 type ceXlatConfig struct {
 	_             structs.HostLayout
 	EupHi         uint64
@@ -84,6 +92,8 @@ type ceXlatConfig struct {
 	EupLen        uint8
 	DmrLen        uint8
 	Flags         uint8
+	ExactLens     [4]uint8
+	Pad           [4]uint8
 }
 
 // Names of all BPF objects in the ELF.
@@ -96,7 +106,9 @@ const (
 	ceMapFragCache    = "frag_cache"
 	ceMapRulesPsid    = "rules_psid"
 	ceMapRulesV4      = "rules_v4"
+	ceMapRulesV4x     = "rules_v4x"
 	ceMapRulesV6      = "rules_v6"
+	ceMapRulesV6x     = "rules_v6x"
 	ceProgCeEgress    = "ce_egress"
 	ceProgCeIngress   = "ce_ingress"
 	ceProgPassthrough = "passthrough"
@@ -159,7 +171,9 @@ type ceMapSpecs struct {
 	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
 	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
+	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
+	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
 }
 
 // ceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -194,7 +208,9 @@ type ceMaps struct {
 	FragCache *ebpf.Map `ebpf:"frag_cache"`
 	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
+	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
+	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
 }
 
 func (m *ceMaps) Close() error {
@@ -205,7 +221,9 @@ func (m *ceMaps) Close() error {
 		m.FragCache,
 		m.RulesPsid,
 		m.RulesV4,
+		m.RulesV4x,
 		m.RulesV6,
+		m.RulesV6x,
 	)
 }
 

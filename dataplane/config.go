@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/mapt-go/mapt/mapt"
 )
@@ -107,9 +108,11 @@ func v4u32(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// encodeConfig turns the CE binding and DMR into the map value.
-func encodeConfig(c Config) ceXlatConfig {
+// encodeConfig turns the CE binding, the DMR and the exact-match lengths
+// of the rule tables into the map value.
+func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 	var x ceXlatConfig
+	x.ExactLens = t.lens
 	x.Flags = cfgValid
 	if c.UplinkL3 {
 		x.Flags |= cfgUplinkL3
@@ -176,32 +179,97 @@ func encodeRule(r mapt.Rule) ceRule {
 	return x
 }
 
-// ruleTables are the contents of the three rule maps.
+// ruleTables are the contents of the rule maps.
 type ruleTables struct {
 	v4   map[ceLpmV4Key]ceRule
 	v6   map[ceLpmV6Key]ceRule
 	psid map[cePsidKey]ceRule
+	v4x  map[uint32]ceRule       // /32 entries
+	v6x  map[ceV6ExactKey]ceRule // EA-length-0 rules of the lengths in lens
+	lens [4]uint8                // longest first
 }
 
-func (t ruleTables) size() int { return max(len(t.v4), len(t.v6), len(t.psid)) }
+func (t ruleTables) size() int {
+	return max(len(t.v4), len(t.v6), len(t.psid), len(t.v4x), len(t.v6x))
+}
 
-// buildTables lays the rules out for the maps. EA-length-0 rules sharing
-// one IPv4 prefix (1:1 mode with address sharing) get a trie entry that
-// sends the lookup on to the (address, PSID) hash.
+// maxExactLens is the number of prefix lengths the programs probe in
+// rules_v6x (the size of exact_lens in struct xlat_config).
+const maxExactLens = 4
+
+// buildTables lays the rules out for the maps. EA-length-0 rules (1:1
+// mode, one rule per CE) go to exact-match hashes so that a million of
+// them cost no more per packet than one; their IPv6 prefixes are probed
+// by length, for the maxExactLens most common lengths (rules of other
+// lengths stay in the trie). IPv4 /32 entries go to the IPv4 hash; rules
+// sharing one IPv4 address by PSID get a marker there that sends the
+// lookup on to the (address, PSID) hash.
 func buildTables(rules []mapt.Rule) (ruleTables, error) {
 	t := ruleTables{
-		v4:   make(map[ceLpmV4Key]ceRule, len(rules)),
-		v6:   make(map[ceLpmV6Key]ceRule, len(rules)),
+		v4:   make(map[ceLpmV4Key]ceRule),
+		v6:   make(map[ceLpmV6Key]ceRule),
 		psid: make(map[cePsidKey]ceRule),
+		v4x:  make(map[uint32]ceRule),
+		v6x:  make(map[ceV6ExactKey]ceRule),
 	}
+	count := map[int]int{}
+	for _, r := range rules {
+		if r.EABits == 0 {
+			count[r.IPv6Prefix.Bits()]++
+		}
+	}
+	lens := make([]int, 0, len(count))
+	for l := range count {
+		lens = append(lens, l)
+	}
+	slices.SortFunc(lens, func(a, b int) int {
+		if count[a] != count[b] {
+			return count[b] - count[a]
+		}
+		return b - a
+	})
+	if len(lens) > maxExactLens {
+		lens = lens[:maxExactLens]
+	}
+	slices.SortFunc(lens, func(a, b int) int { return b - a })
+	exact := map[int]bool{}
+	for i, l := range lens {
+		t.lens[i] = uint8(l)
+		exact[l] = true
+	}
+
+	seen6 := map[netip.Prefix]bool{}
 	for _, r := range rules {
 		x := encodeRule(r)
-		k6 := ceLpmV6Key{Prefixlen: uint32(r.IPv6Prefix.Bits()), Addr: r.IPv6Prefix.Masked().Addr().As16()}
-		if o, dup := t.v6[k6]; dup && o != x {
+		p6 := r.IPv6Prefix.Masked()
+		if seen6[p6] {
 			return ruleTables{}, fmt.Errorf("dataplane: fmr %s: ipv6-prefix %s used by another rule", r, r.IPv6Prefix)
 		}
-		t.v6[k6] = x
-		k4 := ceLpmV4Key{Prefixlen: uint32(r.IPv4Prefix.Bits()), Addr: r.IPv4Prefix.Masked().Addr().As4()}
+		seen6[p6] = true
+		if r.EABits == 0 && exact[p6.Bits()] {
+			hi, lo := split128(p6.Addr())
+			t.v6x[ceV6ExactKey{Len: uint32(p6.Bits()), Hi: hi, Lo: lo}] = x
+		} else {
+			t.v6[ceLpmV6Key{Prefixlen: uint32(p6.Bits()), Addr: p6.Addr().As16()}] = x
+		}
+
+		p4 := r.IPv4Prefix.Masked()
+		k4 := ceLpmV4Key{Prefixlen: uint32(p4.Bits()), Addr: p4.Addr().As4()}
+		put4 := func(v ceRule) {
+			if p4.Bits() == 32 {
+				t.v4x[x.V4] = v
+			} else {
+				t.v4[k4] = v
+			}
+		}
+		get4 := func() (ceRule, bool) {
+			if p4.Bits() == 32 {
+				v, ok := t.v4x[x.V4]
+				return v, ok
+			}
+			v, ok := t.v4[k4]
+			return v, ok
+		}
 		if r.EABits == 0 && r.PSIDLen > 0 {
 			kp := cePsidKey{V4: x.V4, Psid: r.PSID}
 			if _, dup := t.psid[kp]; dup {
@@ -210,16 +278,16 @@ func buildTables(rules []mapt.Rule) (ruleTables, error) {
 			t.psid[kp] = x
 			marker := x
 			marker.Flags = ruleByPSID
-			if o, ok := t.v4[k4]; ok && (o.Flags != ruleByPSID || o.PsidA != x.PsidA || o.PsidK != x.PsidK) {
+			if o, ok := get4(); ok && (o.Flags != ruleByPSID || o.PsidA != x.PsidA || o.PsidK != x.PsidK) {
 				return ruleTables{}, fmt.Errorf("dataplane: fmr %s: ipv4-prefix %s shared with a rule of other port parameters", r, r.IPv4Prefix)
 			}
-			t.v4[k4] = marker
+			put4(marker)
 			continue
 		}
-		if _, dup := t.v4[k4]; dup {
+		if _, dup := get4(); dup {
 			return ruleTables{}, fmt.Errorf("dataplane: fmr %s: ipv4-prefix %s used by another rule", r, r.IPv4Prefix)
 		}
-		t.v4[k4] = x
+		put4(x)
 	}
 	return t, nil
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -47,17 +48,34 @@ func TestBuildTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two EA-0 rules share 203.0.113.5/32: one trie marker, two hash entries.
-	if len(tabs.v6) != 4 || len(tabs.v4) != 3 || len(tabs.psid) != 2 {
-		t.Fatalf("tables v6=%d v4=%d psid=%d, want 4 3 2", len(tabs.v6), len(tabs.v4), len(tabs.psid))
+	// The two EA-0 rules go to the exact-match hashes (their /64 is probed
+	// by length); they share 203.0.113.5/32: one marker, two PSID entries.
+	if len(tabs.v6) != 2 || len(tabs.v6x) != 2 || len(tabs.v4) != 2 || len(tabs.v4x) != 1 || len(tabs.psid) != 2 {
+		t.Fatalf("tables v6=%d v6x=%d v4=%d v4x=%d psid=%d, want 2 2 2 1 2",
+			len(tabs.v6), len(tabs.v6x), len(tabs.v4), len(tabs.v4x), len(tabs.psid))
 	}
-	k := ceLpmV4Key{Prefixlen: 32, Addr: [4]byte{203, 0, 113, 5}}
-	if tabs.v4[k].Flags != ruleByPSID || tabs.v4[k].PsidK != 4 || tabs.v4[k].PsidM != 6 {
-		t.Errorf("shared marker %+v, want by-psid k=4 m=6", tabs.v4[k])
+	if tabs.lens != [4]uint8{64} {
+		t.Errorf("exact lengths %v, want [64]", tabs.lens)
+	}
+	if m := tabs.v4x[0xcb007105]; m.Flags != ruleByPSID || m.PsidK != 4 || m.PsidM != 6 {
+		t.Errorf("shared marker %+v, want by-psid k=4 m=6", m)
 	}
 	ka := ceLpmV4Key{Prefixlen: 24, Addr: [4]byte{192, 0, 2, 0}}
 	if r := tabs.v4[ka]; r.EaLen != 16 || r.PsidK != 8 || r.PsidA != 6 || r.PsidM != 2 || r.V6Len != 40 || r.V4 != 0xc0000200 {
 		t.Errorf("rule A encoded as %+v", r)
+	}
+	// Five lengths of 1:1 rules: the four most common are hashed, the
+	// fifth stays in the trie.
+	var many []mapt.Rule
+	for i, l := range []int{64, 64, 60, 60, 56, 56, 48, 48, 52} {
+		many = append(many, mustRule(fmt.Sprintf("2001:db8:%x::/%d,10.0.0.%d/32,0", 0x100+i, l, i)))
+	}
+	mt, err := buildTables(many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt.lens != [4]uint8{64, 60, 56, 48} || len(mt.v6x) != 8 || len(mt.v6) != 1 {
+		t.Errorf("lens %v v6x %d v6 %d, want [64 60 56 48] 8 1", mt.lens, len(mt.v6x), len(mt.v6))
 	}
 	dup := []mapt.Rule{ruleA, mustRule("2001:db8:1000::/40,192.0.2.0/24,16,a=6")}
 	if _, err := buildTables(dup); err == nil || !strings.Contains(err.Error(), "ipv4-prefix") {

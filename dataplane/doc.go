@@ -24,9 +24,10 @@
 //
 // The binding and DMR sit in a two-slot array: Update writes the idle slot
 // whole and then flips the active index. Rules live in LPM tries keyed on
-// their IPv4 and IPv6 prefixes (lookup cost independent of the rule count);
-// IPv4 addresses shared by EA-length-0 rules are resolved through a hash on
-// (address, PSID). Update inserts or replaces new rules before it deletes
+// their IPv4 and IPv6 prefixes, except the 1:1 rules (EA length 0, one per
+// CE), which go to exact-match hashes so that the lookup cost stays flat up
+// to a million CEs; IPv4 addresses shared by EA-length-0 rules are resolved
+// through a hash on (address, PSID). Update inserts or replaces new rules before it deletes
 // stale ones, so a packet always finds either the old or the new rule.
 //
 // The programs do not decrement the TTL or hop limit: every path hands the

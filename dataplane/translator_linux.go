@@ -8,6 +8,9 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+// ruleMaps are the maps sized by Config.Capacity.
+var ruleMaps = []string{"rules_v4", "rules_v6", "rules_psid", "rules_v4x", "rules_v6x"}
+
 // Translator is a loaded set of translator programs and their maps.
 type Translator struct {
 	mode Mode
@@ -42,7 +45,7 @@ func Load(cfg Config) (*Translator, error) {
 		return nil, fmt.Errorf("dataplane: load %s spec: %w", cfg.Mode, err)
 	}
 	capacity := cfg.capacity()
-	for _, name := range []string{"rules_v4", "rules_v6", "rules_psid"} {
+	for _, name := range ruleMaps {
 		spec.Maps[name].MaxEntries = uint32(capacity)
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
@@ -94,52 +97,90 @@ func (t *Translator) Update(cfg Config) error {
 	defer t.mu.Unlock()
 
 	m := t.coll.Maps
-	for k, v := range tables.v6 {
-		if err := m["rules_v6"].Put(k, v); err != nil {
-			return fmt.Errorf("dataplane: update: rules_v6: %w", err)
-		}
+	if err := putAll(m["rules_v6"], tables.v6); err != nil {
+		return fmt.Errorf("dataplane: update: rules_v6: %w", err)
 	}
-	for k, v := range tables.psid {
-		if err := m["rules_psid"].Put(k, v); err != nil {
-			return fmt.Errorf("dataplane: update: rules_psid: %w", err)
-		}
+	if err := putAll(m["rules_v6x"], tables.v6x); err != nil {
+		return fmt.Errorf("dataplane: update: rules_v6x: %w", err)
 	}
-	for k, v := range tables.v4 {
-		if err := m["rules_v4"].Put(k, v); err != nil {
-			return fmt.Errorf("dataplane: update: rules_v4: %w", err)
-		}
+	if err := putAll(m["rules_psid"], tables.psid); err != nil {
+		return fmt.Errorf("dataplane: update: rules_psid: %w", err)
+	}
+	if err := putAll(m["rules_v4"], tables.v4); err != nil {
+		return fmt.Errorf("dataplane: update: rules_v4: %w", err)
+	}
+	if err := putAll(m["rules_v4x"], tables.v4x); err != nil {
+		return fmt.Errorf("dataplane: update: rules_v4x: %w", err)
 	}
 	slot := t.slot ^ 1
-	if err := m["config"].Put(slot, encodeConfig(cfg)); err != nil {
+	if err := m["config"].Put(slot, encodeConfig(cfg, tables)); err != nil {
 		return fmt.Errorf("dataplane: update: config: %w", err)
 	}
 	if err := m["active"].Put(uint32(0), slot); err != nil {
 		return fmt.Errorf("dataplane: update: active: %w", err)
 	}
 	t.slot = slot
-	for k := range t.tables.v4 {
-		if _, keep := tables.v4[k]; !keep {
-			if err := m["rules_v4"].Delete(k); err != nil {
-				return fmt.Errorf("dataplane: update: delete rules_v4: %w", err)
-			}
-		}
-	}
-	for k := range t.tables.psid {
-		if _, keep := tables.psid[k]; !keep {
-			if err := m["rules_psid"].Delete(k); err != nil {
-				return fmt.Errorf("dataplane: update: delete rules_psid: %w", err)
-			}
-		}
-	}
-	for k := range t.tables.v6 {
-		if _, keep := tables.v6[k]; !keep {
-			if err := m["rules_v6"].Delete(k); err != nil {
-				return fmt.Errorf("dataplane: update: delete rules_v6: %w", err)
-			}
+	for _, err := range []error{
+		deleteStale(m["rules_v4"], t.tables.v4, tables.v4),
+		deleteStale(m["rules_v4x"], t.tables.v4x, tables.v4x),
+		deleteStale(m["rules_psid"], t.tables.psid, tables.psid),
+		deleteStale(m["rules_v6"], t.tables.v6, tables.v6),
+		deleteStale(m["rules_v6x"], t.tables.v6x, tables.v6x),
+	} {
+		if err != nil {
+			return fmt.Errorf("dataplane: update: %w", err)
 		}
 	}
 	t.tables = tables
 	t.cfg = cfg
+	return nil
+}
+
+// putAll writes every entry, in batches where the map type allows it
+// (hash maps, Linux 5.6+), which matters for a million 1:1 rules.
+func putAll[K comparable, V any](m *ebpf.Map, entries map[K]V) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	keys := make([]K, 0, len(entries))
+	vals := make([]V, 0, len(entries))
+	for k, v := range entries {
+		keys = append(keys, k)
+		vals = append(vals, v)
+	}
+	if m.Type() == ebpf.Hash && len(keys) > 64 {
+		const batch = 16384
+		for i := 0; i < len(keys); i += batch {
+			j := min(i+batch, len(keys))
+			if _, err := m.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
+				if errors.Is(err, ebpf.ErrNotSupported) {
+					break
+				}
+				return err
+			}
+			if j == len(keys) {
+				return nil
+			}
+		}
+	}
+	for i := range keys {
+		if err := m.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteStale removes the keys of old that are not in cur.
+func deleteStale[K comparable, V any](m *ebpf.Map, old, cur map[K]V) error {
+	for k := range old {
+		if _, keep := cur[k]; keep {
+			continue
+		}
+		if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete stale rule: %w", err)
+		}
+	}
 	return nil
 }
 

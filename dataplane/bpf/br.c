@@ -12,9 +12,9 @@
 #include "core.h"
 
 /* br_ce6 validates a CE's MAP address and the port it uses. */
-static __always_inline int br_ce6(__u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
+static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
 {
-	const struct rule *r = lookup_v6(hi, lo);
+	const struct rule *r = lookup_v6(c, hi, lo);
 	__u16 psid;
 
 	if (!r)
@@ -65,7 +65,7 @@ int br_ingress6(struct __sk_buff *skb)
 	 * port) must belong to the PSID of the source address. */
 	/* Later fragments carry no port: the address must still be a
 	 * well-formed MAP address under its FMR. */
-	err = br_ce6(v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, p.frag == FRAG_LATER, &saddr);
+	err = br_ce6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, p.frag == FRAG_LATER, &saddr);
 	if (err)
 		return drop(err);
 	daddr = dmr_extract(c, dhi, dlo);
@@ -95,7 +95,7 @@ int br_ingress6(struct __sk_buff *skb)
 		if (!dmr_match(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr)))
 			return drop(R_SRC_UNKNOWN);
 		isrc = dmr_extract(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr));
-		err = br_ce6(v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
+		err = br_ce6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
 		if (!err)
 			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
 	} else {

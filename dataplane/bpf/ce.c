@@ -32,7 +32,7 @@ static __always_inline int ce_remote4(const struct xlat_config *c, __u32 v4, __u
  * port of the PSID it carries; otherwise it must be in the DMR. */
 static __always_inline int ce_remote6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
 {
-	const struct rule *r = lookup_v6(hi, lo);
+	const struct rule *r = lookup_v6(c, hi, lo);
 	__u16 psid;
 
 	if (r) {

@@ -88,6 +88,10 @@ struct xlat_config {
 	__u8 eup_len;
 	__u8 dmr_len;
 	__u8 flags;
+	/* Prefix lengths of the rules kept in rules_v6x, longest first, 0
+	 * ends the list. */
+	__u8 exact_lens[4];
+	__u8 pad[4];
 };
 
 #define CFG_VALID 1
@@ -116,6 +120,13 @@ struct lpm_v4_key {
 struct lpm_v6_key {
 	__u32 prefixlen;
 	__u8 addr[16];
+};
+
+/* Key of rules_v6x: a rule IPv6 prefix, masked, in host-order halves. */
+struct v6_exact_key {
+	__u32 len;
+	__u32 pad;
+	__u64 hi, lo;
 };
 
 struct psid_key {
@@ -190,6 +201,26 @@ struct {
 	__type(key, struct psid_key);
 	__type(value, struct rule);
 } rules_psid SEC(".maps");
+
+/* One entry per CE in 1:1 mode (EA length 0) would make the tries deep;
+ * exact-match hashes keep those lookups O(1): rules_v6x by (length,
+ * prefix) for a few lengths, rules_v4x for /32 entries (1:1 addresses
+ * and RULE_BY_PSID markers). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct v6_exact_key);
+	__type(value, struct rule);
+} rules_v6x SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct rule);
+} rules_v4x SEC(".maps");
 
 static __always_inline void count(__u32 reason)
 {
@@ -364,22 +395,49 @@ static __always_inline __u32 dmr_extract(const struct xlat_config *c, __u64 hi, 
 
 /* ---- rule mapping (RFC 7597 s5.2-5.3) ---- */
 
+/* lookup_v4 is the longest match for an IPv4 address: /32 entries live
+ * in rules_v4x, shorter ones in the trie. */
 static __always_inline const struct rule *lookup_v4(__u32 v4)
 {
 	struct lpm_v4_key k = {.prefixlen = 32};
+	const struct rule *r = bpf_map_lookup_elem(&rules_v4x, &v4);
 
+	if (r)
+		return r;
 	*(__u32 *)k.addr = bpf_htonl(v4);
 	return bpf_map_lookup_elem(&rules_v4, &k);
 }
 
-static __always_inline const struct rule *lookup_v6(__u64 hi, __u64 lo)
+/* lookup_v6 is the longest match for an IPv6 address over the trie and
+ * the exact-match hash, probed only for lengths longer than the trie's
+ * answer. */
+static __always_inline const struct rule *lookup_v6(const struct xlat_config *c, __u64 hi, __u64 lo)
 {
 	struct lpm_v6_key k = {.prefixlen = 128};
+	struct v6_exact_key x = {};
 	__u64 h = bpf_cpu_to_be64(hi), l = bpf_cpu_to_be64(lo);
+	const struct rule *r, *e;
+	int i;
 
 	__builtin_memcpy(&k.addr[0], &h, 8);
 	__builtin_memcpy(&k.addr[8], &l, 8);
-	return bpf_map_lookup_elem(&rules_v6, &k);
+	r = bpf_map_lookup_elem(&rules_v6, &k);
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		__u32 len = c->exact_lens[i];
+		__u64 mhi, mlo;
+
+		if (len == 0 || (r && r->v6_len >= len))
+			break;
+		prefix_mask(len, &mhi, &mlo);
+		x.len = len;
+		x.hi = hi & mhi;
+		x.lo = lo & mlo;
+		e = bpf_map_lookup_elem(&rules_v6x, &x);
+		if (e)
+			return e;
+	}
+	return r;
 }
 
 /* The rule to use for an IPv4 address and port: the trie's longest match,
