@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +156,7 @@ func TestNetnsCEBR(t *testing.T) {
 			t.Run("udp", func(t *testing.T) { udpEcho(t, x) })
 			t.Run("mtu", func(t *testing.T) { mtu(t, x) })
 			t.Run("udp fragments", func(t *testing.T) { udpFragments(t, x) })
+			t.Run("icmp errors", func(t *testing.T) { portUnreachable(t, x) })
 			t.Run("tcp bulk", func(t *testing.T) { tcpBulk(t, x, 4<<20) })
 
 			ce, _ := x.ceT.Counters()
@@ -199,6 +202,35 @@ func mtu(t *testing.T, x *lab) {
 	if err != nil || !strings.Contains(out, "2 received") {
 		t.Fatalf("1480-byte DF ping from the server: %v\n%s", err, out)
 	}
+}
+
+// portUnreachable sends UDP to closed ports both ways: the ICMP error of
+// each end crosses both translators, inner packet and all, and the sender
+// sees ECONNREFUSED.
+func portUnreachable(t *testing.T, x *lab) {
+	refused := func(from *testenv.NS, to string) {
+		t.Helper()
+		var c net.Conn
+		if err := from.Do(func() (err error) {
+			c, err = net.Dial("udp4", to)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for try := 0; try < 3; try++ {
+			c.Write([]byte("anyone there?"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			_, err := c.Read(make([]byte, 64))
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return
+			}
+			t.Logf("try %d: %v", try, err)
+		}
+		t.Fatalf("udp to %s: no port unreachable came back", to)
+	}
+	refused(x.client, "198.51.100.7:9")
+	refused(x.server, "192.0.2.59:41999") // a port of the CE's set, closed on the client
 }
 
 // udpFragments sends datagrams larger than any MTU both ways. A
