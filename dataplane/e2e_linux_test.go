@@ -299,12 +299,21 @@ func udpEchoSizes(t *testing.T, x *lab, sizes ...int) {
 	}
 }
 
-// tcpBulk sends n random bytes each way over one TCP connection and
-// compares digests.
+// tcpBulk sends n bytes each way between the client and the server.
 func tcpBulk(t *testing.T, x *lab, n int64) {
+	port := tcpBulkTo(t, x, "198.51.100.7:8008", n)
+	if !mustDerive(labRule, labEUP).PortSet.Contains(port) {
+		t.Fatalf("client port %d outside the port set", port)
+	}
+}
+
+// tcpBulkTo sends n bytes each way over one TCP connection from x.client to
+// a listener on x.server at hostport, compares digests, and returns the
+// client's port.
+func tcpBulkTo(t *testing.T, x *lab, hostport string, n int64) uint16 {
 	var ln net.Listener
 	if err := x.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", "198.51.100.7:8008")
+		ln, err = net.Listen("tcp4", hostport)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -340,7 +349,7 @@ func tcpBulk(t *testing.T, x *lab, n int64) {
 	}()
 	var c net.Conn
 	if err := x.client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp4", "198.51.100.7:8008", 5*time.Second)
+		c, err = net.DialTimeout("tcp4", hostport, 5*time.Second)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -348,9 +357,6 @@ func tcpBulk(t *testing.T, x *lab, n int64) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)
-	if !mustDerive(labRule, labEUP).PortSet.Contains(port) {
-		t.Fatalf("client port %d outside the port set", port)
-	}
 	start := time.Now()
 	up := sha256.New()
 	if _, err := io.CopyN(io.MultiWriter(c, up), &seeded{seed: 3}, n); err != nil {
@@ -376,6 +382,7 @@ func tcpBulk(t *testing.T, x *lab, n int64) {
 		t.Fatal(r.err)
 	}
 	t.Logf("%d bytes each way in %v", n, time.Since(start))
+	return port
 }
 
 // seeded is a cheap deterministic byte stream.
