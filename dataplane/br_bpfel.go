@@ -63,6 +63,11 @@ type brRule struct {
 	Pad   [3]uint8
 }
 
+type brScratch struct {
+	_ structs.HostLayout
+	B [256]uint8
+}
+
 type brV6ExactKey struct {
 	_   structs.HostLayout
 	Len uint32
@@ -109,6 +114,7 @@ const (
 	brMapRulesV4x    = "rules_v4x"
 	brMapRulesV6     = "rules_v6"
 	brMapRulesV6x    = "rules_v6x"
+	brMapScratch     = "scratch"
 	brProgBrIngress4 = "br_ingress4"
 	brProgBrIngress6 = "br_ingress6"
 )
@@ -172,6 +178,7 @@ type brMapSpecs struct {
 	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
 	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // brVariableSpecs contains global variables before they are loaded into the kernel.
@@ -209,6 +216,7 @@ type brMaps struct {
 	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
 	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *brMaps) Close() error {
@@ -222,6 +230,7 @@ func (m *brMaps) Close() error {
 		m.RulesV4x,
 		m.RulesV6,
 		m.RulesV6x,
+		m.Scratch,
 	)
 }
 

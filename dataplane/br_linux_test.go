@@ -152,7 +152,8 @@ func TestBR4to6(t *testing.T) {
 			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
 		{"bad header checksum", corrupt(pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), 14+11), actShot, "bad_header", nil},
-		{"udp zero checksum", zeroUDPChecksum(pkt4(t, serverV4, me, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
+		{"udp zero checksum", zeroUDPChecksum(pkt4(t, serverV4, me, l4{"udp", 4053, our, 333}, nil)), actOK, "br_4to6",
+			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 4053, dport: our, next: layers.IPProtocolUDP}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

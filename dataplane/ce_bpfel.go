@@ -63,6 +63,11 @@ type ceRule struct {
 	Pad   [3]uint8
 }
 
+type ceScratch struct {
+	_ structs.HostLayout
+	B [256]uint8
+}
+
 type ceV6ExactKey struct {
 	_   structs.HostLayout
 	Len uint32
@@ -109,6 +114,7 @@ const (
 	ceMapRulesV4x     = "rules_v4x"
 	ceMapRulesV6      = "rules_v6"
 	ceMapRulesV6x     = "rules_v6x"
+	ceMapScratch      = "scratch"
 	ceProgCeEgress    = "ce_egress"
 	ceProgCeIngress   = "ce_ingress"
 	ceProgPassthrough = "passthrough"
@@ -174,6 +180,7 @@ type ceMapSpecs struct {
 	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
 	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
+	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // ceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -211,6 +218,7 @@ type ceMaps struct {
 	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
 	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
 	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
+	Scratch   *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *ceMaps) Close() error {
@@ -224,6 +232,7 @@ func (m *ceMaps) Close() error {
 		m.RulesV4x,
 		m.RulesV6,
 		m.RulesV6x,
+		m.Scratch,
 	)
 }
 

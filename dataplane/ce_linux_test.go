@@ -168,7 +168,16 @@ func TestCE4to6(t *testing.T) {
 			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
 		{"icmp fragment", pkt4(t, me, serverV4, l4{"echo-req", our, 0, 10}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }), actShot, "fragment", nil},
-		{"udp zero checksum", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, nil)), actShot, "udp_zero_csum", nil},
+		// RFC 7915 s4.5: IPv4 UDP without checksum gets one (gopacket
+		// verifies it), up to 2048 bytes and unfragmented.
+		{"udp zero checksum", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, nil)), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 4053, next: layers.IPProtocolUDP}},
+		{"udp zero checksum, odd 1001 bytes", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 1001}, nil)), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 4053, next: layers.IPProtocolUDP}},
+		{"udp zero checksum, 2040 bytes", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 2040}, nil)), actRedirect, "ce_4to6",
+			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 4053, next: layers.IPProtocolUDP}},
+		{"udp zero checksum, too long", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 2041}, nil)), actShot, "udp_zero_csum", nil},
+		{"udp zero checksum, fragment", zeroUDPChecksum(pkt4(t, me, serverV4, l4{"udp", our, 4053, 16}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments })), actShot, "udp_zero_csum", nil},
 		{"icmp timestamp", icmpType4(t, me, 13), actShot, "icmp_type", nil},
 		{"bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, nil), 14+10), actShot, "bad_header", nil},
 		{"truncated", pkt4(t, me, serverV4, l4{"tcp", our, 443, 40}, nil)[:14+20+10], actShot, "truncated", nil},

@@ -42,6 +42,9 @@
 #define IP_MF 0x2000
 #define IP_OFFMASK 0x1fff
 
+/* Largest IPv4 UDP datagram without checksum whose checksum we compute. */
+#define UDP_CSUM_MAX 2048
+
 /* RFC 7915 s5.1: DF is set when the translated IPv4 packet is larger. */
 #define XLAT_DF_THRESHOLD 1260
 
@@ -68,7 +71,7 @@ enum reason {
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
 	R_PROTO,             /* transport protocol without ports */
 	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */
-	R_UDP_ZERO_CSUM,     /* IPv4 UDP without checksum */
+	R_UDP_ZERO_CSUM,     /* UDP without checksum we cannot complete (IPv6, fragment, > 2048 bytes) */
 	R_HELPER,            /* a BPF helper failed (no room, ...) */
 	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
 	R_MAX,
@@ -163,6 +166,18 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } active SEC(".maps");
+
+/* Per-CPU scratch space for what does not fit the 512-byte stack. */
+struct scratch {
+	__u8 b[256];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -585,6 +600,7 @@ struct pkt {
 	__u16 sport, dport;
 	__u32 icmp_rest; /* ICMP header bytes 4-7, host order */
 	__u8 frag;       /* FRAG_FIRST / FRAG_LATER, 0 when not a fragment */
+	__u8 udp_nocsum; /* IPv4 UDP with checksum 0: compute it (RFC 7915 s4.5) */
 	__u8 mf;         /* more fragments */
 	__u16 frag_off;  /* offset in 8-byte units */
 	__u32 frag_id;
@@ -727,8 +743,11 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 		p->sport = ((__u16)b[0] << 8) | b[1];
 		p->dport = ((__u16)b[2] << 8) | b[3];
 		if (p->proto == IPPROTO_UDP) {
-			if (b[6] == 0 && b[7] == 0)
-				return R_UDP_ZERO_CSUM;
+			if (b[6] == 0 && b[7] == 0) {
+				if (v6 || p->frag || p->l4len > UDP_CSUM_MAX)
+					return R_UDP_ZERO_CSUM;
+				p->udp_nocsum = 1;
+			}
 			if (!p->frag && (((__u32)b[4] << 8) | b[5]) != p->l4len)
 				return R_BAD_HDR;
 		} else {
@@ -876,6 +895,63 @@ static __always_inline __u32 l4_csum_off(const struct pkt *p)
 	}
 }
 
+/* udp_complete computes the checksum an IPv4 UDP datagram went without,
+ * over the translated datagram and the IPv6 pseudo-header (RFC 7915 s4.5:
+ * IPv6 UDP must carry one). The datagram is at most UDP_CSUM_MAX bytes. */
+static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, const struct iphdr6 *h6)
+{
+	__be32 pseudo[10] = {};
+	__u32 zero = 0;
+	struct scratch *buf = bpf_map_lookup_elem(&scratch, &zero);
+	__s64 sum = 0;
+	__u16 cs;
+	__u32 i, k;
+
+	if (!buf)
+		return R_HELPER;
+	for (i = 0; i < UDP_CSUM_MAX / sizeof(buf->b); i++) {
+		__u32 pos = i * sizeof(buf->b);
+		__u32 n;
+
+		if (pos >= p->l4len)
+			break;
+		n = p->l4len - pos;
+		if (n >= sizeof(buf->b)) {
+			if (bpf_skb_load_bytes(skb, p->l4 + pos, buf->b, sizeof(buf->b)))
+				return R_TRUNCATED;
+			sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, sizeof(buf->b), sum);
+			continue;
+		}
+		/* The tail: n < 256. The mask is in asm because the compiler
+		 * knows it changes nothing, and the verifier needs to see it. */
+		asm volatile("%[n] += -1\n\t%[n] &= 0xff\n\t%[n] += 1" : [n] "+r"(n));
+		if (bpf_skb_load_bytes(skb, p->l4 + pos, buf->b, n))
+			return R_TRUNCATED;
+		/* Zero padding up to 4 bytes leaves a ones' complement sum be. */
+		for (k = 0; k < 3; k++) {
+			__u32 j = n + k;
+
+			if ((j & 3) == 0)
+				break;
+			buf->b[j & (sizeof(buf->b) - 1)] = 0;
+		}
+		n = ((n + 3) & ~3U) & (2 * sizeof(buf->b) - 1);
+		if (n > sizeof(buf->b))
+			return R_HELPER;
+		sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, n, sum);
+	}
+	__builtin_memcpy(pseudo, h6->saddr, 32);
+	pseudo[8] = bpf_htonl(p->l4len);
+	pseudo[9] = bpf_htonl(IPPROTO_UDP);
+	sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), sum);
+	cs = csum_fold(sum);
+	if (cs == 0)
+		cs = 0xffff;
+	if (bpf_skb_store_bytes(skb, p->l4 + 6, &cs, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	return 0;
+}
+
 /* xlat_4to6 replaces the IPv4 header at p->l3 by an IPv6 header with the
  * given addresses. TTL is copied: the stack decrements it on each node. */
 static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
@@ -917,6 +993,8 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	if (p->frag == FRAG_LATER)
 		return 0;
 
+	if (p->udp_nocsum)
+		return udp_complete(skb, p, &h6);
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
 		diff = bpf_csum_diff(old, sizeof(old), (__be32 *)h6.saddr, 32, 0);
 		if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
