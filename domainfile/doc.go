@@ -4,7 +4,8 @@
 // produces the ISP's DHCPv6 server configuration (RFC 7598 options), so the
 // CEs and the BR can never disagree.
 //
-// The file is YAML. Unknown keys, duplicate keys, malformed values,
+// The file is YAML, in the block style every YAML tool writes (see yaml.go
+// for the subset read: no anchors, tags or flow collections). Unknown keys, duplicate keys, malformed values,
 // impossible rule parameters (RFC 7597 s5) and overlapping rules are
 // errors that name the file, the line and the field:
 //

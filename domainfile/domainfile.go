@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/mapt-go/mapt/mapt"
-	"go.yaml.in/yaml/v3"
 )
 
 // DefaultMetrics is where the BR serves metrics when the file names no
@@ -72,24 +71,27 @@ func Load(path string) (*File, error) {
 
 // Parse validates a domain file's contents; path is used in errors.
 func Parse(path string, data []byte) (*File, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, &Error{Path: path, Line: yamlErrLine(err), Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: "))}
+	top, err := parseYAML(data)
+	if err != nil {
+		var ye *yamlError
+		if errors.As(err, &ye) {
+			return nil, &Error{Path: path, Line: ye.line, Err: errors.New(ye.msg)}
+		}
+		return nil, &Error{Path: path, Err: err}
 	}
 	p := parser{path: path}
 	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics}}
-	if len(root.Content) == 0 {
+	if top == nil {
 		return nil, &Error{Path: path, Line: 1, Err: errors.New("empty file: want a domains list")}
 	}
-	top := root.Content[0]
 	seenDomains := false
-	err := p.mapping(top, "", func(key string, v *yaml.Node, field string) error {
+	err = p.mapping(top, "", func(key string, v *node, field string) error {
 		switch key {
 		case "br":
 			return p.br(v, field, &f.BR)
 		case "domains":
 			seenDomains = true
-			if v.Kind != yaml.SequenceNode {
+			if v.Kind != sequenceNode {
 				return p.errf(v, field, "want a list of domains")
 			}
 			for i, dn := range v.Content {
@@ -158,14 +160,14 @@ var errUnknown = errors.New("unknown key")
 
 type parser struct{ path string }
 
-func (p parser) errf(n *yaml.Node, field, format string, args ...any) error {
+func (p parser) errf(n *node, field, format string, args ...any) error {
 	return &Error{Path: p.path, Line: n.Line, Field: field, Err: fmt.Errorf(format, args...)}
 }
 
 // mapping walks a mapping node, rejecting duplicate keys and, through
 // errUnknown from fn, unknown ones.
-func (p parser) mapping(n *yaml.Node, prefix string, fn func(key string, v *yaml.Node, field string) error) error {
-	if n.Kind != yaml.MappingNode {
+func (p parser) mapping(n *node, prefix string, fn func(key string, v *node, field string) error) error {
+	if n.Kind != mappingNode {
 		return p.errf(n, strings.TrimSuffix(prefix, "."), "want a mapping of keys to values")
 	}
 	seen := map[string]int{}
@@ -186,20 +188,20 @@ func (p parser) mapping(n *yaml.Node, prefix string, fn func(key string, v *yaml
 	return nil
 }
 
-func (p parser) scalar(v *yaml.Node, field string) (string, error) {
-	if v.Kind != yaml.ScalarNode {
+func (p parser) scalar(v *node, field string) (string, error) {
+	if v.Kind != scalarNode {
 		return "", p.errf(v, field, "want a single value")
 	}
 	return v.Value, nil
 }
 
-func (p parser) str(v *yaml.Node, field string, dst *string) error {
+func (p parser) str(v *node, field string, dst *string) error {
 	s, err := p.scalar(v, field)
 	*dst = s
 	return err
 }
 
-func (p parser) uint(v *yaml.Node, field string, max uint64, dst *int) error {
+func (p parser) uint(v *node, field string, max uint64, dst *int) error {
 	s, err := p.scalar(v, field)
 	if err != nil {
 		return err
@@ -212,7 +214,7 @@ func (p parser) uint(v *yaml.Node, field string, max uint64, dst *int) error {
 	return nil
 }
 
-func (p parser) prefix(v *yaml.Node, field string, v6 bool, dst *netip.Prefix) error {
+func (p parser) prefix(v *node, field string, v6 bool, dst *netip.Prefix) error {
 	s, err := p.scalar(v, field)
 	if err != nil {
 		return err
@@ -232,7 +234,7 @@ func (p parser) prefix(v *yaml.Node, field string, v6 bool, dst *netip.Prefix) e
 	return nil
 }
 
-func (p parser) boolean(v *yaml.Node, field string, dst *bool) error {
+func (p parser) boolean(v *node, field string, dst *bool) error {
 	s, err := p.scalar(v, field)
 	if err != nil {
 		return err
@@ -248,8 +250,8 @@ func (p parser) boolean(v *yaml.Node, field string, dst *bool) error {
 	return nil
 }
 
-func (p parser) br(n *yaml.Node, prefix string, br *BR) error {
-	return p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+func (p parser) br(n *node, prefix string, br *BR) error {
+	return p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		switch key {
 		case "ipv6-interface":
 			return p.str(v, field, &br.IPv6Interface)
@@ -272,10 +274,10 @@ func (p parser) br(n *yaml.Node, prefix string, br *BR) error {
 	})
 }
 
-func (p parser) domain(n *yaml.Node, prefix string) (Domain, error) {
+func (p parser) domain(n *node, prefix string) (Domain, error) {
 	d := Domain{Line: n.Line}
 	var seenDMR, seenRules bool
-	err := p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+	err := p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		switch key {
 		case "name":
 			return p.str(v, field, &d.Name)
@@ -290,7 +292,7 @@ func (p parser) domain(n *yaml.Node, prefix string) (Domain, error) {
 			return nil
 		case "rules":
 			seenRules = true
-			if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
+			if v.Kind != sequenceNode || len(v.Content) == 0 {
 				return p.errf(v, field, "want a non-empty list of rules")
 			}
 			for i, rn := range v.Content {
@@ -325,12 +327,12 @@ func (p parser) domain(n *yaml.Node, prefix string) (Domain, error) {
 	return d, nil
 }
 
-func (p parser) rule(n *yaml.Node, prefix string) (mapt.Rule, error) {
+func (p parser) rule(n *node, prefix string) (mapt.Rule, error) {
 	r := mapt.Rule{PSIDOffset: mapt.DefaultPSIDOffset, EABits: -1}
 	var psid int
 	var seenK, seenPSID bool
-	lines := map[string]*yaml.Node{}
-	err := p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+	lines := map[string]*node{}
+	err := p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		lines[key] = v
 		switch key {
 		case "ipv6-prefix":
@@ -377,8 +379,8 @@ func (p parser) rule(n *yaml.Node, prefix string) (mapt.Rule, error) {
 	return r.Canonical(), nil
 }
 
-func (p parser) kea(n *yaml.Node, prefix string, k *Kea) error {
-	return p.mapping(n, prefix+".", func(key string, v *yaml.Node, field string) error {
+func (p parser) kea(n *node, prefix string, k *Kea) error {
+	return p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		switch key {
 		case "subnet":
 			return p.prefix(v, field, true, &k.Subnet)
@@ -387,24 +389,4 @@ func (p parser) kea(n *yaml.Node, prefix string, k *Kea) error {
 		}
 		return errUnknown
 	})
-}
-
-// yamlErrLine digs the line number out of a yaml syntax error.
-func yamlErrLine(err error) int {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return 0
-	}
-	s := err.Error()
-	if i := strings.Index(s, "line "); i >= 0 {
-		n := 0
-		for _, c := range s[i+5:] {
-			if c < '0' || c > '9' {
-				break
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	return 0
 }

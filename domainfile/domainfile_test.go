@@ -121,3 +121,46 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestYAMLSubset pins what the domain file's YAML reader accepts: the
+// block style YAML tools write, quoting, comments, and a sequence at its
+// key's indentation.
+func TestYAMLSubset(t *testing.T) {
+	doc := `--- # a document marker and a comment
+br:
+  metrics: "127.0.0.1:9000"   # quoted, with a comment after it
+  ipv6-interface: 'eth#0'     # '#' inside quotes is text
+domains:
+- name: "seed \"one\""
+  dmr: 64:ff9b::/96
+  rules:
+  - ipv6-prefix: 2001:db8:ce::/51
+    ipv4-prefix: 192.0.2.0/24
+
+    ea-len: 0x0d
+    psid-offset: 0
+    fmr: yes
+...
+`
+	f, err := Parse("f.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := f.Domains[0].Rules[0]
+	if f.BR.Metrics != "127.0.0.1:9000" || f.BR.IPv6Interface != "eth#0" || f.Domains[0].Name != `seed "one"` || r.EABits != 13 || !r.FMR {
+		t.Fatalf("parsed %+v %+v", f.BR, f.Domains[0])
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{"domains:\n\t- name: x\n", "f.yaml:2: tab in indentation"},
+		{"domains: [a, b]\n", "f.yaml:1: flow collections"},
+		{"br: &anchor\n", "f.yaml:1: \"&anchor\": anchors"},
+		{"br:\n  metrics: \"open\n", "f.yaml:2: unterminated"},
+		{"br:\n  metrics: x\n    more: y\n", "f.yaml:3: unexpected indentation"},
+		{"br:\n  - a\n  b: c\n", "f.yaml:3:"},
+		{"br:\n  just text\n", "want a mapping"},
+	} {
+		if _, err := Parse("f.yaml", []byte(tc.doc)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Parse(%q) = %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}
