@@ -75,12 +75,47 @@ func (t *Translator) AttachBR(v6dev, v4dev string, mode AttachMode) error {
 	if err != nil {
 		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
 	}
+	// br_local sends what it translates out of these devices.
+	cfg := t.Config()
+	cfg.WANIfindex = d6.Index
+	cfg.UplinkIfindex = d4.Index
+	if err := t.Update(cfg); err != nil {
+		return err
+	}
 	if err := t.attach(t.Prog6to4(), d6.Index, true, mode); err != nil {
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v6dev, err)
 	}
 	if err := t.attach(t.Prog4to6(), d4.Index, true, mode); err != nil {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v4dev, err)
+	}
+	return nil
+}
+
+// AttachBRLocal hooks br_local to the egress of dev, a device without a
+// link layer (TUN) to which the BR routes the DMR prefix and the CEs' IPv4
+// prefixes. What the BR's own stack sends there (Packet Too Big for a
+// packet that outgrew the IPv6 link in translation, Time Exceeded for a
+// CE's packet) is translated and sent out of the devices given to
+// AttachBR, which must come first.
+func (t *Translator) AttachBRLocal(dev string, mode AttachMode) error {
+	if t.mode != BR {
+		return fmt.Errorf("dataplane: attach br local: translator is %v", t.mode)
+	}
+	d, err := net.InterfaceByName(dev)
+	if err != nil {
+		return fmt.Errorf("dataplane: attach br local: %w", err)
+	}
+	cfg := t.Config()
+	if cfg.WANIfindex == 0 || cfg.UplinkIfindex == 0 {
+		return fmt.Errorf("dataplane: attach br local: call AttachBR first")
+	}
+	cfg.UplinkL3 = len(d.HardwareAddr) == 0
+	if err := t.Update(cfg); err != nil {
+		return err
+	}
+	if err := t.attach(t.coll.Programs["br_local"], d.Index, false, mode); err != nil {
+		return fmt.Errorf("dataplane: attach br local: %s egress: %w", dev, err)
 	}
 	return nil
 }

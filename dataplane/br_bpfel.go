@@ -40,6 +40,67 @@ type brLpmV6Key struct {
 	Addr      [16]uint8
 }
 
+type brPkt struct {
+	_         structs.HostLayout
+	L3        uint32
+	L4        uint32
+	L4len     uint32
+	Proto     uint8
+	IcmpType  uint8
+	IcmpCode  uint8
+	IcmpErr   uint8
+	Sport     uint16
+	Dport     uint16
+	IcmpRest  uint32
+	Frag      uint8
+	UdpNocsum uint8
+	Mf        uint8
+	_         [1]byte
+	FragOff   uint16
+	_         [2]byte
+	FragId    uint32
+	_         [4]byte
+	Ip4       struct {
+		_        structs.HostLayout
+		VerIhl   uint8
+		Tos      uint8
+		TotLen   uint16
+		Id       uint16
+		FragOff  uint16
+		Ttl      uint8
+		Protocol uint8
+		Check    uint16
+		Saddr    uint32
+		Daddr    uint32
+	}
+	_  [20]byte
+	In struct {
+		_        structs.HostLayout
+		L3       uint32
+		L4       uint32
+		Len      uint32
+		Proto    uint8
+		IcmpType uint8
+		Sport    uint16
+		Dport    uint16
+		_        [6]byte
+		Ip4      struct {
+			_        structs.HostLayout
+			VerIhl   uint8
+			Tos      uint8
+			TotLen   uint16
+			Id       uint16
+			FragOff  uint16
+			Ttl      uint8
+			Protocol uint8
+			Check    uint16
+			Saddr    uint32
+			Daddr    uint32
+		}
+		_ [20]byte
+	}
+}
+
 type brPsidKey struct {
 	_    structs.HostLayout
 	V4   uint32
@@ -109,6 +170,7 @@ const (
 	brMapConfig      = "config"
 	brMapCounters    = "counters"
 	brMapFragCache   = "frag_cache"
+	brMapLocalPkt    = "local_pkt"
 	brMapRulesPsid   = "rules_psid"
 	brMapRulesV4     = "rules_v4"
 	brMapRulesV4x    = "rules_v4x"
@@ -117,6 +179,7 @@ const (
 	brMapScratch     = "scratch"
 	brProgBrIngress4 = "br_ingress4"
 	brProgBrIngress6 = "br_ingress6"
+	brProgBrLocal    = "br_local"
 )
 
 // loadBr returns the embedded CollectionSpec for br.
@@ -163,6 +226,7 @@ type brSpecs struct {
 type brProgramSpecs struct {
 	BrIngress4 *ebpf.ProgramSpec `ebpf:"br_ingress4"`
 	BrIngress6 *ebpf.ProgramSpec `ebpf:"br_ingress6"`
+	BrLocal    *ebpf.ProgramSpec `ebpf:"br_local"`
 }
 
 // brMapSpecs contains maps before they are loaded into the kernel.
@@ -173,6 +237,7 @@ type brMapSpecs struct {
 	Config    *ebpf.MapSpec `ebpf:"config"`
 	Counters  *ebpf.MapSpec `ebpf:"counters"`
 	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
+	LocalPkt  *ebpf.MapSpec `ebpf:"local_pkt"`
 	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
 	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
@@ -211,6 +276,7 @@ type brMaps struct {
 	Config    *ebpf.Map `ebpf:"config"`
 	Counters  *ebpf.Map `ebpf:"counters"`
 	FragCache *ebpf.Map `ebpf:"frag_cache"`
+	LocalPkt  *ebpf.Map `ebpf:"local_pkt"`
 	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
 	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
@@ -225,6 +291,7 @@ func (m *brMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.FragCache,
+		m.LocalPkt,
 		m.RulesPsid,
 		m.RulesV4,
 		m.RulesV4x,
@@ -246,12 +313,14 @@ type brVariables struct {
 type brPrograms struct {
 	BrIngress4 *ebpf.Program `ebpf:"br_ingress4"`
 	BrIngress6 *ebpf.Program `ebpf:"br_ingress6"`
+	BrLocal    *ebpf.Program `ebpf:"br_local"`
 }
 
 func (p *brPrograms) Close() error {
 	return _BrClose(
 		p.BrIngress4,
 		p.BrIngress6,
+		p.BrLocal,
 	)
 }
 

@@ -42,9 +42,10 @@ type Config struct {
 	FMRs []mapt.Rule
 
 	// WANIfindex is where the CE sends translated IPv6 packets and
-	// UplinkIfindex the IPv4 uplink it hands translated IPv4 packets to.
-	// UplinkL3 says that the uplink has no link-layer header (TUN). Attach
-	// fills these in; tests may leave them zero.
+	// UplinkIfindex the IPv4 uplink it hands translated IPv4 packets to
+	// (BR: the IPv6 and IPv4 sides, for br_local). UplinkL3 says that the
+	// uplink (BR: the local device) has no link-layer header (TUN). The
+	// Attach methods fill these in; tests may leave them zero.
 	WANIfindex    int
 	UplinkIfindex int
 	UplinkL3      bool

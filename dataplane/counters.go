@@ -26,4 +26,5 @@ var counterNames = [...]string{
 	"udp_zero_csum", // IPv4 UDP without checksum
 	"helper",        // a BPF helper failed
 	"frag_miss",     // 4->6: later fragment whose first was not seen
+	"local",         // BR: own packet on br_local that is not for a CE
 }

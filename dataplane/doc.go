@@ -13,7 +13,10 @@
 //   - BR (bpf/br.c, RFC 7599 s8.3-8.4): br_ingress6 validates that a CE uses
 //     only its own address and port set and translates 6->4, or translates
 //     twice for CE-to-CE traffic (hairpin); br_ingress4 maps an IPv4
-//     destination and port (ICMP echo identifier) to the owning CE.
+//     destination and port (ICMP echo identifier) to the owning CE;
+//     br_local, on a TUN device the BR routes the DMR and the CE prefixes
+//     to, translates the BR's own ICMP errors (Packet Too Big, Time
+//     Exceeded) so that PMTU discovery works through it.
 //
 // Configuration lives in BPF maps fed from the mapt types:
 //

@@ -76,6 +76,12 @@ func newLab(t *testing.T, mode AttachMode) *lab {
 	x.br.Addr("eth0", "2001:db8:f::1/64")
 	x.br.Addr("eth1", "198.51.100.1/24")
 	x.br.Route("2001:db8:ce::/51", "via", "2001:db8:f::2")
+	// What the BR's own stack sends to the DMR or to CE addresses goes
+	// through br_local on this device.
+	x.br.MustExec("ip", "tuntap", "add", "dev", "brtun0", "mode", "tun")
+	x.br.MustExec("ip", "link", "set", "dev", "brtun0", "up")
+	x.br.Route(labDMR.String(), "dev", "brtun0")
+	x.br.Route("192.0.2.0/24", "dev", "brtun0")
 
 	x.server.Addr("eth0", "198.51.100.7/24")
 	x.server.Route("default", "via", "198.51.100.1")
@@ -107,7 +113,10 @@ func newLab(t *testing.T, mode AttachMode) *lab {
 		if err != nil {
 			return err
 		}
-		return x.brT.AttachBR("eth0", "eth1", mode)
+		if err := x.brT.AttachBR("eth0", "eth1", mode); err != nil {
+			return err
+		}
+		return x.brT.AttachBRLocal("brtun0", mode)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +166,7 @@ func TestNetnsCEBR(t *testing.T) {
 			t.Run("mtu", func(t *testing.T) { mtu(t, x) })
 			t.Run("udp fragments", func(t *testing.T) { udpFragments(t, x) })
 			t.Run("icmp errors", func(t *testing.T) { portUnreachable(t, x) })
+			t.Run("br own errors", func(t *testing.T) { brOwnErrors(t, x) })
 			t.Run("tcp bulk", func(t *testing.T) { tcpBulk(t, x, 4<<20) })
 
 			ce, _ := x.ceT.Counters()
@@ -231,6 +241,24 @@ func portUnreachable(t *testing.T, x *lab) {
 	}
 	refused(x.client, "198.51.100.7:9")
 	refused(x.server, "192.0.2.59:41999") // a port of the CE's set, closed on the client
+}
+
+// brOwnErrors checks the ICMP errors the BR's own stack sends, through
+// br_local: a 1500-byte DF packet from the IPv4 side is 1520 bytes as
+// IPv6 and too big for the BR's IPv6 link, and the sender must learn MTU
+// 1480; a CE's packet whose TTL runs out at the BR must come back as Time
+// Exceeded.
+func brOwnErrors(t *testing.T, x *lab) {
+	out, _ := x.server.Exec("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "-e", "41006", "192.0.2.59")
+	if !strings.Contains(out, "mtu = 1480") {
+		t.Errorf("1500-byte DF ping from the server: want Frag needed with mtu 1480 from the BR, got:\n%s", out)
+	}
+	t.Logf("server: %s", out)
+	out, _ = x.client.Exec("ping", "-c", "1", "-W", "2", "-t", "2", "-e", "41007", "198.51.100.7")
+	t.Logf("client: %s", out)
+	if !strings.Contains(out, "Time to live exceeded") {
+		t.Errorf("TTL 2 ping from the client: want Time to live exceeded from the BR, got:\n%s", out)
+	}
 }
 
 // udpFragments sends datagrams larger than any MTU both ways. A

@@ -295,3 +295,49 @@ func TestBRICMPErrors(t *testing.T) {
 		})
 	})
 }
+
+// TestBRLocal: the BR's own ICMP errors, routed into a TUN device, are
+// translated by br_local and sent out of the other side: Packet Too Big
+// for an Internet packet that outgrew the IPv6 link, Time Exceeded for a
+// CE's packet.
+func TestBRLocal(t *testing.T) {
+	tr := load(t, brConfig())
+	prog := tr.coll.Programs["br_local"]
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 23)
+	my6 := ceBinding.MAPAddress
+	srv6 := mapt.Embed(dmr, serverV4)
+	brV6 := netip.MustParseAddr("2001:db8:f::1")
+	brV4 := netip.MustParseAddr("198.51.100.1")
+	cases := []struct {
+		name    string
+		in      []byte
+		ret     uint32
+		counter string
+		check   func(t *testing.T, out []byte)
+	}{
+		{"packet too big to the dmr", icmpErr6(t, brV6, srv6, 2, 0, 1500, inner6(t, srv6, my6, l4{"tcp", 443, our, 1400}, 48+8)), actRedirect, "br_6to4",
+			func(t *testing.T, out []byte) {
+				checkErr4(t, out, wantErr{osrc: netip.MustParseAddr("192.0.0.8"), odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1480, isport: 443, idport: our})
+			}},
+		{"time exceeded to a ce", icmpErr4(t, brV4, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actRedirect, "br_4to6",
+			func(t *testing.T, out []byte) {
+				checkErr6(t, out, wantErr{osrc: mapt.Embed(dmr, brV4), odst: my6, isrc: my6, idst: srv6, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true})
+			}},
+		{"own ipv6 that is no error", pkt6(t, brV6, srv6, l4{"udp", 1, 2, 8}, nil), actShot, "local", nil},
+		{"own ipv4 to no ce", pkt4(t, brV4, serverV4, l4{"udp", 1, 2, 8}, nil), actShot, "local", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var ret uint32
+			var out []byte
+			d := counterDelta(t, tr, func() { ret, out = run(t, prog, c.in) })
+			if ret != c.ret || d[c.counter] != 1 || len(d) != 1 {
+				t.Fatalf("verdict %d counters %v, want %d and %s", ret, d, c.ret, c.counter)
+			}
+			if c.check != nil {
+				c.check(t, out)
+			}
+		})
+	}
+}

@@ -107,12 +107,38 @@ int br_ingress6(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
+/* br_xlat4 translates an IPv4 packet to a CE (RFC 7599 s8.4). */
+static __always_inline int br_xlat4(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u32 daddr)
+{
+	struct addrs6 o, i;
+	int err;
+
+	err = parse4(skb, p);
+	if (err)
+		return err;
+	/* The destination port (for an error: the inner source port) picks
+	 * the CE; later fragments use their first fragment's (RFC 7597
+	 * s8.3.3), so a first fragment seen late costs the datagram. */
+	if (p->frag && frag_ports(p) && rule_needs_port(daddr))
+		return R_FRAG_MISS;
+	err = br_ce4(daddr, p->dport, &o.dhi, &o.dlo);
+	if (err)
+		return err;
+	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o.shi, &o.slo);
+	if (!p->icmp_err)
+		return xlat_4to6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
+	err = br_ce4(bpf_ntohl(p->in.ip4.saddr), p->in.sport, &i.shi, &i.slo);
+	if (err)
+		return err;
+	dmr_embed(c, bpf_ntohl(p->in.ip4.daddr), &i.dhi, &i.dlo);
+	return xlat_4to6_err(skb, p, &o, &i);
+}
+
 SEC("tc")
 int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt p = {.l3 = ETH_HLEN};
-	struct addrs6 o, i;
 	__u8 dst[4];
 	__u32 daddr;
 	int err;
@@ -128,31 +154,127 @@ int br_ingress4(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	err = parse4(skb, &p);
-	if (err)
-		return drop(err);
-	/* The destination port (for an error: the inner source port) picks
-	 * the CE; later fragments use their first fragment's (RFC 7597
-	 * s8.3.3), so a first fragment seen late costs the datagram. */
-	if (p.frag && frag_ports(&p) && rule_needs_port(daddr))
-		return drop(R_FRAG_MISS);
-	err = br_ce4(daddr, p.dport, &o.dhi, &o.dlo);
-	if (err)
-		return drop(err);
-	dmr_embed(c, bpf_ntohl(p.ip4.saddr), &o.shi, &o.slo);
-	if (p.icmp_err) {
-		err = br_ce4(bpf_ntohl(p.in.ip4.saddr), p.in.sport, &i.shi, &i.slo);
-		if (err)
-			return drop(err);
-		dmr_embed(c, bpf_ntohl(p.in.ip4.daddr), &i.dhi, &i.dlo);
-		err = xlat_4to6_err(skb, &p, &o, &i);
-	} else {
-		err = xlat_4to6(skb, &p, o.shi, o.slo, o.dhi, o.dlo);
-	}
+	err = br_xlat4(skb, c, &p, daddr);
 	if (err)
 		return drop(err);
 	count(R_BR_4TO6);
 	return TC_ACT_OK;
+}
+
+/*
+ * br_local runs at the egress of a link-layer-less device (TUN) that the
+ * BR routes the DMR prefix and the CEs' IPv4 prefixes to, so that what the
+ * BR's own stack sends there gets translated too: an ICMPv6 Packet Too Big
+ * for a packet that grew past the IPv6 link's MTU in translation, a Time
+ * Exceeded for a CE's packet whose TTL ran out here. Without it those
+ * have no route and PMTU discovery breaks.
+ */
+/* The packet state of br_local's halves lives in a per-CPU map: with it
+ * on the stack, caller and callee frames would exceed 512 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} local_pkt SEC(".maps");
+
+static __always_inline struct pkt *local_pkt_get(void)
+{
+	__u32 zero = 0;
+	struct pkt *p = bpf_map_lookup_elem(&local_pkt, &zero);
+
+	if (p) {
+		__builtin_memset(p, 0, sizeof(*p));
+		p->l3 = ETH_HLEN;
+	}
+	return p;
+}
+
+/* The two halves of br_local are separate functions (BPF-to-BPF calls)
+ * returning a drop reason or 0. */
+static __noinline int br_local4(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	struct pkt *p = local_pkt_get();
+	__u8 dst[4];
+	__u32 daddr;
+
+	if (!c)
+		return R_NO_CONFIG;
+	if (!p)
+		return R_HELPER;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + 16, dst, 4))
+		return R_TRUNCATED;
+	daddr = bpf_ntohl(*(__be32 *)dst);
+	if (!lookup_v4(daddr))
+		return R_LOCAL;
+	return br_xlat4(skb, c, p, daddr);
+}
+
+/* IPv6 from the BR itself to the DMR: only errors about packets from the
+ * IPv4 Internet to a CE. */
+static __noinline int br_local6(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	struct pkt *p = local_pkt_get();
+	__u32 saddr, daddr, isrc, idst;
+	int err;
+
+	if (!c)
+		return R_NO_CONFIG;
+	if (!p)
+		return R_HELPER;
+	err = parse6(skb, p);
+	if (err)
+		return err;
+	if (!p->icmp_err || !dmr_match(c, v6_hi(p->ip6.daddr), v6_lo(p->ip6.daddr)))
+		return R_LOCAL;
+	daddr = dmr_extract(c, v6_hi(p->ip6.daddr), v6_lo(p->ip6.daddr));
+	saddr = DUMMY_V4; /* the BR's IPv6 address has no IPv4 form */
+	if (dmr_match(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr)))
+		saddr = dmr_extract(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr));
+	if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
+		return R_LOCAL;
+	isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+	err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
+	if (err)
+		return err;
+	return xlat_6to4_err(skb, p, saddr, daddr, isrc, idst);
+}
+
+/*
+ * br_local runs at the egress of a link-layer-less device (TUN) that the
+ * BR routes the DMR prefix and the CEs' IPv4 prefixes to, so that what the
+ * BR's own stack sends there gets translated too: an ICMPv6 Packet Too Big
+ * for a packet that grew past the IPv6 link's MTU in translation, a Time
+ * Exceeded for a CE's packet whose TTL ran out here. Without it those
+ * have no route and PMTU discovery breaks.
+ */
+SEC("tc")
+int br_local(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	__be16 proto = skb->protocol;
+	int err;
+
+	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
+		return PASS;
+	if (!c)
+		return drop(R_NO_CONFIG);
+	if ((c->flags & CFG_UPLINK_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return drop(R_HELPER);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		err = br_local4(skb);
+		if (err)
+			return drop(err);
+		count(R_BR_4TO6);
+		return bpf_redirect_neigh(c->wan_ifindex, 0, 0, 0);
+	}
+	err = br_local6(skb);
+	if (err)
+		return drop(err);
+	count(R_BR_6TO4);
+	return bpf_redirect_neigh(c->uplink_ifindex, 0, 0, 0);
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

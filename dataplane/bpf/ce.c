@@ -12,10 +12,6 @@
  */
 #include "core.h"
 
-/* RFC 7600: the source of translated ICMP errors whose IPv6 source has no
- * IPv4 form (a native IPv6 router between us and the BR). */
-#define DUMMY_V4 0xc0000008 /* 192.0.0.8 */
-
 /* ce_remote4 maps a remote IPv4 address: straight to a mesh peer when an
  * FMR matches (RFC 7599 s5.1), else into the DMR (RFC 6052). */
 static __always_inline int ce_remote4(const struct xlat_config *c, __u32 v4, __u16 port, __u64 *hi, __u64 *lo)

@@ -42,6 +42,10 @@
 #define IP_MF 0x2000
 #define IP_OFFMASK 0x1fff
 
+/* RFC 7600: the source of translated ICMP errors whose IPv6 source has no
+ * IPv4 form (an IPv6 router on the path, the BR itself). */
+#define DUMMY_V4 0xc0000008 /* 192.0.0.8 */
+
 /* Largest IPv4 UDP datagram without checksum whose checksum we compute. */
 #define UDP_CSUM_MAX 2048
 
@@ -74,6 +78,7 @@ enum reason {
 	R_UDP_ZERO_CSUM,     /* UDP without checksum we cannot complete (IPv6, fragment, > 2048 bytes) */
 	R_HELPER,            /* a BPF helper failed (no room, ...) */
 	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
+	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
 	R_MAX,
 };
 
@@ -84,8 +89,8 @@ struct xlat_config {
 	__u64 dmr_mask_hi, dmr_mask_lo;
 	__u32 v4;             /* CE IPv4 address or prefix */
 	__u32 v4_mask;
-	__u32 wan_ifindex;    /* CE: IPv6 uplink (redirect target of 4->6) */
-	__u32 uplink_ifindex; /* CE: IPv4 uplink (redirect target of 6->4) */
+	__u32 wan_ifindex;    /* CE: IPv6 uplink (redirect target of 4->6); BR: IPv6 side */
+	__u32 uplink_ifindex; /* CE: IPv4 uplink (redirect target of 6->4); BR: IPv4 side */
 	__u16 psid;
 	__u8 psid_a, psid_k, psid_m;
 	__u8 eup_len;
@@ -98,7 +103,7 @@ struct xlat_config {
 };
 
 #define CFG_VALID 1
-#define CFG_UPLINK_L3 2 /* the CE's IPv4 uplink has no L2 header (TUN) */
+#define CFG_UPLINK_L3 2 /* the CE's IPv4 uplink (BR: its local device) has no L2 header (TUN) */
 
 /* One mapping rule (BMR/FMR) as stored in the LPM tries and the PSID hash. */
 struct rule {
