@@ -362,13 +362,15 @@ func TestClientSolicitRetransmission(t *testing.T) {
 	if len(sol) != 3 {
 		t.Fatalf("server saw %d Solicits, want 3", len(sol))
 	}
-	const slack = 60 * time.Millisecond
+	// Timers never fire early; on a loaded machine they may fire late,
+	// so the upper bounds get more slack than the lower ones.
+	const slack, late = 60 * time.Millisecond, 400 * time.Millisecond
 	rt1 := sol[1].at.Sub(sol[0].at)
 	rt2 := sol[2].at.Sub(sol[1].at)
-	if rt1 < time.Second-slack || rt1 > 1100*time.Millisecond+slack {
+	if rt1 < time.Second-slack || rt1 > 1100*time.Millisecond+late {
 		t.Errorf("RT1 = %s, want 1.0-1.1s", rt1)
 	}
-	if lo, hi := time.Duration(float64(rt1)*1.9), time.Duration(float64(rt1)*2.1); rt2 < lo-slack || rt2 > hi+slack {
+	if lo, hi := time.Duration(float64(rt1)*1.9), time.Duration(float64(rt1)*2.1); rt2 < lo-slack || rt2 > hi+late {
 		t.Errorf("RT2 = %s, want %s-%s (RT1 %s)", rt2, lo, hi, rt1)
 	}
 	// Elapsed time counts from the first transmission, in 1/100 s.
@@ -490,11 +492,14 @@ func TestClientExpiryAndResolicit(t *testing.T) {
 		t.Fatalf("server saw %v, want Renew then Rebind", cl.srv.types())
 	}
 	t0 := b.Lease.Obtained
-	if d := ren[0].at.Sub(t0); d < 900*time.Millisecond || d > 1200*time.Millisecond {
-		t.Errorf("first Renew %s after bind, want T1 = 1s", d)
+	// Renew from T1 (1 s) and before T2; Rebind from T2 (2 s) and before
+	// the valid lifetime ends (3 s). Late timers on a loaded machine are
+	// fine as long as the order holds.
+	if d := ren[0].at.Sub(t0); d < 900*time.Millisecond || d >= 2*time.Second {
+		t.Errorf("first Renew %s after bind, want from T1 = 1s, before T2 = 2s", d)
 	}
-	if d := reb[0].at.Sub(t0); d < 1900*time.Millisecond || d > 2200*time.Millisecond {
-		t.Errorf("first Rebind %s after bind, want T2 = 2s", d)
+	if d := reb[0].at.Sub(t0); d < 1900*time.Millisecond || d >= 3*time.Second {
+		t.Errorf("first Rebind %s after bind, want from T2 = 2s, before 3s", d)
 	}
 	if reb[0].m.GetOneOption(dhcpv6.OptionServerID) != nil {
 		t.Error("Rebind carries a server-id")
@@ -543,8 +548,8 @@ func TestClientChangedAndNoBinding(t *testing.T) {
 	// Renew answered NoBinding: the client sends Request and goes on
 	// with the same binding.
 	cl.next(t, Renewed, 3*time.Second)
-	if got := len(cl.srv.messages(dhcpv6.MessageTypeRequest)); got != 2 {
-		t.Errorf("server saw %d Requests, want 2 (bind, after NoBinding)", got)
+	if !testenv.WaitFor(5*time.Second, func() bool { return len(cl.srv.messages(dhcpv6.MessageTypeRequest)) >= 2 }) {
+		t.Errorf("server saw %d Requests, want 2 (bind, after NoBinding)", len(cl.srv.messages(dhcpv6.MessageTypeRequest)))
 	}
 	// Renumbering: another prefix.
 	mu.Lock()
