@@ -75,7 +75,8 @@ func (t *Translator) Config() Config {
 	return t.cfg
 }
 
-// Update replaces the configuration. Rules are inserted or replaced before
+// Update replaces the configuration; a cfg without device indexes keeps
+// the ones Attach set. Rules are inserted or replaced before
 // stale ones are deleted, and the binding/DMR go to the idle config slot
 // before the active index flips, so a packet never sees a half-written
 // configuration.
@@ -86,6 +87,13 @@ func (t *Translator) Update(cfg Config) error {
 	if cfg.Mode != t.mode {
 		return fmt.Errorf("dataplane: update: mode %v, translator is %v", cfg.Mode, t.mode)
 	}
+	t.mu.Lock()
+	if cfg.WANIfindex == 0 && cfg.UplinkIfindex == 0 {
+		// What Attach learnt about the devices survives a new binding or
+		// rule set built from scratch.
+		cfg.WANIfindex, cfg.UplinkIfindex, cfg.UplinkL3 = t.cfg.WANIfindex, t.cfg.UplinkIfindex, t.cfg.UplinkL3
+	}
+	t.mu.Unlock()
 	tables, err := buildTables(cfg.FMRs)
 	if err != nil {
 		return err

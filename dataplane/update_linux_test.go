@@ -54,6 +54,21 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("counters %v, want src_not_ours", d)
 	}
 
+	// A config built from scratch keeps the devices Attach recorded.
+	withDev := ceConfig()
+	withDev.WANIfindex, withDev.UplinkIfindex, withDev.UplinkL3 = 7, 8, true
+	if err := tr.Update(withDev); err != nil {
+		t.Fatal(err)
+	}
+	fresh := ceConfig()
+	fresh.WANIfindex, fresh.UplinkIfindex = 0, 0
+	if err := tr.Update(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if c := tr.Config(); c.WANIfindex != 7 || c.UplinkIfindex != 8 || !c.UplinkL3 {
+		t.Errorf("devices after update: %d %d %v, want 7 8 true", c.WANIfindex, c.UplinkIfindex, c.UplinkL3)
+	}
+
 	if err := tr.Update(brConfig()); err == nil || !strings.Contains(err.Error(), "mode") {
 		t.Errorf("mode change: error %v", err)
 	}
