@@ -61,6 +61,7 @@ type Agent struct {
 	kernel  kernel
 	board   statusBoard
 	applied *Desired
+	prefix  netip.Prefix // the delegated prefix in force, for the hook
 }
 
 // kernel applies and removes the CE's kernel state (kernel_linux.go).
@@ -228,11 +229,25 @@ func (a *Agent) handle(ctx context.Context, u update, force bool) {
 	if u.lease != nil || u.desired == nil {
 		a.board.update(func(s *Status) { s.Lease = u.lease })
 	}
+	switch {
+	case u.lease != nil && (u.event == "expired" || u.event == "released"):
+		a.prefix = netip.Prefix{}
+	case u.lease != nil:
+		a.prefix, _ = netip.ParsePrefix(u.lease.Prefix)
+	case u.desired != nil:
+		a.prefix = u.desired.Binding.EndUserPrefix
+	}
 	if u.desired.Equal(a.applied) && !force {
 		a.log.Debug("lease event changes nothing", "event", u.event)
 		return
 	}
 	if u.desired == nil {
+		if a.applied == nil && u.lease != nil && u.event != "expired" && u.event != "released" {
+			// A lease without a usable MAP-T binding: no IPv4, but the
+			// hook still gets the prefix for the LAN.
+			runHook(ctx, a.log, a.cfg.Hook, u.event, nil, a.prefix, a.cfg.WAN, a.cfg.Uplink)
+			return
+		}
 		a.withdraw(ctx, u.event)
 		return
 	}
@@ -259,7 +274,7 @@ func (a *Agent) handle(ctx context.Context, u update, force bool) {
 		}
 	})
 	a.board.event("%s: %s psid %d ports %s", u.event, b.IPv4, b.PSID(), b.PortSet)
-	runHook(ctx, a.log, a.cfg.Hook, u.event, d, a.cfg.WAN, a.cfg.Uplink)
+	runHook(ctx, a.log, a.cfg.Hook, u.event, d, a.prefix, a.cfg.WAN, a.cfg.Uplink)
 }
 
 func (a *Agent) withdraw(ctx context.Context, event string) {
@@ -273,7 +288,7 @@ func (a *Agent) withdraw(ctx context.Context, event string) {
 	a.board.event("%s: IPv4 service withdrawn", event)
 	a.applied = nil
 	a.board.update(func(s *Status) { s.State, s.Since, s.Binding, s.FMRs = event, time.Now().UTC(), nil, nil })
-	runHook(ctx, a.log, a.cfg.Hook, event, nil, a.cfg.WAN, a.cfg.Uplink)
+	runHook(ctx, a.log, a.cfg.Hook, event, nil, a.prefix, a.cfg.WAN, a.cfg.Uplink)
 }
 
 // stop ends the agent: the state stays for a restart, or goes.
@@ -286,7 +301,7 @@ func (a *Agent) stop() {
 		a.log.Error("cleanup failed", "err", err)
 	}
 	if a.applied != nil {
-		runHook(context.Background(), a.log, a.cfg.Hook, "stopped", nil, a.cfg.WAN, a.cfg.Uplink)
+		runHook(context.Background(), a.log, a.cfg.Hook, "stopped", nil, netip.Prefix{}, a.cfg.WAN, a.cfg.Uplink)
 	}
 	a.applied = nil
 	a.log.Info("stopped, kernel state removed")

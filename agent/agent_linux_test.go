@@ -59,7 +59,10 @@ func (c *ceLab) waitState(t *testing.T, p *testenv.Proc, state string) *agent.St
 
 func TestStaticBindingLifecycle(t *testing.T) {
 	c := newCELab(t)
-	p := c.start(t, "--rule", seedRule, "--dmr", "64:ff9b::/96", "--prefix", "2001:db8:ce:11b::/64")
+	hookOut := filepath.Join(c.dir, "hook.out")
+	hook := filepath.Join(c.dir, "hook.sh")
+	os.WriteFile(hook, []byte("#!/bin/sh\n{ echo \"event $1\"; env | grep ^MAPT_ | sort; } >> "+hookOut+"\n"), 0o755)
+	p := c.start(t, "--rule", seedRule, "--dmr", "64:ff9b::/96", "--prefix", "2001:db8:ce:11b::/64", "--hook", hook)
 	s := c.waitState(t, p, "bound")
 	if s.Binding == nil || s.Binding.IPv4 != "192.0.2.8/32" || s.Binding.PSID != 27 || s.Binding.Ports[0] != [2]uint16{55296, 57343} || s.Source != "static" {
 		t.Fatalf("status = %+v", s)
@@ -118,6 +121,14 @@ func TestStaticBindingLifecycle(t *testing.T) {
 	}
 	if _, err := os.Stat(c.socket()); !os.IsNotExist(err) {
 		t.Fatalf("status socket left behind: %v", err)
+	}
+	// The hook saw the binding, then the stop.
+	b, _ := os.ReadFile(hookOut)
+	for _, want := range []string{"event static\n", "MAPT_IPV4=192.0.2.8/32\n", "MAPT_PORTS=55296-57343\n", "MAPT_PSID=27\n",
+		"MAPT_MAP_ADDRESS=2001:db8:ce:11b:0:c000:208:1b\n", "event stopped\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("hook output lacks %q:\n%s", want, b)
+		}
 	}
 }
 

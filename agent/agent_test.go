@@ -58,7 +58,7 @@ func TestHookEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := hookEnv("bound", d, "eth0", "mapt0")
+	env := hookEnv("bound", d, d.Binding.EndUserPrefix, "eth0", "mapt0")
 	for _, want := range []string{
 		"MAPT_EVENT=bound", "MAPT_WAN=eth0", "MAPT_UPLINK=mapt0", "MAPT_IPV4=192.0.2.18/32", "MAPT_IPV4_ADDRESS=192.0.2.18",
 		"MAPT_PSID=52", "MAPT_PSID_LEN=8", "MAPT_PSID_OFFSET=6", "MAPT_PORT_COUNT=252",
@@ -74,7 +74,12 @@ func TestHookEnv(t *testing.T) {
 			t.Errorf("ports: %s", e)
 		}
 	}
-	if env := hookEnv("expired", nil, "eth0", "mapt0"); len(env) != 3 {
+	if env := hookEnv("expired", nil, netip.Prefix{}, "eth0", "mapt0"); len(env) != 3 {
 		t.Errorf("withdrawn env = %v", env)
+	}
+	// No binding from a lease that still delegates a prefix: the hook
+	// still learns the prefix (for the LAN).
+	if env := hookEnv("bound", nil, netip.MustParsePrefix("2001:db8:1::/56"), "eth0", "mapt0"); !slices.Contains(env, "MAPT_PREFIX=2001:db8:1::/56") {
+		t.Errorf("env without binding = %v", env)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,13 +17,18 @@ const hookTimeout = 30 * time.Second
 
 // hookEnv is the environment a hook script sees, in the spirit of
 // odhcp6c's script: the event and, when bound, the binding.
-func hookEnv(event string, d *Desired, wan, uplink string) []string {
+// The delegated prefix is there even without a binding, so that a hook
+// handing the prefix to the LAN keeps doing so while IPv4 is down.
+func hookEnv(event string, d *Desired, prefix netip.Prefix, wan, uplink string) []string {
 	env := []string{
 		"MAPT_EVENT=" + event,
 		"MAPT_WAN=" + wan,
 		"MAPT_UPLINK=" + uplink,
 	}
 	if d == nil {
+		if prefix.IsValid() {
+			env = append(env, "MAPT_PREFIX="+prefix.String())
+		}
 		return env
 	}
 	b := d.Binding
@@ -52,14 +58,14 @@ func hookEnv(event string, d *Desired, wan, uplink string) []string {
 }
 
 // runHook runs the script and logs its outcome; it never fails the caller.
-func runHook(ctx context.Context, log *slog.Logger, script, event string, d *Desired, wan, uplink string) {
+func runHook(ctx context.Context, log *slog.Logger, script, event string, d *Desired, prefix netip.Prefix, wan, uplink string) {
 	if script == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script, event)
-	cmd.Env = append(os.Environ(), hookEnv(event, d, wan, uplink)...)
+	cmd.Env = append(os.Environ(), hookEnv(event, d, prefix, wan, uplink)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		log.Warn("hook failed", "script", script, "event", event, "err", err, "output", strings.TrimSpace(string(out)))
