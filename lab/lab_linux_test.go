@@ -1,12 +1,15 @@
 package lab_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mapt-go/mapt/internal/mapcli"
 	"github.com/mapt-go/mapt/lab"
 	"github.com/mapt-go/mapt/testenv"
 )
@@ -46,6 +49,19 @@ func TestZeroTouch(t *testing.T) {
 		}
 		if s.WAN != "wan" {
 			t.Errorf("%s picked WAN %q", c.Name, s.WAN)
+		}
+	}
+	// What each CE derived from Kea's answer is exactly what the BR's
+	// `br lookup` says about its MAP address, from the same domain file.
+	for _, c := range l.CEs {
+		s, _ := l.Status(c)
+		stdout, stderr, code := testenv.RunBinary(t, filepath.Join(l.Opts.Bin, "br"), "lookup", "--config", l.Domain, "--json", s.Binding.MAPAddress)
+		var lk mapcli.LookupIPv6JSON
+		if code != 0 || json.Unmarshal([]byte(stdout), &lk) != nil {
+			t.Fatalf("br lookup: %d %s %s", code, stdout, stderr)
+		}
+		if lk.IPv4+"/32" != s.Binding.IPv4 || lk.PSID != s.Binding.PSID || !reflect.DeepEqual(lk.Ports, s.Binding.Ports) || lk.EndUserPrefix != s.Binding.EndUserPrefix {
+			t.Fatalf("%s: br lookup %+v, agent %+v", c.Name, lk, s.Binding)
 		}
 	}
 	// The BR learned the routes to the delegated prefixes from Kea's hook.
