@@ -18,12 +18,6 @@ import (
 	"github.com/mapt-go/mapt/relay"
 )
 
-func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
 // loadConfig reads --config, turning file errors into usage errors: the
 // operator gave a bad file.
 func loadConfig(path string) (*domainfile.File, error) {
@@ -37,24 +31,11 @@ func loadConfig(path string) (*domainfile.File, error) {
 	return f, nil
 }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return mapcli.UsageError{Err: fmt.Errorf("%s: %w", fs.Name(), err)}
-	}
-	if fs.NArg() > 0 {
-		return mapcli.UsageError{Err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	return nil
-}
-
 // check validates a domain file without touching the kernel.
-func check(args []string, stdout io.Writer) error {
-	fs := newFlags("check")
+func check(args []string, stdout, stderr io.Writer) error {
+	fs := mapcli.NewFlags("check", stderr)
 	path := fs.String("config", "", "domain file")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
 	f, err := loadConfig(*path)
@@ -70,14 +51,14 @@ func check(args []string, stdout io.Writer) error {
 
 // keaConfig prints the Kea DHCPv6 configuration for a domain.
 func keaConfig(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("kea-config")
+	fs := mapcli.NewFlags("kea-config", stderr)
 	path := fs.String("config", "", "domain file")
 	domain := fs.String("domain", "", "domain name (needed when the file has several)")
 	ifname := fs.String("interface", "", "interface Kea listens on (default: the domain's kea.interface, else br.ipv6-interface)")
 	leases := fs.String("lease-file", kea.DefaultLeaseFile, "Kea memfile lease database")
 	fragment := fs.Bool("fragment", false, "print only the subnet-level pd-pools and option-data, to merge into an existing configuration")
 	noZero := fs.Bool("exclude-psid-zero", false, "leave the prefixes whose PSID 0 would own the system ports out of the pool (psid-offset 0)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
 	f, err := loadConfig(*path)
@@ -122,12 +103,12 @@ func lookupConfig(fs *flag.FlagSet) func() ([]mapt.Rule, error) {
 }
 
 // runRelay is `br run`.
-func runRelay(args []string, stderr io.Writer) error {
-	fs := newFlags("run")
+func runRelay(args []string, _, stderr io.Writer) error {
+	fs := mapcli.NewFlags("run", stderr)
 	path := fs.String("config", "", "domain file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attachMode := fs.String("attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
 	level, err := mapcli.ParseLogLevel(*logLevel)

@@ -2,8 +2,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -32,37 +30,16 @@ RULE is IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr], e.g.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "lookup":
-		err = mapcli.Lookup(args[1:], stdout, stderr, lookupConfig)
-	case "run":
-		err = runRelay(args[1:], stderr)
-	case "check":
-		err = check(args[1:], stdout)
-	case "kea-config":
-		err = keaConfig(args[1:], stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, version.String("br"))
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		err = mapcli.UsageError{Err: fmt.Errorf("unknown command %q (try br help)", args[0])}
-	}
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintf(stderr, "br: %v\n", err)
-	if errors.As(err, new(mapcli.UsageError)) {
-		return 2
-	}
-	return 1
+	os.Exit(mapcli.Main("br", usage, map[string]mapcli.Command{
+		"run": runRelay,
+		"lookup": func(args []string, stdout, stderr io.Writer) error {
+			return mapcli.Lookup(args, stdout, stderr, lookupConfig)
+		},
+		"check":      check,
+		"kea-config": keaConfig,
+		"version": func(_ []string, stdout, _ io.Writer) error {
+			_, err := fmt.Fprintln(stdout, version.String("br"))
+			return err
+		},
+	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -4,8 +4,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,39 +32,13 @@ RULE is IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr], e.g.
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	var err error
-	switch args[0] {
-	case "derive":
-		err = mapcli.Derive(args[1:], stdout, stderr)
-	case "run":
-		err = runAgent(args[1:], stderr)
-	case "status":
-		err = status(args[1:], stdout)
-	case "version", "--version":
-		fmt.Fprintln(stdout, version.String("ce-agent"))
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-	default:
-		err = mapcli.UsageError{Err: fmt.Errorf("unknown command %q (try ce-agent help)", args[0])}
-	}
-	return exitCode(stderr, err)
-}
-
-func exitCode(stderr io.Writer, err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintf(stderr, "ce-agent: %v\n", err)
-	if errors.As(err, new(mapcli.UsageError)) {
-		return 2
-	}
-	return 1
+	os.Exit(mapcli.Main("ce-agent", usage, map[string]mapcli.Command{
+		"derive": mapcli.Derive,
+		"run":    runAgent,
+		"status": status,
+		"version": func(_ []string, stdout, _ io.Writer) error {
+			_, err := fmt.Fprintln(stdout, version.String("ce-agent"))
+			return err
+		},
+	}, os.Args[1:], os.Stdout, os.Stderr))
 }

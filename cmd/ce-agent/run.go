@@ -3,11 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/signal"
 	"syscall"
 
@@ -17,25 +14,9 @@ import (
 	"github.com/mapt-go/mapt/mapt"
 )
 
-func parse(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stdout)
-			fs.PrintDefaults()
-			return err
-		}
-		return mapcli.UsageError{Err: fmt.Errorf("%s: %w", fs.Name(), err)}
-	}
-	if fs.NArg() > 0 {
-		return mapcli.UsageError{Err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	return nil
-}
-
 // runAgent is `ce-agent run`: zero-touch by default.
-func runAgent(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+func runAgent(args []string, _, stderr io.Writer) error {
+	fs := mapcli.NewFlags("run", stderr)
 	var cfg agent.Config
 	fs.StringVar(&cfg.WAN, "wan", "", "WAN interface (default: the one holding the IPv6 default route, or the only one with carrier)")
 	fs.StringVar(&cfg.StateDir, "state-dir", agent.DefaultStateDir, "where the lease and the DHCPv6 identity are kept")
@@ -53,7 +34,7 @@ func runAgent(args []string, stderr io.Writer) error {
 	fs.Var(&rules, "rule", "static mode: mapping rule IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr] (repeatable; needs --dmr)")
 	dmrFlag := fs.String("dmr", "", "static mode: the DMR (RFC 6052 prefix) for --rule")
 	prefixFlag := fs.String("prefix", "", "static mode: end-user prefix (default: the prefix delegated by DHCPv6)")
-	if err := parse(fs, args); err != nil {
+	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
 	level, err := mapcli.ParseLogLevel(*logLevel)
@@ -97,11 +78,11 @@ func runAgent(args []string, stderr io.Writer) error {
 }
 
 // status is `ce-agent status`.
-func status(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+func status(args []string, stdout, stderr io.Writer) error {
+	fs := mapcli.NewFlags("status", stderr)
 	socket := fs.String("status-socket", agent.DefaultStatusSocket, "the agent's status socket")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parse(fs, args); err != nil {
+	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
 	s, err := agent.ReadStatus(*socket)

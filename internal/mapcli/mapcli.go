@@ -43,23 +43,36 @@ func (r *RuleFlags) Set(v string) error {
 	return nil
 }
 
-// flags is a flag set that reports errors once, through the returned
-// error, instead of printing usage; -h prints the usage to help.
-type flags struct {
+// Flags is a subcommand's flag set: it reports errors once, through the
+// returned error, instead of printing usage; -h prints the usage to help.
+type Flags struct {
 	*flag.FlagSet
 	help io.Writer
 }
 
-func newFlagSet(name string, help io.Writer) *flags {
+// NewFlags returns an empty flag set for the subcommand name.
+func NewFlags(name string, help io.Writer) *Flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	return &flags{fs, help}
+	return &Flags{fs, help}
 }
 
-// parse parses flags that may stand before or after the positional
+// ParseNone parses a command line that takes no positional arguments.
+func (fs *Flags) ParseNone(args []string) error {
+	pos, err := fs.ParseAll(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), pos[0])
+	}
+	return nil
+}
+
+// ParseAll parses flags that may stand before or after the positional
 // arguments, and returns the positional ones.
-func (fs *flags) parse(args []string) ([]string, error) {
+func (fs *Flags) ParseAll(args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -69,7 +82,7 @@ func (fs *flags) parse(args []string) ([]string, error) {
 				fs.PrintDefaults()
 				return nil, err
 			}
-			return nil, UsageError{err}
+			return nil, UsageError{fmt.Errorf("%s: %w", fs.Name(), err)}
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -151,13 +164,13 @@ func WriteJSON(w io.Writer, v any) error {
 
 // Derive runs `ce-agent derive`.
 func Derive(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("derive", stderr)
+	fs := NewFlags("derive", stderr)
 	var rules RuleFlags
 	fs.Var(&rules, "rule", "mapping rule IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr] (repeatable)")
 	prefix := fs.String("prefix", "", "end-user IPv6 prefix (delegated prefix)")
 	dmrFlag := fs.String("dmr", "", "default mapping rule: the BR's RFC 6052 prefix (optional)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := fs.parse(args)
+	pos, err := fs.ParseAll(args)
 	if err != nil {
 		return err
 	}
@@ -217,7 +230,7 @@ type LookupIPv6JSON struct {
 // Lookup runs `br lookup`. Rules come from --rule flags or, when the
 // caller passes loadRules, from elsewhere (the BR's domain file).
 func Lookup(args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet) func() ([]mapt.Rule, error)) error {
-	fs := newFlagSet("lookup", stderr)
+	fs := NewFlags("lookup", stderr)
 	var rules RuleFlags
 	fs.Var(&rules, "rule", "mapping rule IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr] (repeatable)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -225,7 +238,7 @@ func Lookup(args []string, stdout, stderr io.Writer, extra func(*flag.FlagSet) f
 	if extra != nil {
 		load = extra(fs.FlagSet)
 	}
-	pos, err := fs.parse(args)
+	pos, err := fs.ParseAll(args)
 	if err != nil {
 		return err
 	}

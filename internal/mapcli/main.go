@@ -1,0 +1,45 @@
+package mapcli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Command is one subcommand of a binary.
+type Command func(args []string, stdout, stderr io.Writer) error
+
+// Main runs the subcommand args[0] of the binary name and returns the
+// exit status: 0, 1 when the command failed, 2 for bad input (a
+// UsageError). Errors are one line on stderr, prefixed with the name.
+func Main(name, usage string, cmds map[string]Command, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, ok := cmds[args[0]]; {
+	case ok:
+		err = cmd(args[1:], stdout, stderr)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		names := make([]string, 0, len(cmds))
+		for n := range cmds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		err = usagef("unknown command %q (commands: %s; try %s help)", args[0], strings.Join(names, ", "), name)
+	}
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	if errors.As(err, new(UsageError)) {
+		return 2
+	}
+	return 1
+}
