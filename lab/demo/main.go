@@ -10,64 +10,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mapt-go/mapt/lab"
 	"github.com/mapt-go/mapt/testenv"
 )
-
-// runner is the testenv.T of a program: failures print and exit.
-type runner struct {
-	dir      string
-	keep     bool
-	failed   bool
-	cleanups []func()
-	once     sync.Once
-	mu       sync.Mutex
-}
-
-func (r *runner) Helper()                 {}
-func (r *runner) Cleanup(f func())        { r.cleanups = append(r.cleanups, f) }
-func (r *runner) Failed() bool            { return r.failed }
-func (r *runner) Logf(f string, a ...any) { fmt.Printf(f+"\n", a...) }
-func (r *runner) Errorf(f string, a ...any) {
-	r.failed = true
-	fmt.Fprintf(os.Stderr, "demo: "+f+"\n", a...)
-}
-func (r *runner) Fatal(a ...any)            { r.Errorf("%s", fmt.Sprint(a...)); r.exit(1) }
-func (r *runner) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.exit(1) }
-func (r *runner) Skip(a ...any)             { r.Errorf("cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
-
-func (r *runner) TempDir() string {
-	d, err := os.MkdirTemp(r.dir, "lab-")
-	if err != nil {
-		r.Fatal(err)
-	}
-	return d
-}
-
-// exit tears the lab down (unless it is kept) and ends the program. The
-// first caller does it; a second one (a signal during a failure) waits.
-func (r *runner) exit(code int) {
-	r.once.Do(func() {
-		if !r.keep || r.failed {
-			r.mu.Lock()
-			cleanups := r.cleanups
-			r.mu.Unlock()
-			for i := len(cleanups) - 1; i >= 0; i-- {
-				cleanups[i]()
-			}
-			os.RemoveAll(r.dir)
-		}
-		os.Exit(code)
-	})
-	select {}
-}
 
 func step(format string, a ...any) { fmt.Printf("\n== "+format+"\n", a...) }
 
@@ -79,22 +28,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(2)
 	}
-	dir, err := os.MkdirTemp("", "mapt-demo-")
+	// Interrupted, or our output pipe closed (| head): the Program tears
+	// down anyway, never leaving namespaces and processes behind.
+	r, err := testenv.NewProgram("demo")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
-	r := &runner{dir: dir, keep: os.Getenv("KEEP") == "1"}
-	// Interrupted, or our output pipe closed (| head): tear down anyway,
-	// never leave namespaces and processes behind.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-	go func() {
-		<-sigs
-		r.keep = false
-		r.failed = true
-		r.exit(1)
-	}()
+	r.Keep = os.Getenv("KEEP") == "1"
 
 	step("bringing up the seed's network: c1, c2, CE 11b, CE 774, BR (+ Kea), s")
 	l := lab.Up(r, lab.Options{Bin: abs})
@@ -137,7 +78,7 @@ func main() {
 		}
 	}
 
-	if r.keep {
+	if r.Keep {
 		step("KEEP=1: the lab stays up")
 		fmt.Println("enter a namespace with: ip netns exec NAME bash   (e.g. ce-agent status --status-socket " + l.CEs[1].Socket + ")")
 		for _, ns := range []*testenv.NS{l.C1, l.C2, l.CE11b, l.CE774, l.BR, l.S, l.Switch} {
@@ -152,9 +93,9 @@ func main() {
 		for _, ns := range []*testenv.NS{l.C1, l.C2, l.CE11b, l.CE774, l.BR, l.S, l.Switch} {
 			fmt.Printf("; ip netns del %s", ns.Name)
 		}
-		fmt.Printf("; rm -rf %s\n", dir)
+		fmt.Printf("; rm -rf %s\n", r.Dir())
 		os.Exit(0)
 	}
 	step("tearing down")
-	r.exit(0)
+	r.Exit(0)
 }
