@@ -30,6 +30,7 @@ build:
 vet:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
@@ -54,8 +55,12 @@ generate:
 check-generate:
 	$(GO) test -count=1 -run '^TestGenerateReproducible$$' ./dataplane/
 
+# Per-packet micro-benchmarks, then the headline run (bench/): TCP and
+# 64-byte UDP across the seed's topology through plain IPv4 routing, MAP-T
+# and tayga, written to bench/results/latest.{md,png}. About 4 minutes.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
+	$(GO) run ./bench/cmd/headline -bin $(BIN) -out bench/results
 
 # Static, stripped ce-agent and br for router CPUs (mips, mipsle, arm,
 # arm64, amd64) into build/cross/ARCH/, with a size table; fails when

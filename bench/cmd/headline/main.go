@@ -1,0 +1,140 @@
+// Command headline runs the project's headline benchmark (`make bench`):
+// TCP and small-packet UDP across the seed's topology through plain IPv4
+// routing, our MAP-T (CE + BR) and tayga, interleaved in one run, and
+// writes the table and chart to bench/results/ (see package bench).
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mapt-go/mapt/bench"
+)
+
+// runner is the testenv.T of a program: failures print, tear down and exit.
+type runner struct {
+	dir      string
+	mu       sync.Mutex
+	failed   bool
+	cleanups []func()
+	once     sync.Once
+}
+
+func (r *runner) Helper() {}
+func (r *runner) Cleanup(f func()) {
+	r.mu.Lock()
+	r.cleanups = append(r.cleanups, f)
+	r.mu.Unlock()
+}
+func (r *runner) Failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+func (r *runner) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
+func (r *runner) Errorf(f string, a ...any) {
+	r.mu.Lock()
+	r.failed = true
+	r.mu.Unlock()
+	fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...)
+}
+func (r *runner) Fatal(a ...any)            { r.Errorf("%s", fmt.Sprint(a...)); r.exit(1) }
+func (r *runner) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.exit(1) }
+func (r *runner) Skip(a ...any)             { r.Errorf("cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
+
+func (r *runner) TempDir() string {
+	d, err := os.MkdirTemp(r.dir, "t-")
+	if err != nil {
+		r.Fatal(err)
+	}
+	return d
+}
+
+// exit runs the cleanups (processes stopped, namespaces deleted) once and
+// ends the program; a concurrent caller waits for the first.
+func (r *runner) exit(code int) {
+	r.once.Do(func() {
+		r.mu.Lock()
+		cleanups := r.cleanups
+		r.cleanups = nil
+		r.mu.Unlock()
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+		os.RemoveAll(r.dir)
+		os.Exit(code)
+	})
+	select {}
+}
+
+func main() {
+	bin := flag.String("bin", "bin", "directory with ce-agent and br")
+	out := flag.String("out", "bench/results", "directory for latest.md and latest.png")
+	dur := flag.Duration("t", 5*time.Second, "length of each measurement (whole seconds)")
+	reps := flag.Int("reps", 3, "repetitions of each measurement (the median is reported)")
+	flag.Parse()
+	abs, err := filepath.Abs(*bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	dir, err := os.MkdirTemp("", "mapt-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	r := &runner{dir: dir}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	go func() {
+		s := <-sigs
+		r.Errorf("interrupted by %s: tearing down", s)
+		r.exit(1)
+	}()
+
+	res, err := bench.Run(r, bench.Config{Bin: abs, Duration: *dur, Reps: *reps, Logf: r.Logf})
+	if err != nil {
+		r.Fatal(err)
+	}
+	md := "# Headline benchmark\n\n" + res.Markdown() + "\n" + legend
+	var png bytes.Buffer
+	if err := res.WriteChart(&png); err != nil {
+		r.Fatal(err)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		r.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"latest.md": []byte(md), "latest.png": png.Bytes()} {
+		if err := os.WriteFile(filepath.Join(*out, name), b, 0o644); err != nil {
+			r.Fatal(err)
+		}
+	}
+	fmt.Println(md)
+	fmt.Printf("written: %s, %s\n", filepath.Join(*out, "latest.md"), filepath.Join(*out, "latest.png"))
+	r.exit(0)
+}
+
+const legend = `- plain: IPv4 routing of the same topology, no translation; CE 11b
+  masquerades its LAN onto its WAN address (198.51.100.11) like a home
+  router. The limit this machine allows.
+- mapt: our ce-agent (nftables SNAT into the port set + TC-eBPF translator)
+  and br, provisioned zero-touch by Kea as in ` + "`make demo`" + `.
+- tayga: tayga (userspace SIIT over TUN) as both translators: the CE NATs
+  into 192.0.2.8:55296-57343 and tayga maps it to CE 11b's MAP address with
+  a static map, the destination into 2001:db8:64::/96 (tayga 0.9.2 will
+  not use 64:ff9b::/96 with documentation addresses); the BR's tayga maps
+  back. Same packet sizes on the wire as MAP-T, no port-set check.
+- TCP: iperf3 goodput at the receiver (first second omitted). UDP: iperf3
+  with 64-byte payloads at unlimited offered rate; rate = packets reaching
+  the receiver's interface per second, loss = share of sent packets that
+  did not. Each variant in its own namespaces of the same topology, all up
+  at once, measurements interleaved. Raw numbers vary with the machine's
+  load; the ratios are the figures to compare.
+`

@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Figure is one measured quantity.
+type Figure struct {
+	Name string // e.g. "TCP c1 -> s"
+	Unit string // "Gbit/s" or "kpps"
+	UDP  bool
+	// Reverse: s sends to c1 (iperf3 -R).
+	Reverse bool
+}
+
+// The headline figures, in report order.
+var Figures = []Figure{
+	{Name: "TCP c1 -> s", Unit: "Gbit/s"},
+	{Name: "TCP s -> c1", Unit: "Gbit/s", Reverse: true},
+	{Name: "UDP 64 B c1 -> s", Unit: "kpps", UDP: true},
+	{Name: "UDP 64 B s -> c1", Unit: "kpps", UDP: true, Reverse: true},
+}
+
+// Sample is one measurement: Value in the figure's unit, Loss (UDP only)
+// as a fraction of the packets sent.
+type Sample struct {
+	Value float64
+	Loss  float64
+}
+
+// Results holds every sample of a run.
+type Results struct {
+	Kernel   string
+	Date     time.Time
+	Duration time.Duration // of each measurement
+	Reps     int
+	// Variants in report order; the first is the baseline.
+	Variants []string
+	// Samples[variant][figure name] lists one sample per repetition.
+	Samples map[string]map[string][]Sample
+}
+
+// Add records a sample.
+func (r *Results) Add(variant string, f Figure, s Sample) {
+	if r.Samples == nil {
+		r.Samples = map[string]map[string][]Sample{}
+	}
+	if r.Samples[variant] == nil {
+		r.Samples[variant] = map[string][]Sample{}
+	}
+	r.Samples[variant][f.Name] = append(r.Samples[variant][f.Name], s)
+}
+
+// Median returns the sample with the median value (the lower middle one
+// for an even count), and false when there is none.
+func (r *Results) Median(variant string, f Figure) (Sample, bool) {
+	s := slices.Clone(r.Samples[variant][f.Name])
+	if len(s) == 0 {
+		return Sample{}, false
+	}
+	slices.SortFunc(s, func(a, b Sample) int {
+		switch {
+		case a.Value < b.Value:
+			return -1
+		case a.Value > b.Value:
+			return 1
+		}
+		return 0
+	})
+	return s[(len(s)-1)/2], true
+}
+
+// Ratio is variant's median over the baseline's (the first variant), and
+// false when either is missing or the baseline is zero.
+func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
+	if len(r.Variants) == 0 {
+		return 0, false
+	}
+	base, ok1 := r.Median(r.Variants[0], f)
+	v, ok2 := r.Median(variant, f)
+	if !ok1 || !ok2 || base.Value <= 0 {
+		return 0, false
+	}
+	return v.Value / base.Value, true
+}
+
+// Markdown renders the results as a table: one row per figure, for each
+// variant its median (UDP: and loss) and its ratio to the baseline.
+func (r *Results) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Linux %s, %s; median of %d runs of %s each.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Reps, r.Duration)
+	b.WriteString("| figure |")
+	for i, v := range r.Variants {
+		fmt.Fprintf(&b, " %s |", v)
+		if i > 0 {
+			fmt.Fprintf(&b, " %s / %s |", v, r.Variants[0])
+		}
+	}
+	b.WriteString("\n|---|")
+	for i := range r.Variants {
+		b.WriteString("---:|")
+		if i > 0 {
+			b.WriteString("---:|")
+		}
+	}
+	b.WriteString("\n")
+	for _, f := range Figures {
+		fmt.Fprintf(&b, "| %s (%s) |", f.Name, f.Unit)
+		for i, v := range r.Variants {
+			m, ok := r.Median(v, f)
+			switch {
+			case !ok:
+				b.WriteString(" - |")
+			case f.UDP:
+				fmt.Fprintf(&b, " %s (loss %.0f%%) |", formatValue(m.Value), 100*m.Loss)
+			default:
+				fmt.Fprintf(&b, " %s |", formatValue(m.Value))
+			}
+			if i > 0 {
+				if q, ok := r.Ratio(v, f); ok {
+					fmt.Fprintf(&b, " %.2f |", q)
+				} else {
+					b.WriteString(" - |")
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// formatValue keeps three significant digits.
+func formatValue(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"bytes"
+	"image/color"
+	"image/png"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleResults() *Results {
+	r := &Results{Kernel: "6.18.0", Date: time.Date(2026, 11, 26, 11, 0, 0, 0, time.UTC), Duration: 5 * time.Second, Reps: 3,
+		Variants: []string{"plain", "map-t", "tayga"}}
+	for _, v := range []struct {
+		name string
+		tcp  []float64
+		udp  []float64
+	}{
+		{"plain", []float64{30, 10, 20}, []float64{400, 300, 200}},
+		{"map-t", []float64{15, 5, 10}, []float64{100, 300, 150}},
+		{"tayga", []float64{1, 2, 3}, []float64{50, 60, 70}},
+	} {
+		for i := range v.tcp {
+			r.Add(v.name, Figures[0], Sample{Value: v.tcp[i]})
+			r.Add(v.name, Figures[2], Sample{Value: v.udp[i], Loss: float64(i) / 10})
+		}
+	}
+	return r
+}
+
+func TestMedianRatio(t *testing.T) {
+	r := sampleResults()
+	for _, tc := range []struct {
+		variant   string
+		fig       Figure
+		median    Sample
+		ratio     float64
+		hasMedian bool
+	}{
+		{"plain", Figures[0], Sample{Value: 20}, 1, true},
+		{"map-t", Figures[0], Sample{Value: 10}, 0.5, true},
+		{"tayga", Figures[0], Sample{Value: 2}, 0.1, true},
+		// The median sample keeps its own loss.
+		{"plain", Figures[2], Sample{Value: 300, Loss: 0.1}, 1, true},
+		{"map-t", Figures[2], Sample{Value: 150, Loss: 0.2}, 0.5, true},
+		{"tayga", Figures[2], Sample{Value: 60, Loss: 0.1}, 0.2, true},
+		{"map-t", Figures[1], Sample{}, 0, false},
+		{"nosuch", Figures[0], Sample{}, 0, false},
+	} {
+		m, ok := r.Median(tc.variant, tc.fig)
+		if ok != tc.hasMedian || m != tc.median {
+			t.Errorf("Median(%s, %s) = %+v, %v; want %+v, %v", tc.variant, tc.fig.Name, m, ok, tc.median, tc.hasMedian)
+		}
+		q, ok := r.Ratio(tc.variant, tc.fig)
+		if ok != tc.hasMedian || (ok && (q < tc.ratio-1e-9 || q > tc.ratio+1e-9)) {
+			t.Errorf("Ratio(%s, %s) = %v, %v; want %v", tc.variant, tc.fig.Name, q, ok, tc.ratio)
+		}
+	}
+	// An even count takes the lower middle sample.
+	r.Add("plain", Figures[1], Sample{Value: 4})
+	r.Add("plain", Figures[1], Sample{Value: 2})
+	if m, _ := r.Median("plain", Figures[1]); m.Value != 2 {
+		t.Errorf("median of {4, 2} = %v, want 2", m.Value)
+	}
+	// A zero baseline has no ratio.
+	z := &Results{Variants: []string{"plain", "map-t"}}
+	z.Add("plain", Figures[0], Sample{})
+	z.Add("map-t", Figures[0], Sample{Value: 1})
+	if q, ok := z.Ratio("map-t", Figures[0]); ok {
+		t.Errorf("ratio against zero baseline = %v, want none", q)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	md := sampleResults().Markdown()
+	for _, want := range []string{
+		"Linux 6.18.0, 2026-11-26 11:00 UTC; median of 3 runs of 5s each.",
+		"| figure | plain | map-t | map-t / plain | tayga | tayga / plain |",
+		"|---|---:|---:|---:|---:|---:|",
+		"| TCP c1 -> s (Gbit/s) | 20.0 | 10.0 | 0.50 | 2.00 | 0.10 |",
+		"| TCP s -> c1 (Gbit/s) | - | - | - | - | - |",
+		"| UDP 64 B c1 -> s (kpps) | 300 (loss 10%) | 150 (loss 20%) | 0.50 | 60.0 (loss 10%) | 0.20 |",
+	} {
+		if !strings.Contains(md, want+"\n") {
+			t.Errorf("table lacks line %q:\n%s", want, md)
+		}
+	}
+}
+
+// TestChart decodes the PNG and measures the bars: each variant's bar in
+// the first group is as tall as its ratio says, relative to the
+// baseline's.
+func TestChart(t *testing.T) {
+	r := sampleResults()
+	var buf bytes.Buffer
+	if err := r.WriteChart(&buf); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 1200 || b.Dy() != 560 {
+		t.Fatalf("size %v", b)
+	}
+	// Tallest column of each variant's colour within the first group
+	// (left quarter of the plot).
+	height := func(c color.RGBA) int {
+		best := 0
+		for x := 90; x < 90+1090/4; x++ {
+			n := 0
+			for y := 100; y < 560; y++ {
+				if color.RGBAModel.Convert(img.At(x, y)) == c {
+					n++
+				}
+			}
+			best = max(best, n)
+		}
+		return best
+	}
+	base := height(palette(0))
+	if base < 200 {
+		t.Fatalf("baseline bar %d px high, want the full 100%% height", base)
+	}
+	for i, want := range []float64{1, 0.5, 0.1} {
+		got := float64(height(palette(i))) / float64(base)
+		if got < want-0.02 || got > want+0.02 {
+			t.Errorf("variant %d bar at %.3f of the baseline's, want %.2f", i, got, want)
+		}
+	}
+}
+
+func TestFontCoversChart(t *testing.T) {
+	r := sampleResults()
+	texts := []string{"MAP-T HEADLINE BENCHMARK - LINUX " + r.Kernel, "RATIO TO (MEDIAN OF 3 X 5S), RAW", "0123456789%.-"}
+	texts = append(texts, r.Variants...)
+	for _, f := range Figures {
+		texts = append(texts, f.Name, "("+f.Unit+")")
+	}
+	for _, s := range texts {
+		for _, ch := range strings.ToUpper(s) {
+			if _, ok := font5x7[ch]; !ok {
+				t.Errorf("no glyph for %q (in %q)", ch, s)
+			}
+		}
+	}
+}
