@@ -170,7 +170,7 @@ const (
 	brMapConfig      = "config"
 	brMapCounters    = "counters"
 	brMapFragCache   = "frag_cache"
-	brMapLocalPkt    = "local_pkt"
+	brMapPktScratch  = "pkt_scratch"
 	brMapRulesPsid   = "rules_psid"
 	brMapRulesV4     = "rules_v4"
 	brMapRulesV4x    = "rules_v4x"
@@ -233,17 +233,17 @@ type brProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type brMapSpecs struct {
-	Active    *ebpf.MapSpec `ebpf:"active"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
-	LocalPkt  *ebpf.MapSpec `ebpf:"local_pkt"`
-	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
-	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
-	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
-	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
-	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Active     *ebpf.MapSpec `ebpf:"active"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
+	PktScratch *ebpf.MapSpec `ebpf:"pkt_scratch"`
+	RulesPsid  *ebpf.MapSpec `ebpf:"rules_psid"`
+	RulesV4    *ebpf.MapSpec `ebpf:"rules_v4"`
+	RulesV4x   *ebpf.MapSpec `ebpf:"rules_v4x"`
+	RulesV6    *ebpf.MapSpec `ebpf:"rules_v6"`
+	RulesV6x   *ebpf.MapSpec `ebpf:"rules_v6x"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // brVariableSpecs contains global variables before they are loaded into the kernel.
@@ -272,17 +272,17 @@ func (o *brObjects) Close() error {
 //
 // It can be passed to loadBrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type brMaps struct {
-	Active    *ebpf.Map `ebpf:"active"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	FragCache *ebpf.Map `ebpf:"frag_cache"`
-	LocalPkt  *ebpf.Map `ebpf:"local_pkt"`
-	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
-	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
-	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
-	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
-	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Active     *ebpf.Map `ebpf:"active"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	FragCache  *ebpf.Map `ebpf:"frag_cache"`
+	PktScratch *ebpf.Map `ebpf:"pkt_scratch"`
+	RulesPsid  *ebpf.Map `ebpf:"rules_psid"`
+	RulesV4    *ebpf.Map `ebpf:"rules_v4"`
+	RulesV4x   *ebpf.Map `ebpf:"rules_v4x"`
+	RulesV6    *ebpf.Map `ebpf:"rules_v6"`
+	RulesV6x   *ebpf.Map `ebpf:"rules_v6x"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *brMaps) Close() error {
@@ -291,7 +291,7 @@ func (m *brMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.FragCache,
-		m.LocalPkt,
+		m.PktScratch,
 		m.RulesPsid,
 		m.RulesV4,
 		m.RulesV4x,

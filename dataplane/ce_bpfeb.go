@@ -40,6 +40,67 @@ type ceLpmV6Key struct {
 	Addr      [16]uint8
 }
 
+type cePkt struct {
+	_         structs.HostLayout
+	L3        uint32
+	L4        uint32
+	L4len     uint32
+	Proto     uint8
+	IcmpType  uint8
+	IcmpCode  uint8
+	IcmpErr   uint8
+	Sport     uint16
+	Dport     uint16
+	IcmpRest  uint32
+	Frag      uint8
+	UdpNocsum uint8
+	Mf        uint8
+	_         [1]byte
+	FragOff   uint16
+	_         [2]byte
+	FragId    uint32
+	_         [4]byte
+	Ip4       struct {
+		_        structs.HostLayout
+		VerIhl   uint8
+		Tos      uint8
+		TotLen   uint16
+		Id       uint16
+		FragOff  uint16
+		Ttl      uint8
+		Protocol uint8
+		Check    uint16
+		Saddr    uint32
+		Daddr    uint32
+	}
+	_  [20]byte
+	In struct {
+		_        structs.HostLayout
+		L3       uint32
+		L4       uint32
+		Len      uint32
+		Proto    uint8
+		IcmpType uint8
+		Sport    uint16
+		Dport    uint16
+		_        [6]byte
+		Ip4      struct {
+			_        structs.HostLayout
+			VerIhl   uint8
+			Tos      uint8
+			TotLen   uint16
+			Id       uint16
+			FragOff  uint16
+			Ttl      uint8
+			Protocol uint8
+			Check    uint16
+			Saddr    uint32
+			Daddr    uint32
+		}
+		_ [20]byte
+	}
+}
+
 type cePsidKey struct {
 	_    structs.HostLayout
 	V4   uint32
@@ -109,6 +170,7 @@ const (
 	ceMapConfig       = "config"
 	ceMapCounters     = "counters"
 	ceMapFragCache    = "frag_cache"
+	ceMapPktScratch   = "pkt_scratch"
 	ceMapRulesPsid    = "rules_psid"
 	ceMapRulesV4      = "rules_v4"
 	ceMapRulesV4x     = "rules_v4x"
@@ -171,16 +233,17 @@ type ceProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ceMapSpecs struct {
-	Active    *ebpf.MapSpec `ebpf:"active"`
-	Config    *ebpf.MapSpec `ebpf:"config"`
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	FragCache *ebpf.MapSpec `ebpf:"frag_cache"`
-	RulesPsid *ebpf.MapSpec `ebpf:"rules_psid"`
-	RulesV4   *ebpf.MapSpec `ebpf:"rules_v4"`
-	RulesV4x  *ebpf.MapSpec `ebpf:"rules_v4x"`
-	RulesV6   *ebpf.MapSpec `ebpf:"rules_v6"`
-	RulesV6x  *ebpf.MapSpec `ebpf:"rules_v6x"`
-	Scratch   *ebpf.MapSpec `ebpf:"scratch"`
+	Active     *ebpf.MapSpec `ebpf:"active"`
+	Config     *ebpf.MapSpec `ebpf:"config"`
+	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
+	PktScratch *ebpf.MapSpec `ebpf:"pkt_scratch"`
+	RulesPsid  *ebpf.MapSpec `ebpf:"rules_psid"`
+	RulesV4    *ebpf.MapSpec `ebpf:"rules_v4"`
+	RulesV4x   *ebpf.MapSpec `ebpf:"rules_v4x"`
+	RulesV6    *ebpf.MapSpec `ebpf:"rules_v6"`
+	RulesV6x   *ebpf.MapSpec `ebpf:"rules_v6x"`
+	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // ceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -209,16 +272,17 @@ func (o *ceObjects) Close() error {
 //
 // It can be passed to loadCeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ceMaps struct {
-	Active    *ebpf.Map `ebpf:"active"`
-	Config    *ebpf.Map `ebpf:"config"`
-	Counters  *ebpf.Map `ebpf:"counters"`
-	FragCache *ebpf.Map `ebpf:"frag_cache"`
-	RulesPsid *ebpf.Map `ebpf:"rules_psid"`
-	RulesV4   *ebpf.Map `ebpf:"rules_v4"`
-	RulesV4x  *ebpf.Map `ebpf:"rules_v4x"`
-	RulesV6   *ebpf.Map `ebpf:"rules_v6"`
-	RulesV6x  *ebpf.Map `ebpf:"rules_v6x"`
-	Scratch   *ebpf.Map `ebpf:"scratch"`
+	Active     *ebpf.Map `ebpf:"active"`
+	Config     *ebpf.Map `ebpf:"config"`
+	Counters   *ebpf.Map `ebpf:"counters"`
+	FragCache  *ebpf.Map `ebpf:"frag_cache"`
+	PktScratch *ebpf.Map `ebpf:"pkt_scratch"`
+	RulesPsid  *ebpf.Map `ebpf:"rules_psid"`
+	RulesV4    *ebpf.Map `ebpf:"rules_v4"`
+	RulesV4x   *ebpf.Map `ebpf:"rules_v4x"`
+	RulesV6    *ebpf.Map `ebpf:"rules_v6"`
+	RulesV6x   *ebpf.Map `ebpf:"rules_v6x"`
+	Scratch    *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *ceMaps) Close() error {
@@ -227,6 +291,7 @@ func (m *ceMaps) Close() error {
 		m.Config,
 		m.Counters,
 		m.FragCache,
+		m.PktScratch,
 		m.RulesPsid,
 		m.RulesV4,
 		m.RulesV4x,

@@ -60,6 +60,7 @@ type wantErr struct {
 	rest                   uint32
 	isport, idport         uint16
 	fullInner              bool // the inner transport checksum can be verified
+	len                    int  // total length of the translated packet, if not 0
 }
 
 func checkErr6(t *testing.T, out []byte, w wantErr) {
@@ -71,6 +72,9 @@ func checkErr6(t *testing.T, out []byte, w wantErr) {
 	}
 	if int(ip.Length) != len(ip.Payload) {
 		t.Errorf("payload length %d, actual %d", ip.Length, len(ip.Payload))
+	}
+	if w.len != 0 && len(out)-14 != w.len {
+		t.Errorf("packet is %d bytes, want %d", len(out)-14, w.len)
 	}
 	ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
 	if ic.TypeCode.Type() != w.typ || ic.TypeCode.Code() != w.code {
@@ -231,6 +235,10 @@ func TestCEICMPErrors4to6(t *testing.T) {
 		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
 		{"error about an error", icmpErr4(t, me, serverV4, 3, 3, 0, icmpErr4(t, serverV4, me, 3, 3, 0, udpIn)[14:]), actShot, "icmp_type", nil},
 		{"inner truncated", icmpErr4(t, me, serverV4, 3, 3, 0, udpIn[:24]), actShot, "truncated", nil},
+		// 1456-byte ICMPv4 error: 1496 bytes as ICMPv6, cut to 1280
+		// (RFC 4443 s2.4(c)) with the checksum still right.
+		{"cut to 1280 bytes", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, our, 1400}, 0)), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, len: 1280}},
 	})
 }
 

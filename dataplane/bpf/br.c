@@ -40,7 +40,7 @@ SEC("tc")
 int br_ingress6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt p = {.l3 = ETH_HLEN};
+	struct pkt *p;
 	__u64 dst[2];
 	__u64 dhi, dlo;
 	__u32 saddr, daddr;
@@ -58,14 +58,17 @@ int br_ingress6(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	err = parse6(skb, &p);
+	p = pkt_get();
+	if (!p)
+		return drop(R_HELPER);
+	err = parse6(skb, p);
 	if (err)
 		return drop(err);
 	/* RFC 7599 s8.3: the source port (for an error: the inner destination
 	 * port) must belong to the PSID of the source address. */
 	/* Later fragments carry no port: the address must still be a
 	 * well-formed MAP address under its FMR. */
-	err = br_ce6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, p.frag == FRAG_LATER, &saddr);
+	err = br_ce6(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr), p->sport, p->frag == FRAG_LATER, &saddr);
 	if (err)
 		return drop(err);
 	daddr = dmr_extract(c, dhi, dlo);
@@ -75,31 +78,31 @@ int br_ingress6(struct __sk_buff *skb)
 		 * straight back into our IPv4 side; do both legs at once. */
 		__u64 nshi, nslo, ndhi, ndlo;
 
-		if (p.icmp_err)
+		if (p->icmp_err)
 			return drop(R_ICMP_TYPE); /* not translated on a hairpin */
-		if (p.frag == FRAG_LATER)
+		if (p->frag == FRAG_LATER)
 			return drop(R_FRAGMENT); /* no port to pick the CE by */
-		err = br_ce4(daddr, p.dport, &ndhi, &ndlo);
+		err = br_ce4(daddr, p->dport, &ndhi, &ndlo);
 		if (err)
 			return drop(err);
 		dmr_embed(c, saddr, &nshi, &nslo);
-		err = rewrite6(skb, &p, nshi, nslo, ndhi, ndlo);
+		err = rewrite6(skb, p, nshi, nslo, ndhi, ndlo);
 		if (err)
 			return drop(err);
 		count(R_BR_HAIRPIN);
 		return TC_ACT_OK;
 	}
-	if (p.icmp_err) {
+	if (p->icmp_err) {
 		__u32 isrc, idst;
 
-		if (!dmr_match(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr)))
+		if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
 			return drop(R_SRC_UNKNOWN);
-		isrc = dmr_extract(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr));
-		err = br_ce6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
+		isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+		err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
 		if (!err)
-			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
+			err = xlat_6to4_err(skb, p, saddr, daddr, isrc, idst);
 	} else {
-		err = xlat_6to4(skb, &p, saddr, daddr);
+		err = xlat_6to4(skb, p, saddr, daddr);
 	}
 	if (err)
 		return drop(err);
@@ -138,7 +141,7 @@ SEC("tc")
 int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt p = {.l3 = ETH_HLEN};
+	struct pkt *p;
 	__u8 dst[4];
 	__u32 daddr;
 	int err;
@@ -154,7 +157,10 @@ int br_ingress4(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	err = br_xlat4(skb, c, &p, daddr);
+	p = pkt_get();
+	if (!p)
+		return drop(R_HELPER);
+	err = br_xlat4(skb, c, p, daddr);
 	if (err)
 		return drop(err);
 	count(R_BR_4TO6);
@@ -169,33 +175,12 @@ int br_ingress4(struct __sk_buff *skb)
  * Exceeded for a CE's packet whose TTL ran out here. Without it those
  * have no route and PMTU discovery breaks.
  */
-/* The packet state of br_local's halves lives in a per-CPU map: with it
- * on the stack, caller and callee frames would exceed 512 bytes. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pkt);
-} local_pkt SEC(".maps");
-
-static __always_inline struct pkt *local_pkt_get(void)
-{
-	__u32 zero = 0;
-	struct pkt *p = bpf_map_lookup_elem(&local_pkt, &zero);
-
-	if (p) {
-		__builtin_memset(p, 0, sizeof(*p));
-		p->l3 = ETH_HLEN;
-	}
-	return p;
-}
-
 /* The two halves of br_local are separate functions (BPF-to-BPF calls)
  * returning a drop reason or 0. */
 static __noinline int br_local4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt *p = local_pkt_get();
+	struct pkt *p = pkt_get();
 	__u8 dst[4];
 	__u32 daddr;
 
@@ -216,7 +201,7 @@ static __noinline int br_local4(struct __sk_buff *skb)
 static __noinline int br_local6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt *p = local_pkt_get();
+	struct pkt *p = pkt_get();
 	__u32 saddr, daddr, isrc, idst;
 	int err;
 

@@ -82,7 +82,7 @@ SEC("tc")
 int ce_egress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt p = {.l3 = ETH_HLEN};
+	struct pkt *p;
 	struct addrs6 o, i;
 	__u32 saddr, daddr;
 	int noport = 0;
@@ -98,14 +98,17 @@ int ce_egress(struct __sk_buff *skb)
 		if (bpf_skb_change_head(skb, ETH_HLEN, 0))
 			return drop(R_HELPER);
 	}
-	err = parse4(skb, &p);
+	p = pkt_get();
+	if (!p)
+		return drop(R_HELPER);
+	err = parse4(skb, p);
 	if (err)
 		return drop(err);
-	saddr = bpf_ntohl(p.ip4.saddr);
-	daddr = bpf_ntohl(p.ip4.daddr);
+	saddr = bpf_ntohl(p->ip4.saddr);
+	daddr = bpf_ntohl(p->ip4.daddr);
 	/* Later fragments take their ports from the first; without it they
 	 * can only go where no port is needed. */
-	if (p.frag && frag_ports(&p)) {
+	if (p->frag && frag_ports(p)) {
 		if (rule_needs_port(daddr))
 			return drop(R_FRAG_MISS);
 		noport = 1;
@@ -113,32 +116,32 @@ int ce_egress(struct __sk_buff *skb)
 	/* The source port (for an error: the inner destination port) must be
 	 * ours; anything else escaped the NAT. */
 	if ((saddr & c->v4_mask) != c->v4 ||
-	    (!noport && !port_in_set(p.sport, c->psid_a, c->psid_k, c->psid_m, c->psid)))
+	    (!noport && !port_in_set(p->sport, c->psid_a, c->psid_k, c->psid_m, c->psid)))
 		return drop(R_SRC_NOT_OURS);
-	if (p.frag)
-		p.frag_id = id_into_set(c, p.frag_id);
+	if (p->frag)
+		p->frag_id = id_into_set(c, p->frag_id);
 
 	o.shi = c->eup_hi;
 	o.slo = c->eup_lo;
 	map_address(&o.shi, &o.slo, c->eup_len, saddr, c->psid);
-	err = ce_remote4(c, daddr, p.dport, &o.dhi, &o.dlo);
+	err = ce_remote4(c, daddr, p->dport, &o.dhi, &o.dlo);
 	if (err)
 		return drop(err);
-	if (p.icmp_err) {
+	if (p->icmp_err) {
 		/* The packet in error came to us: its source is remote, its
 		 * destination one of our addresses. */
-		__u32 isrc = bpf_ntohl(p.in.ip4.saddr), idst = bpf_ntohl(p.in.ip4.daddr);
+		__u32 isrc = bpf_ntohl(p->in.ip4.saddr), idst = bpf_ntohl(p->in.ip4.daddr);
 
 		if ((idst & c->v4_mask) != c->v4)
 			return drop(R_SRC_NOT_OURS);
 		i.dhi = c->eup_hi;
 		i.dlo = c->eup_lo;
 		map_address(&i.dhi, &i.dlo, c->eup_len, idst, c->psid);
-		err = ce_remote4(c, isrc, p.in.sport, &i.shi, &i.slo);
+		err = ce_remote4(c, isrc, p->in.sport, &i.shi, &i.slo);
 		if (!err)
-			err = xlat_4to6_err(skb, &p, &o, &i);
+			err = xlat_4to6_err(skb, p, &o, &i);
 	} else {
-		err = xlat_4to6(skb, &p, o.shi, o.slo, o.dhi, o.dlo);
+		err = xlat_4to6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
 	}
 	if (err)
 		return drop(err);
@@ -150,7 +153,7 @@ SEC("tc")
 int ce_ingress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	struct pkt p = {.l3 = ETH_HLEN};
+	struct pkt *p;
 	__u64 dst[2];
 	__u32 saddr, daddr;
 	int noport;
@@ -167,31 +170,34 @@ int ce_ingress(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
+	p = pkt_get();
+	if (!p)
+		return drop(R_HELPER);
 
-	err = parse6(skb, &p);
+	err = parse6(skb, p);
 	if (err)
 		return drop(err);
 	/* Later fragments carry no ports: the address checks still hold. */
-	noport = p.frag == FRAG_LATER;
-	err = ce_remote6(c, v6_hi(p.ip6.saddr), v6_lo(p.ip6.saddr), p.sport, noport, &saddr);
-	if ((err == R_SRC_UNKNOWN || err == R_SRC_ADDR) && p.icmp_err)
+	noport = p->frag == FRAG_LATER;
+	err = ce_remote6(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr), p->sport, noport, &saddr);
+	if ((err == R_SRC_UNKNOWN || err == R_SRC_ADDR) && p->icmp_err)
 		saddr = DUMMY_V4; /* an IPv6 router reporting on our packet */
 	else if (err)
 		return drop(err);
 	/* RFC 7599 s8.2: the destination port (for an error: the inner
 	 * source port) must be in our port set. */
-	if (!noport && !port_in_set(p.dport, c->psid_a, c->psid_k, c->psid_m, c->psid))
+	if (!noport && !port_in_set(p->dport, c->psid_a, c->psid_k, c->psid_m, c->psid))
 		return drop(R_DST_PORT);
-	if (p.icmp_err) {
+	if (p->icmp_err) {
 		__u32 isrc, idst;
 
-		if (ce_local6(c, v6_hi(p.in.ip6.saddr), v6_lo(p.in.ip6.saddr), &isrc))
+		if (ce_local6(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr), &isrc))
 			return drop(R_DST_PORT);
-		err = ce_remote6(c, v6_hi(p.in.ip6.daddr), v6_lo(p.in.ip6.daddr), p.in.dport, 0, &idst);
+		err = ce_remote6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
 		if (!err)
-			err = xlat_6to4_err(skb, &p, saddr, daddr, isrc, idst);
+			err = xlat_6to4_err(skb, p, saddr, daddr, isrc, idst);
 	} else {
-		err = xlat_6to4(skb, &p, saddr, daddr);
+		err = xlat_6to4(skb, p, saddr, daddr);
 	}
 	if (err)
 		return drop(err);

@@ -616,6 +616,28 @@ struct pkt {
 	struct inner in;
 };
 
+/* struct pkt lives in a per-CPU map rather than on the 512-byte stack,
+ * which the ICMP error paths need. TC programs do not nest on a CPU
+ * (egress runs with bottom halves off), so one slot per CPU is enough. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} pkt_scratch SEC(".maps");
+
+static __always_inline struct pkt *pkt_get(void)
+{
+	__u32 zero = 0;
+	struct pkt *p = bpf_map_lookup_elem(&pkt_scratch, &zero);
+
+	if (p) {
+		__builtin_memset(p, 0, sizeof(*p));
+		p->l3 = ETH_HLEN;
+	}
+	return p;
+}
+
 static __always_inline __u16 csum_fold(__u64 csum)
 {
 	csum = (csum & 0xffff) + (csum >> 16);
@@ -900,16 +922,12 @@ static __always_inline __u32 l4_csum_off(const struct pkt *p)
 	}
 }
 
-/* udp_complete computes the checksum an IPv4 UDP datagram went without,
- * over the translated datagram and the IPv6 pseudo-header (RFC 7915 s4.5:
- * IPv6 UDP must carry one). The datagram is at most UDP_CSUM_MAX bytes. */
-static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, const struct iphdr6 *h6)
+/* sum_bytes adds bytes [off, off+len) of the packet to a checksum, len at
+ * most UDP_CSUM_MAX; off must be even relative to the checksummed data. */
+static __always_inline int sum_bytes(struct __sk_buff *skb, __u32 off, __u32 len, __s64 *sum)
 {
-	__be32 pseudo[10] = {};
 	__u32 zero = 0;
 	struct scratch *buf = bpf_map_lookup_elem(&scratch, &zero);
-	__s64 sum = 0;
-	__u16 cs;
 	__u32 i, k;
 
 	if (!buf)
@@ -918,19 +936,20 @@ static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, co
 		__u32 pos = i * sizeof(buf->b);
 		__u32 n;
 
-		if (pos >= p->l4len)
+		if (pos >= len)
 			break;
-		n = p->l4len - pos;
+		n = len - pos;
 		if (n >= sizeof(buf->b)) {
-			if (bpf_skb_load_bytes(skb, p->l4 + pos, buf->b, sizeof(buf->b)))
+			if (bpf_skb_load_bytes(skb, off + pos, buf->b, sizeof(buf->b)))
 				return R_TRUNCATED;
-			sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, sizeof(buf->b), sum);
+			*sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, sizeof(buf->b), *sum);
 			continue;
 		}
-		/* The tail: n < 256. The mask is in asm because the compiler
-		 * knows it changes nothing, and the verifier needs to see it. */
+		/* The tail: 0 < n < 256. The mask is in asm because the
+		 * compiler knows it changes nothing, and the verifier needs
+		 * to see it. */
 		asm volatile("%[n] += -1\n\t%[n] &= 0xff\n\t%[n] += 1" : [n] "+r"(n));
-		if (bpf_skb_load_bytes(skb, p->l4 + pos, buf->b, n))
+		if (bpf_skb_load_bytes(skb, off + pos, buf->b, n))
 			return R_TRUNCATED;
 		/* Zero padding up to 4 bytes leaves a ones' complement sum be. */
 		for (k = 0; k < 3; k++) {
@@ -943,8 +962,24 @@ static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, co
 		n = ((n + 3) & ~3U) & (2 * sizeof(buf->b) - 1);
 		if (n > sizeof(buf->b))
 			return R_HELPER;
-		sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, n, sum);
+		*sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, n, *sum);
 	}
+	return 0;
+}
+
+/* udp_complete computes the checksum an IPv4 UDP datagram went without,
+ * over the translated datagram and the IPv6 pseudo-header (RFC 7915 s4.5:
+ * IPv6 UDP must carry one). The datagram is at most UDP_CSUM_MAX bytes. */
+static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, const struct iphdr6 *h6)
+{
+	__be32 pseudo[10] = {};
+	__s64 sum = 0;
+	__u16 cs;
+	int err;
+
+	err = sum_bytes(skb, p->l4, p->l4len, &sum);
+	if (err)
+		return err;
 	__builtin_memcpy(pseudo, h6->saddr, 32);
 	pseudo[8] = bpf_htonl(p->l4len);
 	pseudo[9] = bpf_htonl(IPPROTO_UDP);
@@ -1316,6 +1351,38 @@ static __always_inline __u32 inner_csum_off(const struct inner *in)
 	return 2;
 }
 
+/* icmp6_trim cuts a translated ICMPv6 error to the IPv6 minimum MTU
+ * (RFC 4443 s2.4(c)): the checksum loses the cut bytes and the shorter
+ * length in the pseudo-header. plen is the current payload length, cs the
+ * current checksum. */
+static __always_inline int icmp6_trim(struct __sk_buff *skb, __u32 l3, __u32 plen, __u16 cs)
+{
+	const __u32 keep = 1280 - 40;
+	__be32 olen = bpf_htonl(plen), nlen = bpf_htonl(keep);
+	__be16 np = bpf_htons(keep);
+	__s64 cut = 0, s;
+	int err;
+
+	if (plen <= keep)
+		return 0;
+	if (plen - keep > UDP_CSUM_MAX)
+		return R_ICMP_TYPE;
+	err = sum_bytes(skb, l3 + 40 + keep, plen - keep, &cut);
+	if (err)
+		return err;
+	/* new = old - old length + new length - cut bytes; subtracting in
+	 * ones' complement is adding the complement of the folded sum. */
+	s = bpf_csum_diff(&olen, 4, &nlen, 4, (__u16)~cs);
+	cs = csum_fold((__u64)(__u32)s + csum_fold(cut));
+	if (bpf_skb_store_bytes(skb, l3 + 4, &np, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, l3 + 40 + 2, &cs, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_change_tail(skb, l3 + 1280, 0))
+		return R_HELPER;
+	return 0;
+}
+
 /* xlat_4to6_err translates an ICMPv4 error and the IPv4 packet inside it
  * into an ICMPv6 error: the outer header grows by 20 bytes (change_proto)
  * and so does the inner one (adjust_room right after the new outer
@@ -1423,7 +1490,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, struct pkt *p, c
 		    bpf_skb_store_bytes(skb, p->in.l4 + 40, &ntc, 2, BPF_F_RECOMPUTE_CSUM))
 			return R_HELPER;
 	}
-	return 0;
+	return icmp6_trim(skb, p->l3, p->l4len + 20, ((__u16 *)newb)[1]);
 }
 
 /* xlat_6to4_err translates an ICMPv6 error and the IPv6 packet inside it
