@@ -21,17 +21,25 @@
 // Configuration lives in BPF maps fed from the mapt types:
 //
 //	t, err := dataplane.Load(dataplane.Config{Mode: dataplane.CE, Binding: b, DMR: dmr, FMRs: fmrs})
-//	err = t.Update(newCfg) // atomic from the packets' point of view
-//	n := t.Counters()      // per-reason packet counts, summed over CPUs
-//	t.Close()
+//	err = t.AttachCE("mapt0", "wan", dataplane.AttachAuto) // TCX, else clsact
+//	err = t.Update(newCfg)  // atomic from the packets' point of view
+//	n, err := t.Counters()  // per-reason packet counts, summed over CPUs
+//	t.Close()               // detaches, then frees programs and maps
+//
+// A BR attaches with AttachBR(ipv6Side, ipv4Side, mode) and, for its own
+// ICMP errors, AttachBRLocal(tunDevice, mode). AttachMode reports "tcx" or
+// "clsact"; only our own hooks are added and removed (cls_bpf filters are
+// ours by priority and handle, and are replaced when a restarted agent
+// attaches again).
 //
 // The binding and DMR sit in a two-slot array: Update writes the idle slot
 // whole and then flips the active index. Rules live in LPM tries keyed on
 // their IPv4 and IPv6 prefixes, except the 1:1 rules (EA length 0, one per
 // CE), which go to exact-match hashes so that the lookup cost stays flat up
 // to a million CEs; IPv4 addresses shared by EA-length-0 rules are resolved
-// through a hash on (address, PSID). Update inserts or replaces new rules before it deletes
-// stale ones, so a packet always finds either the old or the new rule.
+// through a hash on (address, PSID). Update inserts or replaces new rules
+// before it deletes stale ones, so a packet always finds either the old or
+// the new rule.
 //
 // The programs do not decrement the TTL or hop limit: every path hands the
 // translated packet to a stack that forwards it (and decrements once, and
