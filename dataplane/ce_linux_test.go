@@ -327,3 +327,62 @@ func TestCounterNames(t *testing.T) {
 		t.Fatalf("counters map has %d entries, counterNames %d", got, len(counterNames))
 	}
 }
+
+// TestCEBindingKinds runs the CE programs for every kind of binding
+// (DESIGN s5): an IPv4 prefix (EA + r < 32), a full address (EA + r = 32),
+// a shared address with a = 0 (one range), EA length 0 with the PSID from
+// PORTPARAMS, and an end-user prefix longer than /64, whose bits overwrite
+// the top of the interface ID.
+func TestCEBindingKinds(t *testing.T) {
+	cases := []struct {
+		name, rule, eup string
+		host            netip.Addr // an IPv4 address of the binding
+	}{
+		{"ipv4 prefix", "2001:db8:400::/40,198.18.0.0/16,8", "2001:db8:4a7::/48", netip.MustParseAddr("198.18.167.77")},
+		{"full address", "2001:db8:500::/40,198.19.0.0/16,16", "2001:db8:5a7:1200::/56", netip.MustParseAddr("198.19.167.18")},
+		{"shared, a = 0", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:774::/64", netip.MustParseAddr("192.0.2.59")},
+		{"ea 0, psid from portparams", "2001:db8:600:1::/64,203.0.113.77/32,0,a=4,k=6,psid=33", "2001:db8:600:1::/64", netip.MustParseAddr("203.0.113.77")},
+		{"end-user prefix /72", "2001:db8:700::/56,192.0.3.0/24,16", "2001:db8:700:12:3400::/72", netip.MustParseAddr("192.0.3.18")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b := mustDerive(mustRule(c.rule), netip.MustParsePrefix(c.eup))
+			if !b.IPv4.Contains(c.host) {
+				t.Fatalf("binding %v does not hold %v", b.IPv4, c.host)
+			}
+			tr := load(t, Config{Mode: CE, Binding: b, DMR: dmr})
+			port := portOf(t, b.PortSet, b.PortSet.Count()/2)
+			my6 := b.AddressFor(c.host)
+			srv6 := mapt.Embed(dmr, serverV4)
+			ret, out := run(t, tr.Prog4to6(), pkt4(t, c.host, serverV4, l4{"tcp", port, 443, 20}, nil))
+			if ret != actRedirect {
+				t.Fatalf("4->6 verdict %d", ret)
+			}
+			check6(t, out, want6{src: my6, dst: srv6, sport: port, dport: 443, next: layers.IPProtocolTCP})
+			ret, out = run(t, tr.Prog6to4(), pkt6(t, srv6, my6, l4{"tcp", 443, port, 20}, nil))
+			if ret != actRedirect {
+				t.Fatalf("6->4 verdict %d", ret)
+			}
+			check4(t, out, want4{src: serverV4, dst: c.host, sport: 443, dport: port, proto: layers.IPProtocolTCP})
+			if b.PortSet.Shared() {
+				ret, _ = run(t, tr.Prog6to4(), pkt6(t, srv6, my6, l4{"tcp", 443, notIn(t, b.PortSet), 20}, nil))
+				if ret != actShot {
+					t.Errorf("port outside the set: verdict %d", ret)
+				}
+			}
+
+			// The BR with the same rule as FMR maps both ways alike.
+			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mustRule(c.rule)}})
+			ret, out = run(t, br.Prog6to4(), pkt6(t, my6, srv6, l4{"udp", port, 4053, 20}, nil))
+			if ret != actOK {
+				t.Fatalf("br 6->4 verdict %d", ret)
+			}
+			check4(t, out, want4{src: c.host, dst: serverV4, sport: port, dport: 4053, proto: layers.IPProtocolUDP})
+			ret, out = run(t, br.Prog4to6(), pkt4(t, serverV4, c.host, l4{"udp", 4053, port, 20}, nil))
+			if ret != actOK {
+				t.Fatalf("br 4->6 verdict %d", ret)
+			}
+			check6(t, out, want6{src: srv6, dst: my6, sport: 4053, dport: port, next: layers.IPProtocolUDP})
+		})
+	}
+}
