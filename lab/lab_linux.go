@@ -43,6 +43,8 @@ type Options struct {
 	// KeaConfig, when set, edits Kea's Dhcp6 configuration after the
 	// lab's own additions (tests use it to make the server misbehave).
 	KeaConfig func(dhcp6 map[string]any)
+	// AgentArgs are extra `ce-agent run` flags.
+	AgentArgs []string
 }
 
 // CE is one customer edge of the lab.
@@ -123,7 +125,7 @@ func Up(t testenv.T, o Options) *Lab {
 	l.startKea(t)
 	l.Relay = seed.BR.Start(filepath.Join(o.Bin, "br"), "run", "--config", l.Domain)
 	for _, c := range l.CEs {
-		l.StartAgent(c)
+		l.StartAgent(c, o.AgentArgs...)
 	}
 	l.startWeb(t)
 	return l
@@ -201,9 +203,10 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 
 // StartAgent starts a CE's agent. No MAP configuration at all: it picks
 // its WAN and asks DHCPv6 for everything else.
-func (l *Lab) StartAgent(c *CE) {
-	c.Agent = c.NS.Start(filepath.Join(l.Opts.Bin, "ce-agent"), "run",
-		"--state-dir", filepath.Join(l.Dir, c.Name), "--status-socket", c.Socket)
+func (l *Lab) StartAgent(c *CE, extra ...string) {
+	args := append([]string{filepath.Join(l.Opts.Bin, "ce-agent"), "run",
+		"--state-dir", filepath.Join(l.Dir, c.Name), "--status-socket", c.Socket}, extra...)
+	c.Agent = c.NS.Start(args...)
 }
 
 // startWeb serves the seed's page from s.

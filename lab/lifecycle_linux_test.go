@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -143,4 +145,30 @@ func TestKillAndRestart(t *testing.T) {
 	if n := strings.Count(c.NS.MustExec("nft", "list", "tables"), "table ip mapt"); n != 1 {
 		t.Fatalf("%d nat tables", n)
 	}
+}
+
+// TestStaticDomainWithPD is a network without S46 options: Kea delegates
+// prefixes only, and the CEs take their rules from the domain file
+// (--domain), their prefix from DHCPv6.
+func TestStaticDomainWithPD(t *testing.T) {
+	dir := t.TempDir()
+	domain := filepath.Join(dir, "domain.yaml")
+	if err := os.WriteFile(domain, []byte(lab.DomainYAML(lab.Options{})), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := up(t, lab.Options{AgentArgs: []string{"--domain", domain}, KeaConfig: func(d6 map[string]any) {
+		d6["subnet6"].([]any)[0].(map[string]any)["option-data"] = []any{}
+	}})
+	for _, c := range l.CEs {
+		s, err := l.Status(c)
+		if err != nil || s.Source != "static" || s.Lease == nil || s.Lease.Prefix != c.Prefix || s.Binding == nil {
+			t.Fatalf("%s: %+v %v", c.Name, s, err)
+		}
+	}
+	s, _ := l.Status(l.CEs[1])
+	if s.Binding.IPv4 != "192.0.2.59/32" || s.Binding.Ports[0] != [2]uint16{40960, 43007} {
+		t.Fatalf("ce774: %+v", s.Binding)
+	}
+	wget(t, l.C1)
+	wget(t, l.C2)
 }
