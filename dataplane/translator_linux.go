@@ -24,6 +24,7 @@ type Translator struct {
 
 	attached   []attachment
 	attachMode AttachMode
+	closed     bool
 }
 
 // Load loads the programs for cfg.Mode (without attaching them) and writes
@@ -244,9 +245,15 @@ func (t *Translator) Prog6to4() *ebpf.Program {
 	return t.coll.Programs["br_ingress6"]
 }
 
-// Close detaches the programs and releases them and their maps.
+// Close detaches the programs and releases them and their maps. Closing
+// twice is harmless.
 func (t *Translator) Close() error {
 	err := t.Detach()
-	t.coll.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		t.coll.Close()
+	}
 	return err
 }
