@@ -178,6 +178,9 @@ func fuzzSeeds(t testing.TB) [][2]any {
 	add(1, icmpErr6(t, srv6, my6, 2, 0, 1400, inner6(t, my6, srv6, l4{"tcp", our, 443, 100}, 56)))
 	add(2, icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, our, 30}, 0)))
 	add(3, icmpErr4(t, serverV4, me, 11, 0, 0, inner4(t, me, serverV4, l4{"echo-req", our, 0, 8}, 0)))
+	add(4, icmpErr6(t, netip.MustParseAddr("2001:db8:f::1"), srv6, 2, 0, 1500, inner6(t, srv6, my6, l4{"tcp", 443, our, 100}, 56)))
+	add(4, icmpErr4(t, netip.MustParseAddr("198.51.100.1"), me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)))
+	add(4, pkt4(t, serverV4, me, l4{"tcp", 443, our, 20}, nil))
 	return seeds
 }
 
@@ -197,6 +200,7 @@ func FuzzTranslate(f *testing.F) {
 		{"ce-6to4", ce, ce.Prog6to4()},
 		{"br-6to4", br, br.Prog6to4()},
 		{"br-4to6", br, br.Prog4to6()},
+		{"br-local", br, br.coll.Programs["br_local"]},
 	}
 	f.Fuzz(func(t *testing.T, which uint8, in []byte) {
 		p := paths[int(which)%len(paths)]
@@ -334,7 +338,10 @@ func checkMapping(t *testing.T, name string, din, dout *decoded) {
 			}
 			wd = a
 		}
-	case "br-4to6":
+	case "br-4to6", "br-local":
+		if dout.has(layers.LayerTypeIPv4) {
+			t.Fatalf("%s: emitted IPv4 that is no ICMP error", name)
+		}
 		ws = mapt.Embed(dmr, is)
 		a, _, err := mapt.MapIPv4(allRules, id, idp)
 		if err != nil {
