@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Constants, configuration and rule types, the maps, counters.
+ */
+#ifndef MAPT_MAPS_H
+#define MAPT_MAPS_H
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Verdict for packets that are not ours: let the next program on the hook
+ * (TCX chain or cls_bpf filter list) or the stack have them. */
+#define PASS TC_ACT_UNSPEC
+
+#define ETH_HLEN 14
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_FRAGMENT 44
+#define IPPROTO_ICMPV6 58
+
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFMASK 0x1fff
+
+/* RFC 7600: the source of translated ICMP errors whose IPv6 source has no
+ * IPv4 form (an IPv6 router on the path, the BR itself). */
+#define DUMMY_V4 0xc0000008 /* 192.0.0.8 */
+
+/* Largest IPv4 UDP datagram without checksum whose checksum we compute. */
+#define UDP_CSUM_MAX 2048
+
+/* RFC 7915 s5.1: DF is set when the translated IPv4 packet is larger. */
+#define XLAT_DF_THRESHOLD 1260
+
+/* Drop and event reasons; index of the per-CPU counter array. Keep in sync
+ * with counterNames in the Go loader (a test checks the count). */
+enum reason {
+	R_CE_4TO6 = 0,       /* CE: translated IPv4 -> IPv6 */
+	R_CE_6TO4,           /* CE: translated IPv6 -> IPv4 */
+	R_BR_4TO6,           /* BR: translated IPv4 -> IPv6 */
+	R_BR_6TO4,           /* BR: translated IPv6 -> IPv4 */
+	R_BR_HAIRPIN,        /* BR: CE -> CE translated twice */
+	R_PASS,              /* not MAP-T traffic: left to the stack */
+	R_NO_CONFIG,         /* no configuration loaded yet */
+	R_SRC_NOT_OURS,      /* CE 4->6: source address/port outside the binding (escaped the NAT) */
+	R_DST_PORT,          /* CE 6->4: destination port/id outside our port set (RFC 7599 s8.2) */
+	R_SRC_UNKNOWN,       /* 6->4: source matches neither an FMR nor the DMR */
+	R_SRC_PORT,          /* 6->4: source port/id not in the PSID of the source address (s8.3) */
+	R_SRC_ADDR,          /* 6->4: source is inside an FMR but not a well-formed MAP address */
+	R_DST_NO_CE,         /* 4->6: destination port/id belongs to no CE under the FMR */
+	R_BAD_HDR,           /* malformed IP header (version, length, checksum) */
+	R_TRUNCATED,         /* packet shorter than its headers */
+	R_V4_OPTIONS,        /* IPv4 options: not translated */
+	R_V6_EXTHDR,         /* IPv6 extension header we do not translate */
+	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
+	R_PROTO,             /* transport protocol without ports */
+	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */
+	R_UDP_ZERO_CSUM,     /* UDP without checksum we cannot complete (IPv6, fragment, > 2048 bytes) */
+	R_HELPER,            /* a BPF helper failed (no room, ...) */
+	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
+	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
+	R_MAX,
+};
+
+struct xlat_config {
+	__u64 eup_hi, eup_lo; /* CE end-user prefix, masked */
+	__u64 eup_mask_hi, eup_mask_lo;
+	__u64 dmr_hi, dmr_lo; /* DMR prefix, masked */
+	__u64 dmr_mask_hi, dmr_mask_lo;
+	__u32 v4;             /* CE IPv4 address or prefix */
+	__u32 v4_mask;
+	__u32 wan_ifindex;    /* CE: IPv6 uplink (redirect target of 4->6); BR: IPv6 side */
+	__u32 uplink_ifindex; /* CE: IPv4 uplink (redirect target of 6->4); BR: IPv4 side */
+	__u16 psid;
+	__u8 psid_a, psid_k, psid_m;
+	__u8 eup_len;
+	__u8 dmr_len;
+	__u8 flags;
+	/* Prefix lengths of the rules kept in rules_v6x, longest first, 0
+	 * ends the list. */
+	__u8 exact_lens[4];
+	__u8 pad[4];
+};
+
+#define CFG_VALID 1
+#define CFG_UPLINK_L3 2 /* the CE's IPv4 uplink (BR: its local device) has no L2 header (TUN) */
+
+/* One mapping rule (BMR/FMR) as stored in the LPM tries and the PSID hash. */
+struct rule {
+	__u64 v6_hi, v6_lo; /* rule IPv6 prefix, masked */
+	__u32 v4;           /* rule IPv4 prefix, masked */
+	__u16 psid;         /* EA-length 0 rules: the PSID from PORTPARAMS */
+	__u8 v6_len, v4_len, ea_len;
+	__u8 psid_a, psid_k, psid_m; /* k = sharing bits, m = 16 - a - k */
+	__u8 flags;
+	__u8 pad[3];
+};
+
+/* RULE_BY_PSID marks a v4 trie entry for an IPv4 address shared by EA-length
+ * 0 rules: the rule is found in rules_psid by (address, PSID). */
+#define RULE_BY_PSID 1
+
+struct lpm_v4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct lpm_v6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Key of rules_v6x: a rule IPv6 prefix, masked, in host-order halves. */
+struct v6_exact_key {
+	__u32 len;
+	__u32 pad;
+	__u64 hi, lo;
+};
+
+struct psid_key {
+	__u32 v4;
+	__u16 psid;
+	__u16 pad;
+};
+
+/* IPv4 datagram whose first fragment carried these ports (RFC 7597
+ * s8.3.3: later fragments carry none). */
+struct frag_key {
+	__u32 src, dst;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct frag_val {
+	__u16 sport, dport;
+};
+
+/* config holds two slots; active says which one the packets use, so an
+ * update writes the idle slot whole and then flips the index. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct xlat_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} active SEC(".maps");
+
+/* Per-CPU scratch space for what does not fit the 512-byte stack. */
+struct scratch {
+	__u8 b[256];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct frag_key);
+	__type(value, struct frag_val);
+} frag_cache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, R_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* max_entries are set by the loader from the rule count. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4_key);
+	__type(value, struct rule);
+} rules_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v6_key);
+	__type(value, struct rule);
+} rules_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct psid_key);
+	__type(value, struct rule);
+} rules_psid SEC(".maps");
+
+/* One entry per CE in 1:1 mode (EA length 0) would make the tries deep;
+ * exact-match hashes keep those lookups O(1): rules_v6x by (length,
+ * prefix) for a few lengths, rules_v4x for /32 entries (1:1 addresses
+ * and RULE_BY_PSID markers). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct v6_exact_key);
+	__type(value, struct rule);
+} rules_v6x SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct rule);
+} rules_v4x SEC(".maps");
+
+static __always_inline void count(__u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &reason);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int drop(__u32 reason)
+{
+	count(reason);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline const struct xlat_config *get_config(void)
+{
+	__u32 zero = 0;
+	__u32 *idx = bpf_map_lookup_elem(&active, &zero);
+	const struct xlat_config *c;
+	__u32 slot;
+
+	if (!idx)
+		return 0;
+	slot = *idx & 1;
+	c = bpf_map_lookup_elem(&config, &slot);
+	if (!c || !(c->flags & CFG_VALID))
+		return 0;
+	return c;
+}
+
+#endif /* MAPT_MAPS_H */

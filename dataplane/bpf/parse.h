@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Packet parsing: IPv4/IPv6 headers, ports, ICMP errors and the packet in
+ * error, fragments; the per-packet state.
+ */
+#ifndef MAPT_PARSE_H
+#define MAPT_PARSE_H
+
+#include "addr.h"
+
+/* ---- packet parsing ---- */
+
+struct iphdr4 {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__sum16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct iphdr6 {
+	__be32 vtcfl;
+	__be16 plen;
+	__u8 nexthdr;
+	__u8 hlim;
+	__u8 saddr[16];
+	__u8 daddr[16];
+} __attribute__((aligned(8)));
+
+/* The packet in error carried by an ICMP error message. */
+struct inner {
+	__u32 l3; /* offset of its IP header */
+	__u32 l4; /* offset of its transport header */
+	__u32 len; /* its payload length as its header claims */
+	__u8 proto;
+	__u8 icmp_type;
+	__u16 sport, dport;
+	union {
+		struct iphdr4 ip4;
+		struct iphdr6 ip6;
+	} __attribute__((aligned(8)));
+};
+
+#define FRAG_FIRST 1 /* offset 0: carries the transport header */
+#define FRAG_LATER 2 /* no transport header */
+
+/* What the translator needs to know about a packet. */
+struct pkt {
+	__u32 l3; /* offset of the IP header */
+	__u32 l4; /* offset of the transport header */
+	__u32 l4len;
+	__u8 proto; /* IPPROTO_TCP, _UDP, _ICMP or _ICMPV6 */
+	__u8 icmp_type, icmp_code;
+	__u8 icmp_err; /* an ICMP error: in holds the packet in error */
+	/* Ports for the address mapping. For ICMP echo both carry the
+	 * identifier; for an ICMP error they are the inner packet's ports
+	 * swapped, since the inner packet travelled the other way. */
+	__u16 sport, dport;
+	__u32 icmp_rest; /* ICMP header bytes 4-7, host order */
+	__u8 frag;       /* FRAG_FIRST / FRAG_LATER, 0 when not a fragment */
+	__u8 udp_nocsum; /* IPv4 UDP with checksum 0: compute it (RFC 7915 s4.5) */
+	__u8 mf;         /* more fragments */
+	__u16 frag_off;  /* offset in 8-byte units */
+	__u32 frag_id;
+	union {
+		struct iphdr4 ip4;
+		struct iphdr6 ip6;
+	} __attribute__((aligned(8)));
+	struct inner in;
+};
+
+/* struct pkt lives in a per-CPU map rather than on the 512-byte stack,
+ * which the ICMP error paths need. TC programs do not nest on a CPU
+ * (egress runs with bottom halves off), so one slot per CPU is enough. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pkt);
+} pkt_scratch SEC(".maps");
+
+static __always_inline struct pkt *pkt_get(void)
+{
+	__u32 zero = 0;
+	struct pkt *p = bpf_map_lookup_elem(&pkt_scratch, &zero);
+
+	if (p) {
+		__builtin_memset(p, 0, sizeof(*p));
+		p->l3 = ETH_HLEN;
+	}
+	return p;
+}
+
+static __always_inline __u16 csum_fold(__u64 csum)
+{
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	csum = (csum & 0xffff) + (csum >> 16);
+	return (__u16)~csum;
+}
+
+/* The halves of an IPv6 address in host order; a must be 8-byte aligned. */
+static __always_inline __u64 v6_hi(const void *a)
+{
+	return bpf_be64_to_cpu(*(const __u64 *)a);
+}
+
+static __always_inline __u64 v6_lo(const void *a)
+{
+	return bpf_be64_to_cpu(*(const __u64 *)(a + 8));
+}
+
+static __always_inline int is_icmp_error(__u8 type, int v6)
+{
+	if (v6)
+		return type >= 1 && type <= 4;
+	return type == 3 || type == 11 || type == 12;
+}
+
+/* parse_inner_l4 reads the ports (echo identifier) of the packet in error;
+ * ICMP errors carry at least 8 bytes of it (RFC 792, RFC 4443). */
+static __always_inline int parse_inner_l4(struct __sk_buff *skb, struct inner *in, int v6)
+{
+	__u8 b[8];
+
+	if (bpf_skb_load_bytes(skb, in->l4, b, 8))
+		return R_TRUNCATED;
+	switch (in->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		in->sport = ((__u16)b[0] << 8) | b[1];
+		in->dport = ((__u16)b[2] << 8) | b[3];
+		return 0;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (in->proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+			return R_PROTO;
+		in->icmp_type = b[0];
+		if (v6 ? (b[0] != 128 && b[0] != 129) : (b[0] != 8 && b[0] != 0))
+			return R_ICMP_TYPE; /* an error about an error, or not a query */
+		in->sport = ((__u16)b[4] << 8) | b[5];
+		in->dport = in->sport;
+		return 0;
+	}
+	return R_PROTO;
+}
+
+static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
+{
+	struct iphdr4 *h = &in->ip4;
+	__u32 tot;
+
+	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
+		return R_TRUNCATED;
+	if ((h->ver_ihl >> 4) != 4 || (h->ver_ihl & 0xf) < 5)
+		return R_BAD_HDR;
+	if ((h->ver_ihl & 0xf) != 5)
+		return R_V4_OPTIONS;
+	tot = bpf_ntohs(h->tot_len);
+	if (tot < sizeof(*h))
+		return R_BAD_HDR;
+	if (bpf_ntohs(h->frag_off) & IP_OFFMASK)
+		return R_FRAGMENT;
+	in->len = tot - sizeof(*h);
+	in->proto = h->protocol;
+	in->l4 = in->l3 + sizeof(*h);
+	return parse_inner_l4(skb, in, 0);
+}
+
+static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
+{
+	struct iphdr6 *h = &in->ip6;
+
+	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
+		return R_TRUNCATED;
+	if ((bpf_ntohl(h->vtcfl) >> 28) != 6)
+		return R_BAD_HDR;
+	in->len = bpf_ntohs(h->plen);
+	in->proto = h->nexthdr;
+	in->l4 = in->l3 + sizeof(*h);
+	switch (in->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_ICMPV6:
+		return parse_inner_l4(skb, in, 1);
+	case IPPROTO_FRAGMENT:
+		return R_FRAGMENT;
+	case 0:
+	case 43:
+	case 60:
+	case 51:
+	case 50:
+	case 135:
+		return R_V6_EXTHDR;
+	}
+	return R_PROTO;
+}
+
+/* parse_l4 reads the ports (or echo identifier) of a TCP, UDP or ICMP
+ * packet; for ICMP errors it parses the packet in error as well. */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6)
+{
+	__u8 b[8];
+	int err;
+
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if (p->l4len < 20)
+			return R_TRUNCATED;
+		break;
+	case IPPROTO_UDP:
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (p->l4len < 8)
+			return R_TRUNCATED;
+		break;
+	default:
+		return R_PROTO;
+	}
+	if (bpf_skb_load_bytes(skb, p->l4, b, 8))
+		return R_TRUNCATED;
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		p->sport = ((__u16)b[0] << 8) | b[1];
+		p->dport = ((__u16)b[2] << 8) | b[3];
+		if (p->proto == IPPROTO_UDP) {
+			if (b[6] == 0 && b[7] == 0) {
+				if (v6 || p->frag || p->l4len > UDP_CSUM_MAX)
+					return R_UDP_ZERO_CSUM;
+				p->udp_nocsum = 1;
+			}
+			if (!p->frag && (((__u32)b[4] << 8) | b[5]) != p->l4len)
+				return R_BAD_HDR;
+		} else {
+			__u8 doff;
+
+			if (bpf_skb_load_bytes(skb, p->l4 + 12, &doff, 1))
+				return R_TRUNCATED;
+			if ((doff >> 4) < 5 || (__u32)(doff >> 4) * 4 > p->l4len)
+				return R_BAD_HDR;
+		}
+		return 0;
+	}
+	p->icmp_type = b[0];
+	p->icmp_code = b[1];
+	p->icmp_rest = ((__u32)b[4] << 24) | ((__u32)b[5] << 16) | ((__u32)b[6] << 8) | b[7];
+	if (is_icmp_error(b[0], v6)) {
+		p->icmp_err = 1;
+		p->in.l3 = p->l4 + 8;
+		err = v6 ? parse_inner6(skb, &p->in) : parse_inner4(skb, &p->in);
+		if (err)
+			return err;
+		p->sport = p->in.dport;
+		p->dport = p->in.sport;
+		return 0;
+	}
+	if (v6 ? (b[0] != 128 && b[0] != 129) : (b[0] != 8 && b[0] != 0))
+		return R_ICMP_TYPE;
+	if (b[1] != 0)
+		return R_ICMP_TYPE;
+	p->sport = ((__u16)b[4] << 8) | b[5];
+	p->dport = p->sport;
+	return 0;
+}
+
+/* parse4 validates an IPv4 header at p->l3 and the transport header. */
+static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr4 *h = &p->ip4;
+	__u32 tot;
+	__u16 fo;
+
+	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
+		return R_TRUNCATED;
+	if ((h->ver_ihl >> 4) != 4)
+		return R_BAD_HDR;
+	if ((h->ver_ihl & 0xf) < 5)
+		return R_BAD_HDR;
+	if ((h->ver_ihl & 0xf) != 5)
+		return R_V4_OPTIONS;
+	if (csum_fold(bpf_csum_diff(0, 0, (__be32 *)h, sizeof(*h), 0)) != 0)
+		return R_BAD_HDR;
+	tot = bpf_ntohs(h->tot_len);
+	if (tot < sizeof(*h))
+		return R_BAD_HDR;
+	if (skb->len < p->l3 + tot)
+		return R_TRUNCATED;
+	p->l4 = p->l3 + sizeof(*h);
+	p->l4len = tot - sizeof(*h);
+	p->proto = h->protocol;
+	if (p->proto == IPPROTO_ICMPV6)
+		return R_PROTO;
+	fo = bpf_ntohs(h->frag_off);
+	if (fo & (IP_MF | IP_OFFMASK)) {
+		/* RFC 7915 s4.1: fragments get a Fragment Header. ICMP is
+		 * not, since the ICMPv6 checksum needs the whole length. */
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+			return R_FRAGMENT;
+		p->mf = !!(fo & IP_MF);
+		p->frag_off = fo & IP_OFFMASK;
+		p->frag_id = bpf_ntohs(h->id);
+		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
+		if (p->frag == FRAG_LATER)
+			return 0;
+	}
+	return parse_l4(skb, p, 0);
+}
+
+/* parse6 validates an IPv6 header at p->l3 and the transport header. */
+static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr6 *h = &p->ip6;
+	__u32 plen;
+
+	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
+		return R_TRUNCATED;
+	if ((bpf_ntohl(h->vtcfl) >> 28) != 6)
+		return R_BAD_HDR;
+	plen = bpf_ntohs(h->plen);
+	if (skb->len < p->l3 + sizeof(*h) + plen)
+		return R_TRUNCATED;
+	p->l4 = p->l3 + sizeof(*h);
+	p->l4len = plen;
+	p->proto = h->nexthdr;
+	switch (p->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_ICMPV6:
+		break;
+	case IPPROTO_FRAGMENT: {
+		__u8 fh[8];
+		__u16 fo;
+
+		if (plen < 8 || bpf_skb_load_bytes(skb, p->l4, fh, 8))
+			return R_TRUNCATED;
+		p->proto = fh[0];
+		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+			return R_FRAGMENT;
+		fo = ((__u16)fh[2] << 8) | fh[3];
+		p->frag_off = fo >> 3;
+		p->mf = fo & 1;
+		p->frag_id = ((__u32)fh[4] << 24) | ((__u32)fh[5] << 16) | ((__u32)fh[6] << 8) | fh[7];
+		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
+		p->l4 += 8;
+		p->l4len -= 8;
+		if (p->frag == FRAG_LATER)
+			return 0;
+		break;
+	}
+	case IPPROTO_ICMP:
+		return R_PROTO;
+	case 0:   /* hop-by-hop */
+	case 43:  /* routing */
+	case 60:  /* destination options */
+	case 51:  /* AH */
+	case 50:  /* ESP */
+	case 135: /* mobility */
+		return R_V6_EXTHDR;
+	default:
+		return R_PROTO;
+	}
+	return parse_l4(skb, p, 1);
+}
+
+#endif /* MAPT_PARSE_H */

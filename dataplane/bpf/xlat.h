@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Header translation (RFC 7915 s4, s5): 4->6, 6->4, the BR hairpin rewrite,
+ * UDP checksum completion, fragments.
+ */
+#ifndef MAPT_XLAT_H
+#define MAPT_XLAT_H
+
+#include "parse.h"
+
+/* ---- header translation (RFC 7915 s4 and s5) ---- */
+
+static __always_inline __u32 l4_csum_off(const struct pkt *p)
+{
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		return 16;
+	case IPPROTO_UDP:
+		return 6;
+	default:
+		return 2;
+	}
+}
+
+/* sum_bytes adds bytes [off, off+len) of the packet to a checksum, len at
+ * most UDP_CSUM_MAX; off must be even relative to the checksummed data. */
+static __always_inline int sum_bytes(struct __sk_buff *skb, __u32 off, __u32 len, __s64 *sum)
+{
+	__u32 zero = 0;
+	struct scratch *buf = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 i, k;
+
+	if (!buf)
+		return R_HELPER;
+	for (i = 0; i < UDP_CSUM_MAX / sizeof(buf->b); i++) {
+		__u32 pos = i * sizeof(buf->b);
+		__u32 n;
+
+		if (pos >= len)
+			break;
+		n = len - pos;
+		if (n >= sizeof(buf->b)) {
+			if (bpf_skb_load_bytes(skb, off + pos, buf->b, sizeof(buf->b)))
+				return R_TRUNCATED;
+			*sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, sizeof(buf->b), *sum);
+			continue;
+		}
+		/* The tail: 0 < n < 256. The mask is in asm because the
+		 * compiler knows it changes nothing, and the verifier needs
+		 * to see it. */
+		asm volatile("%[n] += -1\n\t%[n] &= 0xff\n\t%[n] += 1" : [n] "+r"(n));
+		if (bpf_skb_load_bytes(skb, off + pos, buf->b, n))
+			return R_TRUNCATED;
+		/* Zero padding up to 4 bytes leaves a ones' complement sum be. */
+		for (k = 0; k < 3; k++) {
+			__u32 j = n + k;
+
+			if ((j & 3) == 0)
+				break;
+			buf->b[j & (sizeof(buf->b) - 1)] = 0;
+		}
+		n = ((n + 3) & ~3U) & (2 * sizeof(buf->b) - 1);
+		if (n > sizeof(buf->b))
+			return R_HELPER;
+		*sum = bpf_csum_diff(0, 0, (__be32 *)buf->b, n, *sum);
+	}
+	return 0;
+}
+
+/* udp_complete computes the checksum an IPv4 UDP datagram went without,
+ * over the translated datagram and the IPv6 pseudo-header (RFC 7915 s4.5:
+ * IPv6 UDP must carry one). The datagram is at most UDP_CSUM_MAX bytes. */
+static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, const struct iphdr6 *h6)
+{
+	__be32 pseudo[10] = {};
+	__s64 sum = 0;
+	__u16 cs;
+	int err;
+
+	err = sum_bytes(skb, p->l4, p->l4len, &sum);
+	if (err)
+		return err;
+	__builtin_memcpy(pseudo, h6->saddr, 32);
+	pseudo[8] = bpf_htonl(p->l4len);
+	pseudo[9] = bpf_htonl(IPPROTO_UDP);
+	sum = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), sum);
+	cs = csum_fold(sum);
+	if (cs == 0)
+		cs = 0xffff;
+	if (bpf_skb_store_bytes(skb, p->l4 + 6, &cs, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	return 0;
+}
+
+/* xlat_4to6 replaces the IPv4 header at p->l3 by an IPv6 header with the
+ * given addresses. TTL is copied: the stack decrements it on each node. */
+static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
+{
+	struct iphdr6 h6 = {};
+	__be32 old[2] = {p->ip4.saddr, p->ip4.daddr};
+	__be32 pseudo[10] = {};
+	__u32 grow = p->frag ? 28 : 20; /* a Fragment Header adds 8 */
+	__u32 csum_off = p->l4 + grow + l4_csum_off(p);
+	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
+	__u32 fh[2];
+	__s64 diff;
+
+	h6.vtcfl = bpf_htonl((6U << 28) | ((__u32)p->ip4.tos << 20));
+	h6.plen = bpf_htons(p->l4len + (p->frag ? 8 : 0));
+	h6.nexthdr = p->proto == IPPROTO_ICMP ? IPPROTO_ICMPV6 : p->proto;
+	if (p->frag) {
+		h6.nexthdr = IPPROTO_FRAGMENT;
+		fh[0] = bpf_htonl(((__u32)p->proto << 24) | ((__u32)p->frag_off << 3) | p->mf);
+		fh[1] = bpf_htonl(p->frag_id);
+	}
+	h6.hlim = p->ip4.ttl;
+	*(__u64 *)&h6.saddr[0] = bpf_cpu_to_be64(shi);
+	*(__u64 *)&h6.saddr[8] = bpf_cpu_to_be64(slo);
+	*(__u64 *)&h6.daddr[0] = bpf_cpu_to_be64(dhi);
+	*(__u64 *)&h6.daddr[8] = bpf_cpu_to_be64(dlo);
+
+	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0))
+		return R_HELPER;
+	if (p->frag && bpf_skb_adjust_room(skb, 8, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->l3, &h6, sizeof(h6), BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (p->frag && bpf_skb_store_bytes(skb, p->l3 + sizeof(h6), fh, 8, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+		return R_HELPER;
+	p->l4 += grow;
+	if (p->frag == FRAG_LATER)
+		return 0;
+
+	if (p->udp_nocsum)
+		return udp_complete(skb, p, &h6);
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		diff = bpf_csum_diff(old, sizeof(old), (__be32 *)h6.saddr, 32, 0);
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
+					BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
+			return R_HELPER;
+		return 0;
+	}
+
+	/* ICMP echo -> ICMPv6 echo: new type, and the checksum gains the
+	 * IPv6 pseudo-header (RFC 7915 s4.2). */
+	{
+		__u16 old_tc = ((__u16)p->icmp_type << 8) | p->icmp_code;
+		__u16 new_tc = (p->icmp_type == 8 ? 128 : 129) << 8;
+		__be16 otc = bpf_htons(old_tc), ntc = bpf_htons(new_tc);
+
+		if (bpf_skb_store_bytes(skb, p->l4, &ntc, 2, 0))
+			return R_HELPER;
+		if (bpf_l4_csum_replace(skb, csum_off, otc, ntc, 2))
+			return R_HELPER;
+		__builtin_memcpy(pseudo, h6.saddr, 32);
+		pseudo[8] = bpf_htonl(p->l4len);
+		pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
+		diff = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
+			return R_HELPER;
+	}
+	return 0;
+}
+
+/* xlat_6to4 replaces the IPv6 header at p->l3 by an IPv4 header. */
+static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32 saddr, __u32 daddr)
+{
+	struct iphdr4 h4 = {};
+	__be32 pseudo[10] = {};
+	__u32 tot = p->l4len + sizeof(h4);
+	__u32 shrink = p->frag ? 28 : 20;
+	__u32 csum_off = p->l4 - shrink + l4_csum_off(p);
+	__be16 eth_proto = bpf_htons(ETH_P_IP);
+	__s64 diff;
+
+	h4.ver_ihl = 0x45;
+	h4.tos = (bpf_ntohl(p->ip6.vtcfl) >> 20) & 0xff;
+	h4.tot_len = bpf_htons(tot);
+	/* RFC 7915 s5.1: small packets may be fragmented later on the IPv4
+	 * path, so they get DF clear and an identification; fragments keep
+	 * theirs (s5.1.1). */
+	if (p->frag) {
+		h4.id = bpf_htons((__u16)p->frag_id);
+		h4.frag_off = bpf_htons(p->frag_off | (p->mf ? IP_MF : 0));
+	} else if (tot > XLAT_DF_THRESHOLD) {
+		h4.frag_off = bpf_htons(IP_DF);
+	} else {
+		h4.id = (__be16)bpf_get_prandom_u32();
+	}
+	h4.ttl = p->ip6.hlim;
+	h4.protocol = p->proto == IPPROTO_ICMPV6 ? IPPROTO_ICMP : p->proto;
+	h4.saddr = bpf_htonl(saddr);
+	h4.daddr = bpf_htonl(daddr);
+	h4.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&h4, sizeof(h4), 0));
+
+	__builtin_memcpy(pseudo, p->ip6.saddr, 32);
+	/* The Fragment Header sits right after the fixed IPv6 header. */
+	if (p->frag && bpf_skb_adjust_room(skb, -8, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
+	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->l3, &h4, sizeof(h4), BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+		return R_HELPER;
+	p->l4 -= shrink;
+	if (p->frag == FRAG_LATER)
+		return 0;
+
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+		diff = bpf_csum_diff(pseudo, 32, &h4.saddr, 8, 0);
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
+					BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
+			return R_HELPER;
+		return 0;
+	}
+	{
+		__u16 old_tc = ((__u16)p->icmp_type << 8) | p->icmp_code;
+		__u16 new_tc = (p->icmp_type == 128 ? 8 : 0) << 8;
+		__be16 otc = bpf_htons(old_tc), ntc = bpf_htons(new_tc);
+
+		if (bpf_skb_store_bytes(skb, p->l4, &ntc, 2, 0))
+			return R_HELPER;
+		if (bpf_l4_csum_replace(skb, csum_off, otc, ntc, 2))
+			return R_HELPER;
+		pseudo[8] = bpf_htonl(p->l4len);
+		pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
+		diff = bpf_csum_diff(pseudo, sizeof(pseudo), 0, 0, 0);
+		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
+			return R_HELPER;
+	}
+	return 0;
+}
+
+/* rewrite6 changes both addresses of an IPv6 packet in place (the BR's
+ * hairpin: 6->4->6 in one step; flow label cleared as the IPv4 leg would). */
+static __always_inline int rewrite6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
+{
+	__u64 na[4];
+	__be32 vtcfl = bpf_htonl(bpf_ntohl(p->ip6.vtcfl) & 0xfff00000);
+	__s64 diff;
+
+	na[0] = bpf_cpu_to_be64(shi);
+	na[1] = bpf_cpu_to_be64(slo);
+	na[2] = bpf_cpu_to_be64(dhi);
+	na[3] = bpf_cpu_to_be64(dlo);
+	diff = bpf_csum_diff((__be32 *)p->ip6.saddr, 32, (__be32 *)na, 32, 0);
+	if (bpf_skb_store_bytes(skb, p->l3, &vtcfl, 4, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->l3 + 8, na, 32, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_l4_csum_replace(skb, p->l4 + l4_csum_off(p), 0, diff,
+				BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
+		return R_HELPER;
+	return 0;
+}
+
+/* ---- fragments ---- */
+
+/* frag_ports remembers the ports of a first fragment, or finds them for a
+ * later one; it returns -1 when a later fragment's first was not seen. */
+static __always_inline int frag_ports(struct pkt *p)
+{
+	struct frag_key k = {
+		.src = p->ip4.saddr,
+		.dst = p->ip4.daddr,
+		.id = (__u16)p->frag_id,
+		.proto = p->proto,
+	};
+	struct frag_val v = {.sport = p->sport, .dport = p->dport};
+	struct frag_val *f;
+
+	if (p->frag == FRAG_FIRST) {
+		bpf_map_update_elem(&frag_cache, &k, &v, BPF_ANY);
+		return 0;
+	}
+	f = bpf_map_lookup_elem(&frag_cache, &k);
+	if (!f)
+		return -1;
+	p->sport = f->sport;
+	p->dport = f->dport;
+	return 0;
+}
+
+/* rule_needs_port says whether mapping v4 depends on the port. */
+static __always_inline int rule_needs_port(__u32 v4)
+{
+	const struct rule *r = lookup_v4(v4);
+
+	return r && ((r->flags & RULE_BY_PSID) || r->psid_k > 0);
+}
+
+#endif /* MAPT_XLAT_H */
