@@ -88,7 +88,8 @@ func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 }
 
 // Markdown renders the results as a table: one row per figure, for each
-// variant its median (UDP: and loss) and its ratio to the baseline.
+// variant its median with the range of the samples (UDP: and the median
+// run's loss) and the ratio of its median to the baseline's.
 func (r *Results) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Linux %s, %s; median of %d runs of %s each.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Reps, r.Duration)
@@ -115,9 +116,9 @@ func (r *Results) Markdown() string {
 			case !ok:
 				b.WriteString(" - |")
 			case f.UDP:
-				fmt.Fprintf(&b, " %s (loss %.0f%%) |", formatValue(m.Value), 100*m.Loss)
+				fmt.Fprintf(&b, " %s%s, loss %.0f%% |", formatValue(m.Value), r.spread(v, f), 100*m.Loss)
 			default:
-				fmt.Fprintf(&b, " %s |", formatValue(m.Value))
+				fmt.Fprintf(&b, " %s%s |", formatValue(m.Value), r.spread(v, f))
 			}
 			if i > 0 {
 				if q, ok := r.Ratio(v, f); ok {
@@ -130,6 +131,19 @@ func (r *Results) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// spread is " (min-max)" of a variant's samples when there are several.
+func (r *Results) spread(variant string, f Figure) string {
+	s := r.Samples[variant][f.Name]
+	if len(s) < 2 {
+		return ""
+	}
+	lo, hi := s[0].Value, s[0].Value
+	for _, x := range s[1:] {
+		lo, hi = min(lo, x.Value), max(hi, x.Value)
+	}
+	return fmt.Sprintf(" (%s-%s)", formatValue(lo), formatValue(hi))
 }
 
 // formatValue keeps three significant digits.

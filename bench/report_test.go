@@ -78,9 +78,9 @@ func TestMarkdown(t *testing.T) {
 		"Linux 6.18.0, 2026-11-26 11:00 UTC; median of 3 runs of 5s each.",
 		"| figure | plain | map-t | map-t / plain | tayga | tayga / plain |",
 		"|---|---:|---:|---:|---:|---:|",
-		"| TCP c1 -> s (Gbit/s) | 20.0 | 10.0 | 0.50 | 2.00 | 0.10 |",
+		"| TCP c1 -> s (Gbit/s) | 20.0 (10.0-30.0) | 10.0 (5.00-15.0) | 0.50 | 2.00 (1.00-3.00) | 0.10 |",
 		"| TCP s -> c1 (Gbit/s) | - | - | - | - | - |",
-		"| UDP 64 B c1 -> s (kpps) | 300 (loss 10%) | 150 (loss 20%) | 0.50 | 60.0 (loss 10%) | 0.20 |",
+		"| UDP 64 B c1 -> s (kpps) | 300 (200-400), loss 10% | 150 (100-300), loss 20% | 0.50 | 60.0 (50.0-70.0), loss 10% | 0.20 |",
 	} {
 		if !strings.Contains(md, want+"\n") {
 			t.Errorf("table lacks line %q:\n%s", want, md)

@@ -43,11 +43,11 @@ func (r *runner) Errorf(f string, a ...any) {
 	r.mu.Lock()
 	r.failed = true
 	r.mu.Unlock()
-	fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...)
+	fmt.Fprintf(os.Stderr, f+"\n", a...)
 }
 func (r *runner) Fatal(a ...any)            { r.Errorf("%s", fmt.Sprint(a...)); r.exit(1) }
 func (r *runner) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.exit(1) }
-func (r *runner) Skip(a ...any)             { r.Errorf("cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
+func (r *runner) Skip(a ...any)             { r.Errorf("bench: cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
 
 func (r *runner) TempDir() string {
 	d, err := os.MkdirTemp(r.dir, "t-")
@@ -95,7 +95,7 @@ func main() {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	go func() {
 		s := <-sigs
-		r.Errorf("interrupted by %s: tearing down", s)
+		r.Errorf("bench: interrupted by %s: tearing down", s)
 		r.exit(1)
 	}()
 
@@ -123,18 +123,26 @@ func main() {
 
 const legend = `- plain: IPv4 routing of the same topology, no translation; CE 11b
   masquerades its LAN onto its WAN address (198.51.100.11) like a home
-  router. The limit this machine allows.
-- mapt: our ce-agent (nftables SNAT into the port set + TC-eBPF translator)
-  and br, provisioned zero-touch by Kea as in ` + "`make demo`" + `.
-- tayga: tayga (userspace SIIT over TUN) as both translators: the CE NATs
-  into 192.0.2.8:55296-57343 and tayga maps it to CE 11b's MAP address with
-  a static map, the destination into 2001:db8:64::/96 (tayga 0.9.2 will
-  not use 64:ff9b::/96 with documentation addresses); the BR's tayga maps
-  back. Same packet sizes on the wire as MAP-T, no port-set check.
-- TCP: iperf3 goodput at the receiver (first second omitted). UDP: iperf3
-  with 64-byte payloads at unlimited offered rate; rate = packets reaching
-  the receiver's interface per second, loss = share of sent packets that
-  did not. Each variant in its own namespaces of the same topology, all up
-  at once, measurements interleaved. Raw numbers vary with the machine's
-  load; the ratios are the figures to compare.
+  router, the BR routes. The limit this machine allows.
+- map-t: our ce-agent (nftables SNAT into the port set + TC-eBPF
+  translator) and br, provisioned zero-touch by Kea as in ` + "`make demo`" + `.
+- tayga: tayga 0.9.2 (userspace SIIT over TUN) as both translators: the CE
+  NATs into 192.0.2.8:55296-57343 and its tayga maps that to CE 11b's MAP
+  address with a static map and the destination into 2001:db8:64::/96
+  (tayga will not use 64:ff9b::/96 with documentation addresses); the BR's
+  tayga maps back. Same packet sizes on the wire as MAP-T, no port-set
+  check.
+- TCP: one iperf3 stream, goodput at the receiver, first second omitted;
+  offloads on (GSO/GRO on veth), so per-packet costs are spread over
+  64 KB super-packets. tayga's TUN has no offloads.
+- UDP: iperf3, 64-byte payloads, unlimited offered rate; rate = packets
+  that reached the receiver's interface per second, loss = share of the
+  packets sent that did not. veth forwards in the sender's softirq, so at
+  0 % loss the rate is what one core does with the whole path charged to
+  it: the per-packet cost of the path.
+- Each variant runs in its own namespaces of the same topology, all three
+  up at once, and the measurements are interleaved (plain, map-t, tayga,
+  plain, ...). Cells: median (min-max) of the runs; ratios are of the
+  medians. The machine is shared, so raw numbers move with its load; the
+  ratios are the figures to compare.
 `
