@@ -57,10 +57,11 @@ check-generate:
 
 # Per-packet micro-benchmarks, then the headline run (bench/): TCP and
 # 64-byte UDP across the seed's topology through plain IPv4 routing, MAP-T
-# and tayga, written to bench/results/latest.{md,png}. About 4 minutes.
+# and tayga, written to bench/results/latest.{md,png} and README.md's
+# Performance table. About 4 minutes.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
-	$(GO) run ./bench/cmd/headline -bin $(BIN) -out bench/results
+	$(GO) run ./bench/cmd/headline -bin $(BIN) -out bench/results -readme README.md
 
 # Static, stripped ce-agent and br for router CPUs (mips, mipsle, arm,
 # arm64, amd64) into build/cross/ARCH/, with a size table; fails when

@@ -92,7 +92,11 @@ func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 // run's loss) and the ratio of its median to the baseline's.
 func (r *Results) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Linux %s, %s; median of %d runs of %s each.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), r.Reps, r.Duration)
+	runs := fmt.Sprintf("median of %d runs of %s each", r.Reps, r.Duration)
+	if r.Reps == 1 {
+		runs = fmt.Sprintf("one run of %s", r.Duration)
+	}
+	fmt.Fprintf(&b, "Linux %s, %s; %s.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), runs)
 	b.WriteString("| figure |")
 	for i, v := range r.Variants {
 		fmt.Fprintf(&b, " %s |", v)

@@ -79,6 +79,7 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for latest.md and latest.png")
 	dur := flag.Duration("t", 5*time.Second, "length of each measurement (whole seconds)")
 	reps := flag.Int("reps", 3, "repetitions of each measurement (the median is reported)")
+	readme := flag.String("readme", "", "also put the table into this file, between "+bench.ReadmeBegin+" and "+bench.ReadmeEnd)
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -118,6 +119,20 @@ func main() {
 	}
 	fmt.Println(md)
 	fmt.Printf("written: %s, %s\n", filepath.Join(*out, "latest.md"), filepath.Join(*out, "latest.png"))
+	if *readme != "" {
+		doc, err := os.ReadFile(*readme)
+		if err != nil {
+			r.Fatal(err)
+		}
+		updated, err := bench.ReplaceMarked(string(doc), bench.ReadmeBegin, bench.ReadmeEnd, res.Markdown()+"\n")
+		if err != nil {
+			r.Fatalf("%s: %v", *readme, err)
+		}
+		if err := os.WriteFile(*readme, []byte(updated), 0o644); err != nil {
+			r.Fatal(err)
+		}
+		fmt.Printf("updated the table in %s\n", *readme)
+	}
 	r.exit(0)
 }
 
