@@ -27,20 +27,20 @@ var Figures = []Figure{
 // Sample is one measurement: Value in the figure's unit, Loss (UDP only)
 // as a fraction of the packets sent.
 type Sample struct {
-	Value float64
-	Loss  float64
+	Value float64 `json:"value"`
+	Loss  float64 `json:"loss,omitempty"`
 }
 
 // Results holds every sample of a run.
 type Results struct {
-	Kernel   string
-	Date     time.Time
-	Duration time.Duration // of each measurement
-	Reps     int
+	Kernel   string        `json:"kernel"`
+	Date     time.Time     `json:"date"`
+	Duration time.Duration `json:"duration_ns"` // of each measurement
+	Reps     int           `json:"reps"`
 	// Variants in report order; the first is the baseline.
-	Variants []string
+	Variants []string `json:"variants"`
 	// Samples[variant][figure name] lists one sample per repetition.
-	Samples map[string]map[string][]Sample
+	Samples map[string]map[string][]Sample `json:"samples"`
 }
 
 // Add records a sample.

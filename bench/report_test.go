@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
 	"image/color"
 	"image/png"
 	"strings"
@@ -144,5 +145,22 @@ func TestFontCoversChart(t *testing.T) {
 				t.Errorf("no glyph for %q (in %q)", ch, s)
 			}
 		}
+	}
+}
+
+// TestResultsJSON: latest.json keeps every sample, so a run can be
+// re-tabulated later.
+func TestResultsJSON(t *testing.T) {
+	r := sampleResults()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Markdown() != r.Markdown() || !strings.Contains(string(b), `"loss":0.2`) {
+		t.Fatalf("round trip lost data:\n%s", b)
 	}
 }

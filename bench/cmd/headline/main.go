@@ -1,11 +1,13 @@
 // Command headline runs the project's headline benchmark (`make bench`):
 // TCP and small-packet UDP across the seed's topology through plain IPv4
 // routing, our MAP-T (CE + BR) and tayga, interleaved in one run, and
-// writes the table and chart to bench/results/ (see package bench).
+// writes the table, the chart and every sample (JSON) to bench/results/
+// (see package bench).
 package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -76,7 +78,7 @@ func (r *runner) exit(code int) {
 
 func main() {
 	bin := flag.String("bin", "bin", "directory with ce-agent and br")
-	out := flag.String("out", "bench/results", "directory for latest.md and latest.png")
+	out := flag.String("out", "bench/results", "directory for latest.md, latest.png and latest.json (every sample)")
 	dur := flag.Duration("t", 5*time.Second, "length of each measurement (whole seconds)")
 	reps := flag.Int("reps", 3, "repetitions of each measurement (the median is reported)")
 	readme := flag.String("readme", "", "also put the table into this file, between "+bench.ReadmeBegin+" and "+bench.ReadmeEnd)
@@ -112,13 +114,17 @@ func main() {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		r.Fatal(err)
 	}
-	for name, b := range map[string][]byte{"latest.md": []byte(md), "latest.png": png.Bytes()} {
+	raw, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		r.Fatal(err)
+	}
+	for name, b := range map[string][]byte{"latest.md": []byte(md), "latest.png": png.Bytes(), "latest.json": append(raw, '\n')} {
 		if err := os.WriteFile(filepath.Join(*out, name), b, 0o644); err != nil {
 			r.Fatal(err)
 		}
 	}
 	fmt.Println(md)
-	fmt.Printf("written: %s, %s\n", filepath.Join(*out, "latest.md"), filepath.Join(*out, "latest.png"))
+	fmt.Printf("written: %s/latest.{md,png,json}\n", *out)
 	if *readme != "" {
 		doc, err := os.ReadFile(*readme)
 		if err != nil {
