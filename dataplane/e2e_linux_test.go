@@ -218,29 +218,32 @@ func mtu(t *testing.T, x *lab) {
 // each end crosses both translators, inner packet and all, and the sender
 // sees ECONNREFUSED.
 func portUnreachable(t *testing.T, x *lab) {
-	refused := func(from *testenv.NS, to string) {
-		t.Helper()
-		var c net.Conn
-		if err := from.Do(func() (err error) {
-			c, err = net.Dial("udp4", to)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		for try := 0; try < 3; try++ {
-			c.Write([]byte("anyone there?"))
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			_, err := c.Read(make([]byte, 64))
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				return
-			}
-			t.Logf("try %d: %v", try, err)
-		}
-		t.Fatalf("udp to %s: no port unreachable came back", to)
+	expectRefused(t, x.client, "198.51.100.7:9")
+	expectRefused(t, x.server, "192.0.2.59:41999") // a port of the CE's set, closed on the client
+}
+
+// expectRefused sends UDP from a namespace to a closed port and expects the
+// ICMP port unreachable to come back as ECONNREFUSED.
+func expectRefused(t *testing.T, from *testenv.NS, to string) {
+	t.Helper()
+	var c net.Conn
+	if err := from.Do(func() (err error) {
+		c, err = net.Dial("udp4", to)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
-	refused(x.client, "198.51.100.7:9")
-	refused(x.server, "192.0.2.59:41999") // a port of the CE's set, closed on the client
+	defer c.Close()
+	for try := 0; try < 3; try++ {
+		c.Write([]byte("anyone there?"))
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := c.Read(make([]byte, 64))
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return
+		}
+		t.Logf("try %d: %v", try, err)
+	}
+	t.Fatalf("udp to %s: no port unreachable came back", to)
 }
 
 // brOwnErrors checks the ICMP errors the BR's own stack sends, through

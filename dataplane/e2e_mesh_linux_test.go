@@ -104,6 +104,9 @@ func TestNetnsCEToCE(t *testing.T) {
 			}
 			x := &lab{client: sites[0].client, server: sites[1].client}
 			tcpBulkTo(t, x, "192.0.2.60:41010", 1<<20)
+			// An ICMP error from the far host comes back the same way
+			// (through the hairpin, the inner packet rewritten too).
+			expectRefused(t, sites[0].client, "192.0.2.60:41999")
 
 			c, _ := brT.Counters()
 			if mesh && (c["br_hairpin"] != 0 || c["br_6to4"] != 0) {

@@ -293,6 +293,26 @@ func TestBRICMPErrors(t *testing.T) {
 			{"error about another ce's port", icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
 		})
 	})
+	t.Run("hairpin", func(t *testing.T) {
+		// CE2 (the peer) reports port unreachable on a packet CE1 sent it
+		// through the BR's hairpin; the error goes back the same way.
+		peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 2)
+		peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+		in := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner6(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, peerPort, 30}, 0))
+		var ret uint32
+		var out []byte
+		d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), in) })
+		if ret != actOK || d["br_hairpin"] != 1 || len(d) != 1 {
+			t.Fatalf("verdict %d counters %v", ret, d)
+		}
+		checkErr6(t, out, wantErr{osrc: mapt.Embed(dmr, peerV4), odst: my6, isrc: my6, idst: mapt.Embed(dmr, peerV4),
+			typ: 1, code: 4, isport: our, idport: peerPort, fullInner: true})
+		// The same error about a port the reporting CE does not own.
+		bad := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner6(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, our, 30}, 0))
+		if ret, _ := run(t, tr.Prog6to4(), bad); ret != actShot {
+			t.Errorf("error about another CE's port: verdict %d", ret)
+		}
+	})
 	t.Run("4to6", func(t *testing.T) {
 		runErrCases(t, tr, true, []errCase{
 			{"fragmentation needed to a ce", icmpErr4(t, router, me, 3, 4, 1400, inner4(t, me, serverV4, l4{"tcp", our, 443, 1200}, 28)), actOK, "br_4to6",

@@ -76,17 +76,35 @@ int br_ingress6(struct __sk_buff *skb)
 	if (lookup_v4(daddr)) {
 		/* Hairpin (RFC 7599 s8.4 via s8.3): the IPv4 packet would come
 		 * straight back into our IPv4 side; do both legs at once. */
-		__u64 nshi, nslo, ndhi, ndlo;
+		struct addrs6 o, i;
+		__u32 isrc, idst;
 
-		if (p->icmp_err)
-			return drop(R_ICMP_TYPE); /* not translated on a hairpin */
 		if (p->frag == FRAG_LATER)
 			return drop(R_FRAGMENT); /* no port to pick the CE by */
-		err = br_ce4(daddr, p->dport, &ndhi, &ndlo);
+		err = br_ce4(daddr, p->dport, &o.dhi, &o.dlo);
 		if (err)
 			return drop(err);
-		dmr_embed(c, saddr, &nshi, &nslo);
-		err = rewrite6(skb, p, nshi, nslo, ndhi, ndlo);
+		dmr_embed(c, saddr, &o.shi, &o.slo);
+		if (!p->icmp_err) {
+			err = rewrite6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
+			if (err)
+				return drop(err);
+			count(R_BR_HAIRPIN);
+			return TC_ACT_OK;
+		}
+		/* An error about a hairpinned packet: that one went from the
+		 * other CE (now the destination) through us to this one. */
+		if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
+			return drop(R_SRC_UNKNOWN);
+		isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+		err = br_ce4(isrc, p->in.sport, &i.shi, &i.slo);
+		if (err)
+			return drop(err);
+		err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
+		if (err)
+			return drop(err);
+		dmr_embed(c, idst, &i.dhi, &i.dlo);
+		err = rewrite6_err(skb, p, &o, &i);
 		if (err)
 			return drop(err);
 		count(R_BR_HAIRPIN);

@@ -199,6 +199,60 @@ static __always_inline int icmp6_trim(struct __sk_buff *skb, __u32 l3, __u32 ple
 	return 0;
 }
 
+/* rewrite6_err is the BR hairpin for an ICMPv6 error: both address pairs
+ * change, outer (o) and inner (i), and with them the inner transport
+ * checksum (its pseudo-header) and the ICMPv6 checksum (its pseudo-header,
+ * the inner addresses and the inner checksum field). All writes are
+ * recorded with BPF_F_RECOMPUTE_CSUM. */
+static __always_inline int rewrite6_err(struct __sk_buff *skb, struct pkt *p, const struct addrs6 *o, const struct addrs6 *i)
+{
+	__u64 on[4], in[4];
+	__be32 ocs = 0, ncs = 0;
+	__u16 icmp_cs;
+	__u32 coff = p->in.l4 + inner_csum_off(&p->in);
+	int has_cs = coff + 2 <= p->l4 + p->l4len;
+	__be32 vtcfl = bpf_htonl(bpf_ntohl(p->ip6.vtcfl) & 0xfff00000);
+	__s64 d;
+
+	on[0] = bpf_cpu_to_be64(o->shi);
+	on[1] = bpf_cpu_to_be64(o->slo);
+	on[2] = bpf_cpu_to_be64(o->dhi);
+	on[3] = bpf_cpu_to_be64(o->dlo);
+	in[0] = bpf_cpu_to_be64(i->shi);
+	in[1] = bpf_cpu_to_be64(i->slo);
+	in[2] = bpf_cpu_to_be64(i->dhi);
+	in[3] = bpf_cpu_to_be64(i->dlo);
+	if (has_cs) {
+		if (bpf_skb_load_bytes(skb, coff, &ocs, 2))
+			return R_TRUNCATED;
+		ncs = ocs;
+		if (!(p->in.proto == IPPROTO_UDP && ocs == 0)) {
+			d = bpf_csum_diff((__be32 *)p->in.ip6.saddr, 32, (__be32 *)in, 32, 0);
+			*(__u16 *)&ncs = csum_apply(*(__u16 *)&ocs, d);
+			if (p->in.proto == IPPROTO_UDP && *(__u16 *)&ncs == 0)
+				*(__u16 *)&ncs = 0xffff;
+		}
+	}
+	if (bpf_skb_load_bytes(skb, p->l4 + 2, &icmp_cs, 2))
+		return R_TRUNCATED;
+	d = bpf_csum_diff((__be32 *)p->ip6.saddr, 32, (__be32 *)on, 32, 0);
+	d = bpf_csum_diff((__be32 *)p->in.ip6.saddr, 32, (__be32 *)in, 32, d);
+	d = bpf_csum_diff(&ocs, 4, &ncs, 4, d);
+	icmp_cs = csum_apply(icmp_cs, d);
+
+	if (bpf_skb_store_bytes(skb, p->l3, &vtcfl, 4, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->l3 + 8, on, 32, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->in.l3 + 8, in, 32, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (has_cs && bpf_skb_store_bytes(skb, coff, &ncs, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	if (bpf_skb_store_bytes(skb, p->l4 + 2, &icmp_cs, 2, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	return 0;
+}
+
 /* xlat_4to6_err translates an ICMPv4 error and the IPv4 packet inside it
  * into an ICMPv6 error: the outer header grows by 20 bytes (change_proto)
  * and so does the inner one (adjust_room right after the new outer
