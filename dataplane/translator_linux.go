@@ -51,10 +51,7 @@ func Load(cfg Config) (*Translator, error) {
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
 	if err != nil {
-		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("dataplane: load %s programs: %+v", cfg.Mode, ve)
-		}
+		// A *ebpf.VerifierError inside carries the whole log (%+v).
 		return nil, fmt.Errorf("dataplane: load %s programs: %w", cfg.Mode, err)
 	}
 	t := &Translator{mode: cfg.Mode, coll: coll, cap: capacity, slot: 1}
