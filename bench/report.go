@@ -134,7 +134,45 @@ func (r *Results) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	if c := r.addedCost(); c != "" {
+		b.WriteString("\n" + c)
+	}
 	return b.String()
+}
+
+// addedCost says, for each UDP figure where neither the baseline nor the
+// variant lost packets, how much time per packet the variant's path adds
+// to the baseline's: 1/rate - 1/baseline rate. The sender is then the
+// bottleneck and the whole path runs on its core (veth forwards in the
+// sender's softirq), so 1/rate is the path's cost per packet on one core.
+// With loss the rate is set by where packets are dropped, not by cost.
+func (r *Results) addedCost() string {
+	if len(r.Variants) < 2 {
+		return ""
+	}
+	var parts []string
+	for _, f := range Figures {
+		if !f.UDP {
+			continue
+		}
+		base, ok := r.Median(r.Variants[0], f)
+		if !ok || base.Value <= 0 || base.Loss > 0.01 {
+			continue
+		}
+		for _, v := range r.Variants[1:] {
+			m, ok := r.Median(v, f)
+			if !ok || m.Value <= 0 || m.Loss > 0.01 {
+				continue
+			}
+			// kpps -> ns per packet.
+			d := 1e6/m.Value - 1e6/base.Value
+			parts = append(parts, fmt.Sprintf("%s %s %+.0f ns", v, f.Name, d))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Time per packet added to %s's path (UDP runs without loss, 1/rate on the sending core): %s.\n", r.Variants[0], strings.Join(parts, ", "))
 }
 
 // spread is " (min-max)" of a variant's samples when there are several.

@@ -87,6 +87,28 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("table lacks line %q:\n%s", want, md)
 		}
 	}
+	// The sample runs all lost packets: no per-packet cost is derived.
+	if strings.Contains(md, "Time per packet") {
+		t.Errorf("per-packet cost from lossy runs:\n%s", md)
+	}
+}
+
+// TestAddedCost: from lossless UDP runs, 1/rate differences in ns; a
+// lossy variant is left out.
+func TestAddedCost(t *testing.T) {
+	r := &Results{Variants: []string{"plain", "map-t", "tayga"}}
+	r.Add("plain", Figures[2], Sample{Value: 250})            // 4000 ns
+	r.Add("map-t", Figures[2], Sample{Value: 200})            // 5000 ns
+	r.Add("tayga", Figures[2], Sample{Value: 100, Loss: 0.7}) // lossy
+	r.Add("plain", Figures[3], Sample{Value: 200})            // 5000 ns
+	r.Add("map-t", Figures[3], Sample{Value: 160})            // 6250 ns
+	want := "Time per packet added to plain's path (UDP runs without loss, 1/rate on the sending core): map-t UDP 64 B c1 -> s +1000 ns, map-t UDP 64 B s -> c1 +1250 ns.\n"
+	if got := r.addedCost(); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if md := r.Markdown(); !strings.HasSuffix(md, "\n\n"+want) {
+		t.Fatalf("table does not end with the cost line:\n%s", md)
+	}
 }
 
 // TestChart decodes the PNG and measures the bars: each variant's bar in

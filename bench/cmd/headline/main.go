@@ -81,6 +81,7 @@ func main() {
 	out := flag.String("out", "bench/results", "directory for latest.md, latest.png and latest.json (every sample)")
 	dur := flag.Duration("t", 5*time.Second, "length of each measurement (whole seconds)")
 	reps := flag.Int("reps", 3, "repetitions of each measurement (the median is reported)")
+	from := flag.String("from", "", "measure nothing: render the results of an earlier run (its latest.json)")
 	readme := flag.String("readme", "", "also put the table into this file, between "+bench.ReadmeBegin+" and "+bench.ReadmeEnd)
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
@@ -102,9 +103,21 @@ func main() {
 		r.exit(1)
 	}()
 
-	res, err := bench.Run(r, bench.Config{Bin: abs, Duration: *dur, Reps: *reps, Logf: r.Logf})
-	if err != nil {
-		r.Fatal(err)
+	var res *bench.Results
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			r.Fatal(err)
+		}
+		res = &bench.Results{}
+		if err := json.Unmarshal(b, res); err != nil {
+			r.Fatalf("bench: %s: %v", *from, err)
+		}
+	} else {
+		res, err = bench.Run(r, bench.Config{Bin: abs, Duration: *dur, Reps: *reps, Logf: r.Logf})
+		if err != nil {
+			r.Fatal(err)
+		}
 	}
 	md := "# Headline benchmark\n\n" + res.Markdown() + "\n" + legend
 	var png bytes.Buffer
