@@ -43,9 +43,10 @@ type Relay struct {
 	log   *slog.Logger
 	state reloadState
 
-	mu   sync.Mutex
-	file *domainfile.File
-	xl   *dataplane.Translator
+	mu    sync.Mutex
+	file  *domainfile.File
+	xl    *dataplane.Translator
+	local *localRoutes
 }
 
 // Run loads the file, attaches the BR translator to the file's interfaces
@@ -76,7 +77,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, opts.AttachMode); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	r.file, r.xl = f, xl
+	local, err := openLocal(xl, opts.AttachMode)
+	if err != nil {
+		return err
+	}
+	defer local.close()
+	if err := local.sync(cfg); err != nil {
+		return err
+	}
+	r.file, r.xl, r.local = f, xl, local
 	r.state.record(true, len(cfg.FMRs))
 	log.Info("br running", "config", f.Path, "domains", len(f.Domains), "rules", len(cfg.FMRs),
 		"ipv6_interface", f.BR.IPv6Interface, "ipv4_interface", f.BR.IPv4Interface, "attach", xl.AttachMode())
@@ -160,6 +169,11 @@ func (r *Relay) reload() error {
 	start := time.Now()
 	if err := r.xl.Update(cfg); err != nil {
 		return fmt.Errorf("relay: %w", err)
+	}
+	if err := r.local.sync(cfg); err != nil {
+		// The translator runs the new rules; only the BR's own ICMP
+		// errors for a new prefix may be missing. Say so, keep going.
+		r.log.Warn("reload: routes for the BR's own ICMP errors", "err", err)
 	}
 	r.file = f
 	r.state.record(true, len(cfg.FMRs))

@@ -222,6 +222,26 @@ func TestBRTraffic(t *testing.T) {
 	l.CE11b.MustExec("ip", "-6", "addr", "del", mapAddr+"/128", "dev", "wan")
 }
 
+// TestBROwnErrors checks the BR's own ICMP errors, which go through its
+// local TUN device and br_local: a 1500-byte DF packet from s grows to
+// 1520 bytes as IPv6, too big for the CE side, and s must learn MTU 1480;
+// a CE's packet whose TTL runs out at the BR comes back as Time Exceeded.
+func TestBROwnErrors(t *testing.T) {
+	l := startLab(t)
+	// Echo id 41006 belongs to CE 774 (ports 40960-43007).
+	out, _ := l.S.Exec("ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1472", "-e", "41006", "192.0.2.59")
+	if !strings.Contains(out, "mtu = 1480") {
+		t.Fatalf("1500-byte DF ping from s: want Frag needed with mtu 1480, got:\n%s", out)
+	}
+	out, _ = l.C1.Exec("ping", "-c", "1", "-W", "2", "-t", "2", testenv.SeedServer)
+	if !strings.Contains(out, "Time to live exceeded") {
+		t.Fatalf("TTL 2 ping from c1: want Time to live exceeded from the BR, got:\n%s", out)
+	}
+	if out := l.BR.MustExec("ip", "route", "show", "dev", "maptbr0"); !strings.Contains(out, "192.0.2.0/24") {
+		t.Fatalf("no route to the rule's IPv4 prefix through the local device: %s", out)
+	}
+}
+
 // TestBRHairpin reaches a server on CE 774's own address from c1: the
 // packets cross the BR, which translates them twice (RFC 7599 s8.4 with
 // hub-and-spoke: no FMR on the CEs).
@@ -273,6 +293,9 @@ func TestBRReload(t *testing.T) {
 	if !testenv.WaitFor(5*time.Second, func() bool { m, _ := l.metrics(); return m["mapt_br_rules"] == 2 }) {
 		t.Fatalf("reload not applied:\n%s", l.br.Output())
 	}
+	if out := l.BR.MustExec("ip", "route", "show", "dev", "maptbr0"); !strings.Contains(out, "198.51.100.0/24") {
+		t.Fatalf("reload: no route for the new rule's prefix: %s", out)
+	}
 	get()
 	// A broken file: rejected, logged with file, line and field.
 	os.WriteFile(l.domainFile, []byte(strings.Replace(domainYAML, "psid-offset: 0", "psid-offset: 12", 1)), 0o644)
@@ -300,5 +323,8 @@ func TestBRReload(t *testing.T) {
 	l.br.Signal(syscall.SIGTERM)
 	if err := l.br.Wait(10 * time.Second); err != nil {
 		t.Fatalf("br exit: %v\n%s", err, l.br.Output())
+	}
+	if out, err := l.BR.Exec("ip", "link", "show", "maptbr0"); err == nil {
+		t.Fatalf("local device left behind: %s", out)
 	}
 }

@@ -1,0 +1,103 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/mapt-go/mapt/dataplane"
+)
+
+// localDevice is the name of the TUN device the BR's own ICMP errors are
+// routed into, where br_local translates them (Packet Too Big for a packet
+// that outgrew the IPv6 link in translation, Time Exceeded for a CE's
+// packet): without it, path MTU discovery through the BR breaks.
+const localDevice = "maptbr0"
+
+// localRoutes owns the TUN device and its routes: the DMR and every rule's
+// IPv4 prefix. The device is not persistent: it goes away with the
+// process, and its routes with it.
+type localRoutes struct {
+	tun    *netlink.Tuntap
+	index  int
+	routes map[netip.Prefix]bool
+}
+
+func openLocal(xl *dataplane.Translator, mode dataplane.AttachMode) (*localRoutes, error) {
+	tun := &netlink.Tuntap{
+		LinkAttrs:  netlink.LinkAttrs{Name: localDevice},
+		Mode:       netlink.TUNTAP_MODE_TUN,
+		Flags:      netlink.TUNTAP_NO_PI,
+		NonPersist: true,
+		Queues:     1, // keeps the file open: with none, the device is gone at once
+	}
+	if err := netlink.LinkAdd(tun); err != nil {
+		return nil, fmt.Errorf("relay: create %s: %w", localDevice, err)
+	}
+	l := &localRoutes{tun: tun, routes: map[netip.Prefix]bool{}}
+	link, err := netlink.LinkByName(localDevice)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("relay: %s: %w", localDevice, err)
+	}
+	l.index = link.Attrs().Index
+	if err := netlink.LinkSetUp(link); err != nil {
+		l.close()
+		return nil, fmt.Errorf("relay: %s up: %w", localDevice, err)
+	}
+	if err := xl.AttachBRLocal(localDevice, mode); err != nil {
+		l.close()
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	return l, nil
+}
+
+// sync makes the routes through the device exactly the DMR and the rules'
+// IPv4 prefixes: new ones first, then stale ones go.
+func (l *localRoutes) sync(cfg dataplane.Config) error {
+	want := map[netip.Prefix]bool{cfg.DMR: true}
+	for _, r := range cfg.FMRs {
+		want[r.IPv4Prefix] = true
+	}
+	var errs []error
+	for p := range want {
+		if !l.routes[p] {
+			if err := netlink.RouteReplace(l.route(p)); err != nil {
+				errs = append(errs, fmt.Errorf("relay: route %s dev %s: %w", p, localDevice, err))
+				continue
+			}
+			l.routes[p] = true
+		}
+	}
+	for p := range l.routes {
+		if !want[p] {
+			if err := netlink.RouteDel(l.route(p)); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("relay: delete route %s: %w", p, err))
+			}
+			delete(l.routes, p)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (l *localRoutes) route(p netip.Prefix) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: l.index,
+		Dst:       &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
+		Scope:     netlink.SCOPE_LINK,
+	}
+}
+
+// close removes the device (and so its routes): closing the last file
+// of a non-persistent TUN device deletes it.
+func (l *localRoutes) close() error {
+	var errs []error
+	for _, f := range l.tun.Fds {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
