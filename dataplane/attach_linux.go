@@ -46,6 +46,7 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 	cfg := t.Config()
 	cfg.UplinkIfindex = up.Index
 	cfg.WANIfindex = w.Index
+	cfg.WANMTU = w.MTU
 	cfg.UplinkL3 = len(up.HardwareAddr) == 0
 	if err := t.Update(cfg); err != nil {
 		return err

@@ -159,7 +159,7 @@ type brXlatConfig struct {
 	DmrLen        uint8
 	Flags         uint8
 	ExactLens     [4]uint8
-	Pad           [4]uint8
+	WanMtu        uint32
 }
 
 // Names of all BPF objects in the ELF.

@@ -386,3 +386,24 @@ func TestCEBindingKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestCEWANMTU: a translated packet larger than the WAN's MTU (which the
+// device would drop without a trace) is dropped and counted.
+func TestCEWANMTU(t *testing.T) {
+	cfg := ceConfig()
+	cfg.WANMTU = 1280
+	tr := load(t, cfg)
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 1)
+	for _, c := range []struct {
+		payload int // IPv4 total = 40 + payload, IPv6 total = 60 + payload
+		ret     uint32
+		counter string
+	}{{1220, actRedirect, "ce_4to6"}, {1221, actShot, "too_big"}} {
+		var ret uint32
+		d := counterDelta(t, tr, func() { ret, _ = run(t, tr.Prog4to6(), pkt4(t, me, serverV4, l4{"tcp", our, 443, c.payload}, nil)) })
+		if ret != c.ret || d[c.counter] != 1 || len(d) != 1 {
+			t.Errorf("%d-byte IPv6 packet: verdict %d counters %v, want %d and %s", 60+c.payload, ret, d, c.ret, c.counter)
+		}
+	}
+}

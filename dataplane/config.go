@@ -49,6 +49,9 @@ type Config struct {
 	WANIfindex    int
 	UplinkIfindex int
 	UplinkL3      bool
+	// WANMTU is the CE WAN's MTU (AttachCE reads it); translated packets
+	// above it are dropped and counted (too_big). 0 turns the check off.
+	WANMTU int
 
 	// Capacity is the number of rules the maps are sized for at Load
 	// (default: max(1024, 2 * len(FMRs))). Update fails beyond it.
@@ -86,6 +89,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("dataplane: fmr: %w", err)
 		}
 	}
+	if c.WANMTU < 0 || (c.WANMTU > 0 && c.WANMTU < 1280) {
+		return fmt.Errorf("dataplane: wan mtu %d: below the IPv6 minimum 1280", c.WANMTU)
+	}
 	if c.Capacity < 0 {
 		return fmt.Errorf("dataplane: capacity %d: negative", c.Capacity)
 	}
@@ -119,6 +125,7 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 		x.Flags |= cfgUplinkL3
 	}
 	x.WanIfindex = uint32(c.WANIfindex)
+	x.WanMtu = uint32(c.WANMTU)
 	x.UplinkIfindex = uint32(c.UplinkIfindex)
 	dmr := c.DMR.Masked()
 	x.DmrHi, x.DmrLo = split128(dmr.Addr())

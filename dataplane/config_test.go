@@ -26,6 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad port set", func(c *Config) { c.Binding.PortSet.Len = 12; c.Binding.PortSet.Offset = 6 }, "binding"},
 		{"bad fmr", func(c *Config) { c.FMRs = []mapt.Rule{{IPv6Prefix: netip.MustParsePrefix("2001:db8::/40")}} }, "fmr"},
 		{"negative capacity", func(c *Config) { c.Capacity = -1 }, "capacity"},
+		{"wan mtu below 1280", func(c *Config) { c.WANMTU = 1000 }, "wan mtu"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

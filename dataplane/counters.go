@@ -27,4 +27,5 @@ var counterNames = [...]string{
 	"helper",        // a BPF helper failed
 	"frag_miss",     // 4->6: later fragment whose first was not seen
 	"local",         // BR: own packet on br_local that is not for a CE
+	"too_big",       // CE 4->6: translated packet exceeds the WAN MTU
 }

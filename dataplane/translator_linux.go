@@ -90,6 +90,9 @@ func (t *Translator) Update(cfg Config) error {
 		// What Attach learnt about the devices survives a new binding or
 		// rule set built from scratch.
 		cfg.WANIfindex, cfg.UplinkIfindex, cfg.UplinkL3 = t.cfg.WANIfindex, t.cfg.UplinkIfindex, t.cfg.UplinkL3
+		if cfg.WANMTU == 0 {
+			cfg.WANMTU = t.cfg.WANMTU
+		}
 	}
 	t.mu.Unlock()
 	tables, err := buildTables(cfg.FMRs)

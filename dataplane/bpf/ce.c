@@ -145,6 +145,8 @@ int ce_egress(struct __sk_buff *skb)
 	}
 	if (err)
 		return drop(err);
+	if (c->wan_mtu && !skb->gso_size && skb->len - ETH_HLEN > c->wan_mtu)
+		return drop(R_TOO_BIG);
 	count(R_CE_4TO6);
 	return bpf_redirect_neigh(c->wan_ifindex, 0, 0, 0);
 }

@@ -65,6 +65,7 @@ enum reason {
 	R_HELPER,            /* a BPF helper failed (no room, ...) */
 	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
 	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
+	R_TOO_BIG,           /* CE 4->6: translated packet exceeds the WAN MTU */
 	R_MAX,
 };
 
@@ -85,7 +86,10 @@ struct xlat_config {
 	/* Prefix lengths of the rules kept in rules_v6x, longest first, 0
 	 * ends the list. */
 	__u8 exact_lens[4];
-	__u8 pad[4];
+	/* CE: the WAN's MTU, 0 when unknown. A translated packet larger than
+	 * it (a 1480-byte IPv4 fragment grows by 28) would be dropped by the
+	 * device without a trace; we count it instead. */
+	__u32 wan_mtu;
 };
 
 #define CFG_VALID 1
