@@ -59,7 +59,7 @@ type brPkt struct {
 	FragOff   uint16
 	_         [2]byte
 	FragId    uint32
-	_         [4]byte
+	Optlen    uint32
 	Ip4       struct {
 		_        structs.HostLayout
 		VerIhl   uint8

@@ -148,8 +148,11 @@ func TestBR4to6(t *testing.T) {
 		{"shared address psid without ce", pkt4(t, serverV4, oneV4, l4{"tcp", 443, p5, 10}, nil), actShot, "dst_no_ce", nil},
 		{"port with A = 0", pkt4(t, serverV4, me, l4{"tcp", 443, 80, 10}, nil), actShot, "dst_no_ce", nil},
 		{"not in any fmr", pkt4(t, serverV4, netip.MustParseAddr("10.1.2.3"), l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
-		{"ipv4 options", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, func(ip *layers.IPv4) {
+		{"ipv4 options left out", pkt4(t, serverV4, me, l4{"udp", 443, our, 10}, func(ip *layers.IPv4) {
 			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+		}), actOK, "br_4to6", &want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 443, dport: our, next: layers.IPProtocolUDP}},
+		{"ipv4 strict source route", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 137, OptionLength: 7, OptionData: []byte{4, 10, 0, 0, 1}}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
 		{"bad header checksum", corrupt(pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), 14+11), actShot, "bad_header", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt4(t, serverV4, me, l4{"udp", 4053, our, 333}, nil)), actOK, "br_4to6",

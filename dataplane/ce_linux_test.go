@@ -164,9 +164,21 @@ func TestCE4to6(t *testing.T) {
 		{"source port outside set", pkt4(t, me, serverV4, l4{"tcp", notIn(t, ps), 443, 10}, nil), actShot, "src_not_ours", nil},
 		{"echo id outside set", pkt4(t, me, serverV4, l4{"echo-req", notIn(t, ps), 0, 8}, nil), actShot, "src_not_ours", nil},
 		{"source address not ours", pkt4(t, netip.MustParseAddr("192.0.2.19"), serverV4, l4{"tcp", our, 443, 10}, nil), actShot, "src_not_ours", nil},
+		// RFC 7915 s4.1: options are left out of the translation...
 		{"ipv4 options", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
-			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 0}}
+			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}, {OptionType: 0}}
+		}), actRedirect, "ce_4to6", &want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
+		{"ipv4 options, fragment", pkt4(t, me, serverV4, l4{"udp", our, 4053, 16}, func(ip *layers.IPv4) {
+			ip.Flags = layers.IPv4MoreFragments
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), actRedirect, "ce_4to6", nil},
+		// ...unless there is a source route.
+		{"ipv4 source route", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 131, OptionLength: 7, OptionData: []byte{4, 10, 0, 0, 1}}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
+		{"ipv4 options, bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), 14+21), actShot, "bad_header", nil},
 		{"icmp fragment", pkt4(t, me, serverV4, l4{"echo-req", our, 0, 10}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments }), actShot, "fragment", nil},
 		// RFC 7915 s4.5: IPv4 UDP without checksum gets one (gopacket
 		// verifies it), up to 2048 bytes and unfragmented.

@@ -18,7 +18,7 @@ var counterNames = [...]string{
 	"dst_no_ce",     // 4->6: destination port/id belongs to no CE
 	"bad_header",    // malformed IP header
 	"truncated",     // shorter than its headers
-	"ipv4_options",  // IPv4 options: not translated
+	"ipv4_options",  // IPv4 source route, or options on an ICMP error
 	"ipv6_exthdr",   // IPv6 extension header: not translated
 	"fragment",      // a fragment we do not translate (ICMP, hairpin)
 	"proto",         // transport protocol without ports

@@ -42,6 +42,16 @@ func icmpErr4(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
 }
 
+// icmpErrOpts is a port unreachable whose outer IPv4 header has options.
+func icmpErrOpts(t testing.TB, src, dst netip.Addr, inner []byte) []byte {
+	ip := ip4(src, dst)
+	ip.Protocol = layers.IPProtocolICMPv4
+	ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}
+	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
+	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
+}
+
 func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
 	ip := ip6(src, dst)
 	ip.NextHeader = layers.IPProtocolICMPv6
@@ -230,6 +240,7 @@ func TestCEICMPErrors4to6(t *testing.T) {
 			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 4, code: 0, rest: 6, isport: 4053, idport: our, fullInner: true}},
 		{"parameter problem: untranslatable pointer", icmpErr4(t, me, serverV4, 12, 0, 10<<24, udpIn), actShot, "icmp_type", nil},
 		{"source quench", icmpErr4(t, me, serverV4, 4, 0, 0, udpIn), actShot, "icmp_type", nil},
+		{"outer ipv4 options", icmpErrOpts(t, me, serverV4, udpIn), actShot, "ipv4_options", nil},
 		{"redirect", icmpErr4(t, me, serverV4, 5, 1, 0, udpIn), actShot, "icmp_type", nil},
 		{"precedence violation", icmpErr4(t, me, serverV4, 3, 14, 0, udpIn), actShot, "icmp_type", nil},
 		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},

@@ -56,7 +56,7 @@ enum reason {
 	R_DST_NO_CE,         /* 4->6: destination port/id belongs to no CE under the FMR */
 	R_BAD_HDR,           /* malformed IP header (version, length, checksum) */
 	R_TRUNCATED,         /* packet shorter than its headers */
-	R_V4_OPTIONS,        /* IPv4 options: not translated */
+	R_V4_OPTIONS,        /* IPv4 source route, or options on an ICMP error */
 	R_V6_EXTHDR,         /* IPv6 extension header we do not translate */
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
 	R_PROTO,             /* transport protocol without ports */

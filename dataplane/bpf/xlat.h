@@ -99,8 +99,10 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	struct iphdr6 h6 = {};
 	__be32 old[2] = {p->ip4.saddr, p->ip4.daddr};
 	__be32 pseudo[10] = {};
-	__u32 grow = p->frag ? 28 : 20; /* a Fragment Header adds 8 */
-	__u32 csum_off = p->l4 + grow + l4_csum_off(p);
+	/* The transport header ends up after the IPv6 header and, for a
+	 * fragment, the Fragment Header; IPv4 options are gone. */
+	__u32 nl4 = p->l3 + 40 + (p->frag ? 8 : 0);
+	__u32 csum_off = nl4 + l4_csum_off(p);
 	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
 	__u32 fh[2];
 	__s64 diff;
@@ -119,6 +121,10 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	*(__u64 *)&h6.daddr[0] = bpf_cpu_to_be64(dhi);
 	*(__u64 *)&h6.daddr[8] = bpf_cpu_to_be64(dlo);
 
+	/* While still IPv4, BPF_ADJ_ROOM_NET cuts right after the fixed
+	 * header: exactly the options. */
+	if (p->optlen && bpf_skb_adjust_room(skb, -(__s32)p->optlen, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0))
 		return R_HELPER;
 	if (p->frag && bpf_skb_adjust_room(skb, 8, BPF_ADJ_ROOM_NET, 0))
@@ -129,7 +135,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 		return R_HELPER;
 	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
 		return R_HELPER;
-	p->l4 += grow;
+	p->l4 = nl4;
 	if (p->frag == FRAG_LATER)
 		return 0;
 
