@@ -32,7 +32,7 @@ func (r *Results) Chart() *image.RGBA {
 
 	title := fmt.Sprintf("MAP-T HEADLINE BENCHMARK - LINUX %s - %s", r.Kernel, r.Date.UTC().Format("2006-01-02"))
 	drawText(img, left, 14, title, scale, black)
-	drawText(img, left, 40, fmt.Sprintf("RATIO TO %s (MEDIAN OF %d X %s), RAW MEDIAN UNDER THE RATIO", strings.ToUpper(r.baseline()), r.Reps, r.Duration), scale, black)
+	drawText(img, left, 40, fmt.Sprintf("RATIO TO %s (MEDIAN OF %d PAIRED RUNS OF %s), RAW MEDIAN BELOW", strings.ToUpper(r.baseline()), r.Reps, r.Duration), scale, black)
 
 	top0 := func(pct float64) int { // y of a percentage
 		if pct > maxPercent {

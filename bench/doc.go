@@ -22,11 +22,12 @@
 //     algorithmic mapping are missing, which tayga does not do.
 //
 // Every variant runs in its own namespaces of the same topology, all three
-// are up at once, and the repetitions are interleaved (plain, mapt, tayga,
-// plain, ...) so that load from other users of the machine falls on all
-// of them alike. Each figure is the median of the repetitions; the report
-// gives each variant's ratio to plain (design brief s7: ratios, not
-// absolute numbers, because the machine is shared).
+// are up at once, and the repetitions are interleaved (plain, map-t,
+// tayga, plain, ...) so that load from other users of the machine falls on
+// all of them alike. Each figure is the median of the repetitions; the
+// report gives each variant's ratio to plain, the median of the per-run
+// ratios (design brief s7: ratios, not absolute numbers, because the
+// machine is shared).
 //
 // UDP uses iperf3 with 64-byte payloads at an unlimited offered rate; the
 // rate reported is the packets that reached the receiver's interface per

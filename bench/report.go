@@ -73,11 +73,27 @@ func (r *Results) Median(variant string, f Figure) (Sample, bool) {
 	return s[(len(s)-1)/2], true
 }
 
-// Ratio is variant's median over the baseline's (the first variant), and
-// false when either is missing or the baseline is zero.
+// Ratio is variant's figure over the baseline's (the first variant's),
+// and false when either is missing or the baseline is zero. With a sample
+// of each per run it is the median of the per-run ratios: the runs are
+// interleaved, so each pair was measured back to back and a change in the
+// machine's load between runs cancels out. Otherwise it is the ratio of
+// the medians.
 func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 	if len(r.Variants) == 0 {
 		return 0, false
+	}
+	bs, vs := r.Samples[r.Variants[0]][f.Name], r.Samples[variant][f.Name]
+	if len(bs) > 0 && len(bs) == len(vs) {
+		var q []float64
+		for i := range bs {
+			if bs[i].Value <= 0 {
+				return 0, false
+			}
+			q = append(q, vs[i].Value/bs[i].Value)
+		}
+		slices.Sort(q)
+		return q[(len(q)-1)/2], true
 	}
 	base, ok1 := r.Median(r.Variants[0], f)
 	v, ok2 := r.Median(variant, f)
@@ -89,7 +105,7 @@ func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 
 // Markdown renders the results as a table: one row per figure, for each
 // variant its median with the range of the samples (UDP: and the median
-// run's loss) and the ratio of its median to the baseline's.
+// run's loss) and its ratio to the baseline (see Ratio).
 func (r *Results) Markdown() string {
 	var b strings.Builder
 	runs := fmt.Sprintf("median of %d runs of %s each", r.Reps, r.Duration)
@@ -141,8 +157,9 @@ func (r *Results) Markdown() string {
 }
 
 // addedCost says, for each UDP figure where neither the baseline nor the
-// variant lost packets, how much time per packet the variant's path adds
-// to the baseline's: 1/rate - 1/baseline rate. The sender is then the
+// variant lost packets in any run, how much time per packet the variant's
+// path adds to the baseline's: 1/rate - 1/baseline rate, per pair of runs
+// (as Ratio), the median of those. The sender is then the
 // bottleneck and the whole path runs on its core (veth forwards in the
 // sender's softirq), so 1/rate is the path's cost per packet on one core.
 // With loss the rate is set by where packets are dropped, not by cost.
@@ -155,18 +172,26 @@ func (r *Results) addedCost() string {
 		if !f.UDP {
 			continue
 		}
-		base, ok := r.Median(r.Variants[0], f)
-		if !ok || base.Value <= 0 || base.Loss > 0.01 {
-			continue
-		}
+		bs := r.Samples[r.Variants[0]][f.Name]
 		for _, v := range r.Variants[1:] {
-			m, ok := r.Median(v, f)
-			if !ok || m.Value <= 0 || m.Loss > 0.01 {
+			vs := r.Samples[v][f.Name]
+			if len(bs) == 0 || len(vs) != len(bs) {
 				continue
 			}
-			// kpps -> ns per packet.
-			d := 1e6/m.Value - 1e6/base.Value
-			parts = append(parts, fmt.Sprintf("%s %s %+.0f ns", v, f.Name, d))
+			// Per run, as Ratio: kpps -> ns per packet.
+			var d []float64
+			for i := range bs {
+				if bs[i].Value <= 0 || vs[i].Value <= 0 || bs[i].Loss > 0.01 || vs[i].Loss > 0.01 {
+					d = nil
+					break
+				}
+				d = append(d, 1e6/vs[i].Value-1e6/bs[i].Value)
+			}
+			if d == nil {
+				continue
+			}
+			slices.Sort(d)
+			parts = append(parts, fmt.Sprintf("%s %s %+.0f ns", v, f.Name, d[(len(d)-1)/2]))
 		}
 	}
 	if len(parts) == 0 {

@@ -41,10 +41,12 @@ func TestMedianRatio(t *testing.T) {
 	}{
 		{"plain", Figures[0], Sample{Value: 20}, 1, true},
 		{"map-t", Figures[0], Sample{Value: 10}, 0.5, true},
-		{"tayga", Figures[0], Sample{Value: 2}, 0.1, true},
+		// Paired: runs 1/30, 2/10, 3/20 -> median 0.15 (medians: 0.1).
+		{"tayga", Figures[0], Sample{Value: 2}, 0.15, true},
 		// The median sample keeps its own loss.
 		{"plain", Figures[2], Sample{Value: 300, Loss: 0.1}, 1, true},
-		{"map-t", Figures[2], Sample{Value: 150, Loss: 0.2}, 0.5, true},
+		// Paired: 100/400, 300/300, 150/200 -> 0.75 (medians: 0.5).
+		{"map-t", Figures[2], Sample{Value: 150, Loss: 0.2}, 0.75, true},
 		{"tayga", Figures[2], Sample{Value: 60, Loss: 0.1}, 0.2, true},
 		{"map-t", Figures[1], Sample{}, 0, false},
 		{"nosuch", Figures[0], Sample{}, 0, false},
@@ -64,12 +66,21 @@ func TestMedianRatio(t *testing.T) {
 	if m, _ := r.Median("plain", Figures[1]); m.Value != 2 {
 		t.Errorf("median of {4, 2} = %v, want 2", m.Value)
 	}
+	// Unequal counts: ratio of the medians.
+	r.Add("map-t", Figures[1], Sample{Value: 1})
+	if q, ok := r.Ratio("map-t", Figures[1]); !ok || q != 0.5 {
+		t.Errorf("ratio with unpaired runs = %v, %v; want 1/2 (medians)", q, ok)
+	}
 	// A zero baseline has no ratio.
 	z := &Results{Variants: []string{"plain", "map-t"}}
 	z.Add("plain", Figures[0], Sample{})
 	z.Add("map-t", Figures[0], Sample{Value: 1})
 	if q, ok := z.Ratio("map-t", Figures[0]); ok {
 		t.Errorf("ratio against zero baseline = %v, want none", q)
+	}
+	z.Add("plain", Figures[0], Sample{Value: 5})
+	if q, ok := z.Ratio("map-t", Figures[0]); ok {
+		t.Errorf("ratio with one zero baseline run = %v, want none", q)
 	}
 }
 
@@ -79,9 +90,9 @@ func TestMarkdown(t *testing.T) {
 		"Linux 6.18.0, 2026-11-26 11:00 UTC; median of 3 runs of 5s each.",
 		"| figure | plain | map-t | map-t / plain | tayga | tayga / plain |",
 		"|---|---:|---:|---:|---:|---:|",
-		"| TCP c1 -> s (Gbit/s) | 20.0 (10.0-30.0) | 10.0 (5.00-15.0) | 0.50 | 2.00 (1.00-3.00) | 0.10 |",
+		"| TCP c1 -> s (Gbit/s) | 20.0 (10.0-30.0) | 10.0 (5.00-15.0) | 0.50 | 2.00 (1.00-3.00) | 0.15 |",
 		"| TCP s -> c1 (Gbit/s) | - | - | - | - | - |",
-		"| UDP 64 B c1 -> s (kpps) | 300 (200-400), loss 10% | 150 (100-300), loss 20% | 0.50 | 60.0 (50.0-70.0), loss 10% | 0.20 |",
+		"| UDP 64 B c1 -> s (kpps) | 300 (200-400), loss 10% | 150 (100-300), loss 20% | 0.75 | 60.0 (50.0-70.0), loss 10% | 0.20 |",
 	} {
 		if !strings.Contains(md, want+"\n") {
 			t.Errorf("table lacks line %q:\n%s", want, md)
@@ -97,12 +108,21 @@ func TestMarkdown(t *testing.T) {
 // lossy variant is left out.
 func TestAddedCost(t *testing.T) {
 	r := &Results{Variants: []string{"plain", "map-t", "tayga"}}
-	r.Add("plain", Figures[2], Sample{Value: 250})            // 4000 ns
-	r.Add("map-t", Figures[2], Sample{Value: 200})            // 5000 ns
-	r.Add("tayga", Figures[2], Sample{Value: 100, Loss: 0.7}) // lossy
-	r.Add("plain", Figures[3], Sample{Value: 200})            // 5000 ns
-	r.Add("map-t", Figures[3], Sample{Value: 160})            // 6250 ns
-	want := "Time per packet added to plain's path (UDP runs without loss, 1/rate on the sending core): map-t UDP 64 B c1 -> s +1000 ns, map-t UDP 64 B s -> c1 +1250 ns.\n"
+	// Pairs (ns per packet): 4000/5000, 2000/2500, 5000/8000 -> +1000,
+	// +500, +3000: median +1000.
+	for _, p := range [][2]float64{{250, 200}, {500, 400}, {200, 125}} {
+		r.Add("plain", Figures[2], Sample{Value: p[0]})
+		r.Add("map-t", Figures[2], Sample{Value: p[1]})
+		r.Add("tayga", Figures[2], Sample{Value: p[1] / 2, Loss: 0.7}) // lossy: left out
+	}
+	r.Add("plain", Figures[3], Sample{Value: 200}) // 5000 ns
+	r.Add("map-t", Figures[3], Sample{Value: 160}) // 6250 ns
+	r.Add("tayga", Figures[3], Sample{Value: 100}) // 10000 ns
+	r.Add("plain", Figures[3], Sample{Value: 200, Loss: 0.5})
+	r.Add("map-t", Figures[3], Sample{Value: 160})
+	r.Add("tayga", Figures[3], Sample{Value: 100})
+	// One lossy baseline run rules the whole figure out.
+	want := "Time per packet added to plain's path (UDP runs without loss, 1/rate on the sending core): map-t UDP 64 B c1 -> s +1000 ns.\n"
 	if got := r.addedCost(); got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
 	}
@@ -146,7 +166,7 @@ func TestChart(t *testing.T) {
 	if base < 200 {
 		t.Fatalf("baseline bar %d px high, want the full 100%% height", base)
 	}
-	for i, want := range []float64{1, 0.5, 0.1} {
+	for i, want := range []float64{1, 0.5, 0.15} {
 		got := float64(height(palette(i))) / float64(base)
 		if got < want-0.02 || got > want+0.02 {
 			t.Errorf("variant %d bar at %.3f of the baseline's, want %.2f", i, got, want)
@@ -156,7 +176,7 @@ func TestChart(t *testing.T) {
 
 func TestFontCoversChart(t *testing.T) {
 	r := sampleResults()
-	texts := []string{"MAP-T HEADLINE BENCHMARK - LINUX " + r.Kernel, "RATIO TO (MEDIAN OF 3 X 5S), RAW", "0123456789%.-"}
+	texts := []string{"MAP-T HEADLINE BENCHMARK - LINUX " + r.Kernel, "RATIO TO (MEDIAN OF 3 PAIRED RUNS OF 5S), RAW MEDIAN BELOW", "0123456789%.-"}
 	texts = append(texts, r.Variants...)
 	for _, f := range Figures {
 		texts = append(texts, f.Name, "("+f.Unit+")")

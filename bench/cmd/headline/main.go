@@ -176,7 +176,8 @@ const legend = `- plain: IPv4 routing of the same topology, no translation; CE 1
   it: the per-packet cost of the path.
 - Each variant runs in its own namespaces of the same topology, all three
   up at once, and the measurements are interleaved (plain, map-t, tayga,
-  plain, ...). Cells: median (min-max) of the runs; ratios are of the
-  medians. The machine is shared, so raw numbers move with its load; the
-  ratios are the figures to compare.
+  plain, ...). Cells: median (min-max) of the runs; a ratio is the median
+  of the per-run ratios (each run against the plain run measured just
+  before it). The machine is shared, so raw numbers move with its load;
+  the ratios are the figures to compare.
 `
