@@ -60,6 +60,8 @@ type brPkt struct {
 	_         [2]byte
 	FragId    uint32
 	Optlen    uint32
+	V6ext     uint32
+	_         [4]byte
 	Ip4       struct {
 		_        structs.HostLayout
 		VerIhl   uint8

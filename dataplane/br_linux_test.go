@@ -85,7 +85,9 @@ func TestBR6to4(t *testing.T) {
 		{"hairpin echo to shared address", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, oneV4), l4{"echo-req", our, 0, 8}, nil), actOK, "br_hairpin", nil,
 			&want6{src: mapt.Embed(dmr, me), dst: domainMap(t, oneV4, our), sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoRequest}},
 		{"hairpin to port in no set", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"udp", our, 80, 10}, nil), actShot, "dst_no_ce", nil, nil},
-		{"ipv6 extension header", hopByHop(t, ceBinding.MAPAddress, srvMAP, our), actShot, "ipv6_exthdr", nil, nil},
+		{"destination options left out", ext6(t, ceBinding.MAPAddress, srvMAP, our, 4053, destOpts()), actOK, "br_6to4",
+			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}, nil},
+		{"routing header with segments left", ext6(t, ceBinding.MAPAddress, srvMAP, our, 4053, routing(2)), actShot, "ipv6_exthdr", nil, nil},
 		{"truncated", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 40}, nil)[:14+40+12], actShot, "truncated", nil, nil},
 	}
 	for _, c := range cases {

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"github.com/mapt-go/mapt/mapt"
@@ -259,7 +260,14 @@ func TestCE6to4(t *testing.T) {
 		{"source neither dmr nor fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), ceBinding.MAPAddress, l4{"tcp", 443, our, 10}, nil), actShot, "src_unknown", nil},
 		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
-		{"hop-by-hop header", hopByHop(t, srvMAP, ceBinding.MAPAddress, our), actShot, "ipv6_exthdr", nil},
+		// RFC 7915 s5.1: these extension headers are left out.
+		{"hop-by-hop header", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh()), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
+		{"hop-by-hop, routing (done), destination options", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh(), routing(0), destOpts()), actRedirect, "ce_6to4",
+			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
+		{"routing header with segments left", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, routing(1)), actShot, "ipv6_exthdr", nil},
+		{"hop-by-hop not first", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, destOpts(), hbh()), actShot, "ipv6_exthdr", nil},
+		{"five extension headers", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, destOpts(), destOpts(), destOpts(), destOpts(), destOpts()), actShot, "ipv6_exthdr", nil},
 		{"icmpv6 fragment", frag6(t, srvMAP, ceBinding.MAPAddress, 9, make([]byte, 64), 0, 32, layers.IPProtocolICMPv6), actShot, "fragment", nil},
 		{"neighbour solicitation", icmpType6(t, srvMAP, ceBinding.MAPAddress, 135), actShot, "icmp_type", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
@@ -317,16 +325,32 @@ func icmpType6(t *testing.T, src, dst netip.Addr, typ uint8) []byte {
 	return serialize(t, eth, ip, ic, gopacket8())
 }
 
-func hopByHop(t *testing.T, src, dst netip.Addr, port uint16) []byte {
+// Extension headers for ext6: Hop-by-Hop (0), Destination Options (60)
+// and Routing (43) with segments left sl, each 8 bytes; the next-header
+// bytes are filled in by ext6.
+func hbh() []byte            { return []byte{0, 0, 1, 4, 0, 0, 0, 0} }
+func destOpts() []byte       { return []byte{60, 0, 1, 4, 0, 0, 0, 0} }
+func routing(sl byte) []byte { return []byte{43, 0, 0, sl, 0, 0, 0, 0} }
+
+// ext6 builds an IPv6 UDP packet with the given extension headers (each
+// starting with its own type, replaced by the chain's next-header bytes).
+func ext6(t *testing.T, src, dst netip.Addr, sport, dport uint16, exts ...[]byte) []byte {
 	ip := ip6(src, dst)
-	ip.NextHeader = layers.IPProtocolIPv6HopByHop
-	hbh := &layers.IPv6HopByHop{}
-	hbh.NextHeader = layers.IPProtocolUDP
-	hbh.Options = []*layers.IPv6HopByHopOption{{OptionType: 1, OptionLength: 4, OptionData: []byte{0, 0, 0, 0}}}
-	udp := &layers.UDP{SrcPort: 4053, DstPort: layers.UDPPort(port)}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ip)
+	body := serialize(t, udp, gopacket8())
+	var chain []byte
+	next := byte(layers.IPProtocolUDP)
+	for i := len(exts) - 1; i >= 0; i-- {
+		e := append([]byte(nil), exts[i]...)
+		typ := e[0]
+		e[0] = next
+		next = typ
+		chain = append(e, chain...)
+	}
+	ip.NextHeader = layers.IPProtocol(next)
 	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, hbh, udp, gopacket8())
+	return serialize(t, eth, ip, gopacket.Payload(append(chain, body...)))
 }
 
 // TestCounterNames keeps the Go names in step with enum reason.

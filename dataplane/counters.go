@@ -19,7 +19,7 @@ var counterNames = [...]string{
 	"bad_header",    // malformed IP header
 	"truncated",     // shorter than its headers
 	"ipv4_options",  // IPv4 source route, or options on an ICMP error
-	"ipv6_exthdr",   // IPv6 extension header: not translated
+	"ipv6_exthdr",   // IPv6 routing header with segments left, AH, ESP, ...
 	"fragment",      // a fragment we do not translate (ICMP, hairpin)
 	"proto",         // transport protocol without ports
 	"icmp_type",     // ICMP type RFC 7915 drops

@@ -202,6 +202,18 @@ func TestFragments(t *testing.T) {
 			t.Errorf("ids %#x %#x more %v %v, want 0x1234 (low 16 bits)", f1.id, f2.id, f1.more, f2.more)
 		}
 		reassembleUDP(t, ip4(serverV4, me), []fragOut{f1, f2}, dg)
+		// A Destination Options header before the Fragment Header is left
+		// out as well (RFC 7915 s5.1).
+		in := frag6(t, srv6, my6, 0xabcd1235, dg, 0, 160, layers.IPProtocolUDP)
+		withExt := append(append(append([]byte{}, in[:54]...), 44, 0, 1, 4, 0, 0, 0, 0), in[54:]...)
+		withExt[14+6] = 60
+		binary.BigEndian.PutUint16(withExt[14+4:], binary.BigEndian.Uint16(withExt[14+4:])+8)
+		g1 := parseFrag4(t, step(t, ce, false, withExt, actRedirect, "ce_6to4"))
+		g2 := parseFrag4(t, step(t, ce, false, frag6(t, srv6, my6, 0xabcd1235, dg, 160, 500, layers.IPProtocolUDP), actRedirect, "ce_6to4"))
+		if g1.id != 0x1235 || !g1.more || g1.off != 0 {
+			t.Errorf("fragment after destination options: id %#x more %v offset %d", g1.id, g1.more, g1.off)
+		}
+		reassembleUDP(t, ip4(serverV4, me), []fragOut{g1, g2}, dg)
 		// A first fragment to a port outside our set is still refused.
 		bad := udpDatagram(t, srv6, my6, 4053, notIn(t, ceBinding.PortSet), 300)
 		step(t, ce, false, frag6(t, srv6, my6, 0x55, bad, 0, 160, layers.IPProtocolUDP), actShot, "dst_port")

@@ -57,7 +57,7 @@ enum reason {
 	R_BAD_HDR,           /* malformed IP header (version, length, checksum) */
 	R_TRUNCATED,         /* packet shorter than its headers */
 	R_V4_OPTIONS,        /* IPv4 source route, or options on an ICMP error */
-	R_V6_EXTHDR,         /* IPv6 extension header we do not translate */
+	R_V6_EXTHDR,         /* IPv6 routing header with segments left, AH, ESP, ... */
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
 	R_PROTO,             /* transport protocol without ports */
 	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */

@@ -46,6 +46,9 @@ struct inner {
 	} __attribute__((aligned(8)));
 };
 
+/* Extension headers skipped before giving up (RFC 7915 s5.1). */
+#define V6_EXT_MAX 4
+
 #define FRAG_FIRST 1 /* offset 0: carries the transport header */
 #define FRAG_LATER 2 /* no transport header */
 
@@ -68,6 +71,7 @@ struct pkt {
 	__u16 frag_off;  /* offset in 8-byte units */
 	__u32 frag_id;
 	__u32 optlen;    /* IPv4 options, dropped in translation */
+	__u32 v6ext;     /* IPv6 extension headers (Fragment included), dropped in translation */
 	union {
 		struct iphdr4 ip4;
 		struct iphdr6 ip6;
@@ -363,7 +367,8 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr6 *h = &p->ip6;
-	__u32 plen;
+	__u32 plen, k;
+	int err;
 
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
@@ -375,6 +380,30 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	p->l4 = p->l3 + sizeof(*h);
 	p->l4len = plen;
 	p->proto = h->nexthdr;
+	/* RFC 7915 s5.1: Hop-by-Hop and Destination Options headers, and a
+	 * Routing header with no segments left, are not translated but left
+	 * out; a Routing header with segments left is dropped. One path
+	 * continues per round, so the verifier's work stays linear. */
+	for (k = 0; k < V6_EXT_MAX; k++) {
+		__u8 eh[4];
+		__u32 elen;
+
+		if (p->proto != 0 && p->proto != 60 && p->proto != 43)
+			break;
+		if (p->proto == 0 && k != 0)
+			return R_V6_EXTHDR; /* hop-by-hop must come first */
+		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, eh, 4))
+			return R_TRUNCATED;
+		if (p->proto == 43 && eh[3] != 0)
+			return R_V6_EXTHDR; /* segments left */
+		elen = ((__u32)eh[1] + 1) * 8;
+		if (elen > p->l4len)
+			return R_TRUNCATED;
+		p->proto = eh[0];
+		p->l4 += elen;
+		p->l4len -= elen;
+		p->v6ext += elen;
+	}
 	switch (p->proto) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
@@ -384,7 +413,7 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		__u8 fh[8];
 		__u16 fo;
 
-		if (plen < 8 || bpf_skb_load_bytes(skb, p->l4, fh, 8))
+		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, fh, 8))
 			return R_TRUNCATED;
 		p->proto = fh[0];
 		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
@@ -396,13 +425,14 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
 		p->l4 += 8;
 		p->l4len -= 8;
+		p->v6ext += 8;
 		if (p->frag == FRAG_LATER)
 			return 0;
 		break;
 	}
 	case IPPROTO_ICMP:
 		return R_PROTO;
-	case 0:   /* hop-by-hop */
+	case 0:   /* hop-by-hop (late), or more headers than we skip */
 	case 43:  /* routing */
 	case 60:  /* destination options */
 	case 51:  /* AH */
@@ -412,7 +442,11 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	default:
 		return R_PROTO;
 	}
-	return parse_l4(skb, p, 1);
+	err = parse_l4(skb, p, 1);
+	/* The ICMP error path assumes no extension headers. */
+	if (!err && p->icmp_err && p->v6ext)
+		return R_V6_EXTHDR;
+	return err;
 }
 
 #endif /* MAPT_PARSE_H */

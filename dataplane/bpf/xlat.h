@@ -176,8 +176,10 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	struct iphdr4 h4 = {};
 	__be32 pseudo[10] = {};
 	__u32 tot = p->l4len + sizeof(h4);
-	__u32 shrink = p->frag ? 28 : 20;
-	__u32 csum_off = p->l4 - shrink + l4_csum_off(p);
+	/* The transport header ends up right after the IPv4 header; the
+	 * extension headers (Fragment Header included) are gone. */
+	__u32 nl4 = p->l3 + sizeof(h4);
+	__u32 csum_off = nl4 + l4_csum_off(p);
 	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__s64 diff;
 
@@ -202,8 +204,9 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	h4.check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)&h4, sizeof(h4), 0));
 
 	__builtin_memcpy(pseudo, p->ip6.saddr, 32);
-	/* The Fragment Header sits right after the fixed IPv6 header. */
-	if (p->frag && bpf_skb_adjust_room(skb, -8, BPF_ADJ_ROOM_NET, 0))
+	/* The extension headers sit right after the fixed IPv6 header,
+	 * which is where BPF_ADJ_ROOM_NET cuts. */
+	if (p->v6ext && bpf_skb_adjust_room(skb, -(__s32)p->v6ext, BPF_ADJ_ROOM_NET, 0))
 		return R_HELPER;
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
 		return R_HELPER;
@@ -211,7 +214,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 		return R_HELPER;
 	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
 		return R_HELPER;
-	p->l4 -= shrink;
+	p->l4 = nl4;
 	if (p->frag == FRAG_LATER)
 		return 0;
 
