@@ -208,6 +208,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* sized for all rules, often empty */
 	__type(key, struct psid_key);
 	__type(value, struct rule);
 } rules_psid SEC(".maps");

@@ -9,5 +9,7 @@
 // them), this check can: a CE that sends with another CE's MAP address and
 // port set arrives from the wrong MAC address and is dropped and counted.
 // It is for BRs on the CEs' link (or behind routers that keep per-CE next
-// hops); elsewhere leave it off.
+// hops); elsewhere leave it off. A packet whose next hop the BR has not
+// resolved yet is let through (counted "unverified"): dropping it would
+// keep the neighbour unresolved forever, and the first reply resolves it.
 package savi

@@ -14,7 +14,7 @@ import (
 )
 
 // counterNames follow enum reason in bpf/savi.c.
-var counterNames = [...]string{"checked", "exempt", "no_route", "other_if", "other_mac", "no_neigh"}
+var counterNames = [...]string{"checked", "exempt", "no_route", "other_if", "other_mac", "unverified"}
 
 // clsactPriority runs before the translator's filter (0x4d54).
 const clsactPriority = 0x4d53

@@ -26,7 +26,7 @@ enum reason {
 	R_NO_ROUTE,    /* dropped: the BR has no route back to the source */
 	R_OTHER_IF,    /* dropped: the route to the source leaves by another interface */
 	R_OTHER_MAC,   /* dropped: the route's next hop is another neighbour */
-	R_NO_NEIGH,    /* dropped: the next hop has no neighbour entry */
+	R_UNVERIFIED,  /* accepted unverified: the next hop has no neighbour entry yet */
 	R_MAX,
 };
 
@@ -71,7 +71,10 @@ int savi_ingress(struct __sk_buff *skb)
 	case BPF_FIB_LKUP_RET_SUCCESS:
 		break;
 	case BPF_FIB_LKUP_RET_NO_NEIGH:
-		return count(R_NO_NEIGH, TC_ACT_SHOT);
+		/* The route is right but the BR has not resolved the next hop
+		 * yet. Dropping would keep it so: nothing would ever go back.
+		 * The first answer resolves it and the check takes over. */
+		return count(R_UNVERIFIED, TC_ACT_UNSPEC);
 	default:
 		return count(R_NO_ROUTE, TC_ACT_SHOT);
 	}
