@@ -53,7 +53,7 @@ generate:
 # Regenerates the BPF objects into a temporary directory and compares them
 # with the committed ones byte for byte.
 check-generate:
-	$(GO) test -count=1 -run '^TestGenerateReproducible$$' ./dataplane/
+	$(GO) test -count=1 -run '^TestGenerateReproducible$$' ./dataplane/...
 
 # Per-packet micro-benchmarks, then the headline run (bench/): TCP and
 # 64-byte UDP across the seed's topology through plain IPv4 routing, MAP-T

@@ -13,6 +13,8 @@
 //	  ipv6-interface: eth0       # CE-facing side
 //	  ipv4-interface: eth1       # IPv4 Internet side
 //	  metrics: 127.0.0.1:9724    # Prometheus endpoint (the default)
+//	  source-check: neighbor     # CE packets only from the neighbour their
+//	                             # source is routed to (default off)
 //	domains:
 //	  - name: seed
 //	    dmr: 64:ff9b::/96        # RFC 6052 prefix: /32 /40 /48 /56 /64 /96

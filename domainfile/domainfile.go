@@ -27,6 +27,9 @@ type BR struct {
 	IPv6Interface string
 	IPv4Interface string
 	Metrics       string
+	// SourceCheck accepts CE packets only from the neighbour the BR routes
+	// their source to (source-check: neighbor; see package savi).
+	SourceCheck bool
 }
 
 // Domain is one MAP domain and its DHCPv6 server settings.
@@ -257,6 +260,20 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 			return p.str(v, field, &br.IPv6Interface)
 		case "ipv4-interface":
 			return p.str(v, field, &br.IPv4Interface)
+		case "source-check":
+			var mode string
+			if err := p.str(v, field, &mode); err != nil {
+				return err
+			}
+			switch mode {
+			case "neighbor":
+				br.SourceCheck = true
+			case "off":
+				br.SourceCheck = false
+			default:
+				return p.errf(v, field, "%q: want neighbor or off", mode)
+			}
+			return nil
 		case "metrics":
 			if err := p.str(v, field, &br.Metrics); err != nil {
 				return err

@@ -87,6 +87,7 @@ func TestErrors(t *testing.T) {
 		{"empty", "", "f.yaml:1: empty file"},
 		{"syntax", "domains: [\n", "f.yaml:"},
 		{"metrics", "br:\n  metrics: localhost\n" + okDomain, `f.yaml:2: br.metrics: "localhost" is not ADDRESS:PORT`},
+		{"source-check", "br:\n  source-check: strict\n" + okDomain, `f.yaml:2: br.source-check: "strict": want neighbor or off`},
 		{"fmr not bool", okDomain + "        fmr: maybe\n", `f.yaml:9: domains[0].rules[0].fmr: "maybe" is not true or false`},
 		{"rules not a list", "domains:\n  - name: a\n    dmr: 64:ff9b::/96\n    rules: 3\n", "f.yaml:4: domains[0].rules: want a non-empty list"},
 	}

@@ -51,8 +51,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), dir)
 			case name == "pass":
 				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v))
-			case name == "ce_4to6" || name == "ce_6to4":
-				// CE counters stay zero on a BR.
+			case name == "ce_4to6" || name == "ce_6to4" || name == "savi_checked" || name == "savi_exempt" || name == "savi_unverified":
+				// CE counters stay zero on a BR; the check's passes are
+				// not drops.
 			default:
 				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), name)
 			}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mapt-go/mapt/dataplane"
+	"github.com/mapt-go/mapt/dataplane/savi"
 	"github.com/mapt-go/mapt/domainfile"
 )
 
@@ -47,6 +48,7 @@ type Relay struct {
 	file  *domainfile.File
 	xl    *dataplane.Translator
 	local *localRoutes
+	savi  *savi.Check
 }
 
 // Run loads the file, attaches the BR translator to the file's interfaces
@@ -76,6 +78,18 @@ func Run(ctx context.Context, opts Options) error {
 	defer xl.Close()
 	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, opts.AttachMode); err != nil {
 		return fmt.Errorf("relay: %w", err)
+	}
+	if f.BR.SourceCheck {
+		check, err := savi.Load()
+		if err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		defer check.Close()
+		if err := check.Attach(f.BR.IPv6Interface, xl.Prog6to4(), opts.AttachMode); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		r.savi = check
+		log.Info("source check on", "interface", f.BR.IPv6Interface)
 	}
 	local, err := openLocal(xl, opts.AttachMode)
 	if err != nil {
@@ -157,7 +171,7 @@ func (r *Relay) reload() error {
 	if err != nil {
 		return err
 	}
-	if f.BR.IPv6Interface != r.file.BR.IPv6Interface || f.BR.IPv4Interface != r.file.BR.IPv4Interface || f.BR.Metrics != r.file.BR.Metrics {
+	if f.BR != r.file.BR {
 		return fmt.Errorf("relay: %s: the br section changed; interfaces and the metrics address take effect on restart", f.Path)
 	}
 	cfg, err := translatorConfig(f)
@@ -198,14 +212,27 @@ func translatorConfig(f *domainfile.File) (dataplane.Config, error) {
 	return cfg, nil
 }
 
+// counters merges the translator's counters and the source check's drops
+// (as savi_<reason>).
 func (r *Relay) counters() (map[string]uint64, error) {
 	r.mu.Lock()
-	xl := r.xl
+	xl, check := r.xl, r.savi
 	r.mu.Unlock()
 	if xl == nil {
 		return nil, errors.New("relay: not running")
 	}
-	return xl.Counters()
+	c, err := xl.Counters()
+	if err != nil || check == nil {
+		return c, err
+	}
+	sc, err := check.Counters()
+	if err != nil {
+		return c, err
+	}
+	for k, v := range sc {
+		c["savi_"+k] = v
+	}
+	return c, nil
 }
 
 // serveMetrics serves /metrics on addr ("" for none) and returns the

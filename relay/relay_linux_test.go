@@ -46,11 +46,13 @@ type mapLab struct {
 	domainFile string
 }
 
-func startLab(t *testing.T) *mapLab {
+func startLab(t *testing.T) *mapLab { return startLabWith(t, domainYAML) }
+
+func startLabWith(t *testing.T, domain string) *mapLab {
 	testenv.Require(t, "ip", "nft", "ping")
 	seed := testenv.NewSeed(t)
 	l := &mapLab{Seed: seed, domainFile: filepath.Join(seed.Lab.Dir(), "domain.yaml")}
-	if err := os.WriteFile(l.domainFile, []byte(domainYAML), 0o644); err != nil {
+	if err := os.WriteFile(l.domainFile, []byte(domain), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	brBin := testenv.BuildBinary(t, "./cmd/br")
@@ -220,6 +222,53 @@ func TestBRTraffic(t *testing.T) {
 		t.Fatalf("src_port drops %v -> %v", before, got)
 	}
 	l.CE11b.MustExec("ip", "-6", "addr", "del", mapAddr+"/128", "dev", "wan")
+}
+
+// sendAs sends UDP from CE 11b's namespace with a given MAP address and
+// port as its source, to s through the DMR, and reports whether s got it.
+func sendAs(t *testing.T, l *mapLab, src string, port int) bool {
+	t.Helper()
+	l.CE11b.MustExec("ip", "-6", "addr", "add", src+"/128", "dev", "wan", "nodad")
+	defer l.CE11b.MustExec("ip", "-6", "addr", "del", src+"/128", "dev", "wan")
+	capture := l.S.Capture("eth0", "udp port 9")
+	c, err := l.CE11b.Dial("udp6", fmt.Sprintf("[%s]:%d", src, port), "[64:ff9b::cb00:7138]:9", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		c.Write([]byte("who am I"))
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Close()
+	return len(capture.Packets()) > 0
+}
+
+// TestBRSourceCheck has CE 11b send with CE 774's MAP address and a port
+// of CE 774's set: the s8.3 port check cannot tell, the source check
+// (source-check: neighbor) can, because the BR routes CE 774's prefix to
+// another neighbour. Without it, the packet would pass.
+func TestBRSourceCheck(t *testing.T) {
+	const ce774 = "2001:db8:ce:774:0:c000:23b:14"
+	l := startLab(t)
+	if !sendAs(t, l, ce774, 41000) {
+		t.Fatal("control: without the source check the spoofed packet should pass (the port is CE 774's)")
+	}
+	l = startLabWith(t, strings.Replace(domainYAML, "  metrics:", "  source-check: neighbor\n  metrics:", 1))
+	// Legitimate traffic from both CEs; the replies make the BR resolve
+	// both next hops.
+	for _, c := range []*testenv.NS{l.C1, l.C2} {
+		udpEcho(t, c, "legitimate "+c.Short)
+	}
+	if sendAs(t, l, ce774, 41000) {
+		t.Fatal("CE 11b posing as CE 774 reached s")
+	}
+	m, err := l.metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[`mapt_br_dropped_packets_total{reason="savi_other_mac"}`] < 3 {
+		t.Fatalf("source check drops: %v", m)
+	}
 }
 
 // TestBROwnErrors checks the BR's own ICMP errors, which go through its
