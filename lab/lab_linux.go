@@ -86,6 +86,7 @@ br:
   ipv6-interface: eth0
   ipv4-interface: eth1
   metrics: 127.0.0.1:9724
+  source-check: neighbor   # CEs are on the BR's link
 domains:
   - name: seed
     dmr: 64:ff9b::/96
