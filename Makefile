@@ -55,12 +55,14 @@ generate:
 check-generate:
 	$(GO) test -count=1 -run '^TestGenerateReproducible$$' ./dataplane/...
 
-# Per-packet micro-benchmarks, then the headline run (bench/): TCP and
+# Per-packet micro-benchmarks, the agent's provisioning cost (lease to
+# translator ready, DHCPv6 bind against Kea, nat apply), then the headline run (bench/): TCP and
 # 64-byte UDP across the seed's topology through plain IPv4 routing, MAP-T
 # and tayga, written to bench/results/latest.{md,png} and README.md's
 # Performance table. About 4 minutes.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./mapt/ ./dataplane/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./agent/ ./provision/ ./nat/
 	$(GO) run ./bench/cmd/headline -bin $(BIN) -out bench/results -readme README.md
 
 # Static, stripped ce-agent and br for router CPUs (mips, mipsle, arm,
