@@ -2,8 +2,6 @@ package bench
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,13 +12,7 @@ import (
 
 // bins builds ce-agent and br into one directory.
 func bins(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(testenv.BuildBinary(t, "./cmd/ce-agent"))
-	br := testenv.BuildBinary(t, "./cmd/br")
-	if err := os.Rename(br, filepath.Join(dir, "br")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
 }
 
 // TestSmoke runs the whole benchmark with 1-second measurements: every

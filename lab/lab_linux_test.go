@@ -14,15 +14,9 @@ import (
 	"github.com/mapt-go/mapt/testenv"
 )
 
-// bins builds ce-agent and br once per test binary.
+// bins builds ce-agent and br into one directory.
 func bins(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Dir(testenv.BuildBinary(t, "./cmd/ce-agent"))
-	br := testenv.BuildBinary(t, "./cmd/br")
-	if err := os.Rename(br, filepath.Join(dir, "br")); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
 }
 
 // TestZeroTouch is the seed scenario: both CEs provision from Kea with no

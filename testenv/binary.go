@@ -22,6 +22,20 @@ func BuildBinary(t T, pkg string) string {
 	return out
 }
 
+// BuildBinaries builds the commands pkgs (e.g. "./cmd/ce-agent",
+// "./cmd/br") into one temporary directory and returns it.
+func BuildBinaries(t T, pkgs ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = moduleRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, b)
+	}
+	return dir
+}
+
 // RunBinary runs a binary and returns stdout, stderr and the exit code.
 func RunBinary(t T, bin string, args ...string) (string, string, int) {
 	t.Helper()
