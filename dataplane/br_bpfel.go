@@ -169,6 +169,7 @@ type brXlatConfig struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	brMapActive      = "active"
+	brMapBytes       = "bytes"
 	brMapConfig      = "config"
 	brMapCounters    = "counters"
 	brMapFragCache   = "frag_cache"
@@ -236,6 +237,7 @@ type brProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type brMapSpecs struct {
 	Active     *ebpf.MapSpec `ebpf:"active"`
+	Bytes      *ebpf.MapSpec `ebpf:"bytes"`
 	Config     *ebpf.MapSpec `ebpf:"config"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
@@ -275,6 +277,7 @@ func (o *brObjects) Close() error {
 // It can be passed to loadBrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type brMaps struct {
 	Active     *ebpf.Map `ebpf:"active"`
+	Bytes      *ebpf.Map `ebpf:"bytes"`
 	Config     *ebpf.Map `ebpf:"config"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	FragCache  *ebpf.Map `ebpf:"frag_cache"`
@@ -290,6 +293,7 @@ type brMaps struct {
 func (m *brMaps) Close() error {
 	return _BrClose(
 		m.Active,
+		m.Bytes,
 		m.Config,
 		m.Counters,
 		m.FragCache,

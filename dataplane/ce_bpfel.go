@@ -169,6 +169,7 @@ type ceXlatConfig struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	ceMapActive       = "active"
+	ceMapBytes        = "bytes"
 	ceMapConfig       = "config"
 	ceMapCounters     = "counters"
 	ceMapFragCache    = "frag_cache"
@@ -236,6 +237,7 @@ type ceProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type ceMapSpecs struct {
 	Active     *ebpf.MapSpec `ebpf:"active"`
+	Bytes      *ebpf.MapSpec `ebpf:"bytes"`
 	Config     *ebpf.MapSpec `ebpf:"config"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
 	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
@@ -275,6 +277,7 @@ func (o *ceObjects) Close() error {
 // It can be passed to loadCeObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ceMaps struct {
 	Active     *ebpf.Map `ebpf:"active"`
+	Bytes      *ebpf.Map `ebpf:"bytes"`
 	Config     *ebpf.Map `ebpf:"config"`
 	Counters   *ebpf.Map `ebpf:"counters"`
 	FragCache  *ebpf.Map `ebpf:"frag_cache"`
@@ -290,6 +293,7 @@ type ceMaps struct {
 func (m *ceMaps) Close() error {
 	return _CeClose(
 		m.Active,
+		m.Bytes,
 		m.Config,
 		m.Counters,
 		m.FragCache,

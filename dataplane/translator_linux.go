@@ -195,12 +195,23 @@ func deleteStale[K comparable, V any](m *ebpf.Map, old, cur map[K]V) error {
 
 // Counters returns the packet counters by reason, summed over CPUs.
 func (t *Translator) Counters() (map[string]uint64, error) {
+	return t.sum("counters")
+}
+
+// Bytes returns the bytes of translated packets (after translation) by
+// counter name, summed over CPUs; only the translation counters (ce_4to6,
+// br_6to4, br_hairpin, ...) move.
+func (t *Translator) Bytes() (map[string]uint64, error) {
+	return t.sum("bytes")
+}
+
+func (t *Translator) sum(mapName string) (map[string]uint64, error) {
 	out := make(map[string]uint64, len(counterNames))
-	m := t.coll.Maps["counters"]
+	m := t.coll.Maps[mapName]
 	for i, name := range counterNames {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("dataplane: counters: %s: %w", name, err)
+			return nil, fmt.Errorf("dataplane: %s: %s: %w", mapName, name, err)
 		}
 		var sum uint64
 		for _, v := range per {

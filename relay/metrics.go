@@ -20,13 +20,14 @@ var translated = map[string]string{
 type collector struct {
 	r *Relay
 
-	packets, drops, passed, rules, reloadTime, reloadOK, reloads *prometheus.Desc
+	packets, bytes, drops, passed, rules, reloadTime, reloadOK, reloads *prometheus.Desc
 }
 
 func newCollector(r *Relay) *collector {
 	return &collector{
 		r:          r,
 		packets:    prometheus.NewDesc("mapt_br_translated_packets_total", "Packets translated, by direction.", []string{"direction"}, nil),
+		bytes:      prometheus.NewDesc("mapt_br_translated_bytes_total", "Bytes of translated packets (as sent), by direction.", []string{"direction"}, nil),
 		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by reason.", []string{"reason"}, nil),
 		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack.", nil, nil),
 		rules:      prometheus.NewDesc("mapt_br_rules", "Mapping rules loaded.", nil, nil),
@@ -37,12 +38,17 @@ func newCollector(r *Relay) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.drops, c.passed, c.rules, c.reloadTime, c.reloadOK, c.reloads} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.rules, c.reloadTime, c.reloadOK, c.reloads} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if b, err := c.r.bytes(); err == nil {
+		for name, dir := range translated {
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b[name]), dir)
+		}
+	}
 	counters, err := c.r.counters()
 	if err == nil {
 		for name, v := range counters {

@@ -212,6 +212,17 @@ func translatorConfig(f *domainfile.File) (dataplane.Config, error) {
 	return cfg, nil
 }
 
+// bytes returns the translator's byte counters.
+func (r *Relay) bytes() (map[string]uint64, error) {
+	r.mu.Lock()
+	xl := r.xl
+	r.mu.Unlock()
+	if xl == nil {
+		return nil, errors.New("relay: not running")
+	}
+	return xl.Bytes()
+}
+
 // counters merges the translator's counters and the source check's drops
 // (as savi_<reason>).
 func (r *Relay) counters() (map[string]uint64, error) {

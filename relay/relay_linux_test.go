@@ -196,6 +196,10 @@ func TestBRTraffic(t *testing.T) {
 	if m[`mapt_br_translated_packets_total{direction="6to4"}`] < 10 || m[`mapt_br_translated_packets_total{direction="4to6"}`] < 10 {
 		t.Fatalf("metrics: %v", m)
 	}
+	// Bytes: the 4 MB download alone is more than 4e6 bytes 4->6.
+	if m[`mapt_br_translated_bytes_total{direction="4to6"}`] < 4e6 || m[`mapt_br_translated_bytes_total{direction="6to4"}`] < 1000 {
+		t.Fatalf("byte metrics: %v", m)
+	}
 	if m["mapt_br_rules"] != 1 || m["mapt_br_last_reload_success"] != 1 {
 		t.Fatalf("rule/reload metrics: %v", m)
 	}

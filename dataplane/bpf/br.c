@@ -89,7 +89,7 @@ int br_ingress6(struct __sk_buff *skb)
 			err = rewrite6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
 			if (err)
 				return drop(err);
-			count(R_BR_HAIRPIN);
+			count_xlat(skb, R_BR_HAIRPIN);
 			return TC_ACT_OK;
 		}
 		/* An error about a hairpinned packet: that one went from the
@@ -107,7 +107,7 @@ int br_ingress6(struct __sk_buff *skb)
 		err = rewrite6_err(skb, p, &o, &i);
 		if (err)
 			return drop(err);
-		count(R_BR_HAIRPIN);
+		count_xlat(skb, R_BR_HAIRPIN);
 		return TC_ACT_OK;
 	}
 	if (p->icmp_err) {
@@ -124,7 +124,7 @@ int br_ingress6(struct __sk_buff *skb)
 	}
 	if (err)
 		return drop(err);
-	count(R_BR_6TO4);
+	count_xlat(skb, R_BR_6TO4);
 	return TC_ACT_OK;
 }
 
@@ -181,7 +181,7 @@ int br_ingress4(struct __sk_buff *skb)
 	err = br_xlat4(skb, c, p, daddr);
 	if (err)
 		return drop(err);
-	count(R_BR_4TO6);
+	count_xlat(skb, R_BR_4TO6);
 	return TC_ACT_OK;
 }
 
@@ -270,13 +270,13 @@ int br_local(struct __sk_buff *skb)
 		err = br_local4(skb);
 		if (err)
 			return drop(err);
-		count(R_BR_4TO6);
+		count_xlat(skb, R_BR_4TO6);
 		return bpf_redirect_neigh(c->wan_ifindex, 0, 0, 0);
 	}
 	err = br_local6(skb);
 	if (err)
 		return drop(err);
-	count(R_BR_6TO4);
+	count_xlat(skb, R_BR_6TO4);
 	return bpf_redirect_neigh(c->uplink_ifindex, 0, 0, 0);
 }
 

@@ -147,7 +147,7 @@ int ce_egress(struct __sk_buff *skb)
 		return drop(err);
 	if (c->wan_mtu && !skb->gso_size && skb->len - ETH_HLEN > c->wan_mtu)
 		return drop(R_TOO_BIG);
-	count(R_CE_4TO6);
+	count_xlat(skb, R_CE_4TO6);
 	return bpf_redirect_neigh(c->wan_ifindex, 0, 0, 0);
 }
 
@@ -203,7 +203,7 @@ int ce_ingress(struct __sk_buff *skb)
 	}
 	if (err)
 		return drop(err);
-	count(R_CE_6TO4);
+	count_xlat(skb, R_CE_6TO4);
 	return bpf_redirect(c->uplink_ifindex, BPF_F_INGRESS);
 }
 

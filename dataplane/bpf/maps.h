@@ -188,6 +188,15 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
+/* Bytes of translated packets (their size after translation), indexed like
+ * counters; only the translation reasons are used. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, R_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} bytes SEC(".maps");
+
 /* max_entries are set by the loader from the rule count. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -239,6 +248,16 @@ static __always_inline void count(__u32 reason)
 
 	if (v)
 		*v += 1;
+}
+
+/* count_xlat counts a translated packet and its bytes. */
+static __always_inline void count_xlat(struct __sk_buff *skb, __u32 reason)
+{
+	__u64 *v = bpf_map_lookup_elem(&bytes, &reason);
+
+	if (v)
+		*v += skb->len;
+	count(reason);
 }
 
 static __always_inline int drop(__u32 reason)
