@@ -52,10 +52,16 @@ func newKernel(cfg Config) (kernel, string, error) {
 	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l}, wan, nil
 }
 
-// uplinkMTU is the WAN MTU less the 20 bytes an IPv6 header adds over an
-// IPv4 one (RFC 7599 s10.1), so that the stack fragments or sends
-// Fragmentation Needed before the translator would have to.
-func (k *linuxKernel) uplinkMTU() int { return k.wan.Attrs().MTU - 20 }
+// uplinkMTU is the WAN MTU less 28 bytes: the 20 an IPv6 header adds over
+// an IPv4 one (RFC 7599 s10.1) and the 8 of the Fragment Header an IPv4
+// fragment gains in translation (RFC 7915 s5.1.1). With 20 alone, the
+// stack would cut oversize datagrams into fragments that no longer fit the
+// WAN once translated. So the stack fragments, or sends Fragmentation
+// Needed, before the translator would have to.
+func (k *linuxKernel) uplinkMTU() int { return k.wan.Attrs().MTU - uplinkOverhead }
+
+// uplinkOverhead is what translation can add to an IPv4 packet.
+const uplinkOverhead = 20 + 8
 
 func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 	b := d.Binding

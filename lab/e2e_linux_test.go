@@ -382,3 +382,33 @@ func TestLeaseLifecycle(t *testing.T) {
 	wget(t, l.C2)
 	udpEcho(t, l.C2, "")
 }
+
+// TestFragmentedUDP sends a 3000-byte datagram from c1: c1 fragments it,
+// the CE fragments again to its uplink MTU (WAN - 28), and every fragment,
+// 28 bytes longer once translated, still fits the WAN and the BR's links.
+func TestFragmentedUDP(t *testing.T) {
+	l := up(t, lab.Options{})
+	sink := l.S.ListenPacket("udp", ":9999")
+	c, err := l.C1.Dial("udp", "", testenv.SeedServer+":9999", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 3000)
+	for i := range payload {
+		payload[i] = byte(i)
+	}
+	buf := make([]byte, 4000)
+	for try := 0; try < 3; try++ {
+		c.Write(payload)
+		sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := sink.ReadFrom(buf)
+		if err == nil {
+			if n != len(payload) || string(buf[:n]) != string(payload) {
+				t.Fatalf("s got %d bytes, corrupted or cut", n)
+			}
+			return
+		}
+	}
+	s, _ := l.Status(l.CEs[0])
+	t.Fatalf("the 3000-byte datagram never reached s; CE counters %v", s.Counters)
+}
