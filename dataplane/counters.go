@@ -28,4 +28,5 @@ var counterNames = [...]string{
 	"frag_miss",     // 4->6: later fragment whose first was not seen
 	"local",         // BR: own packet on br_local that is not for a CE
 	"too_big",       // CE 4->6: translated packet exceeds the WAN MTU
+	"ttl_expired",   // BR: translated, but its TTL/hop limit ends here (the stack answers Time Exceeded)
 }

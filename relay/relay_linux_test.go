@@ -290,6 +290,9 @@ func TestBROwnErrors(t *testing.T) {
 	if !strings.Contains(out, "Time to live exceeded") {
 		t.Fatalf("TTL 2 ping from c1: want Time to live exceeded from the BR, got:\n%s", out)
 	}
+	if m, _ := l.metrics(); m[`mapt_br_dropped_packets_total{reason="ttl_expired"}`] != 1 {
+		t.Fatalf("ttl_expired metric: %v", m)
+	}
 	if out := l.BR.MustExec("ip", "route", "show", "dev", "maptbr0"); !strings.Contains(out, "192.0.2.0/24") {
 		t.Fatalf("no route to the rule's IPv4 prefix through the local device: %s", out)
 	}

@@ -90,6 +90,8 @@ int br_ingress6(struct __sk_buff *skb)
 			if (err)
 				return drop(err);
 			count_xlat(skb, R_BR_HAIRPIN);
+			if (p->ip6.hlim <= 1)
+				count(R_TTL_EXPIRED);
 			return TC_ACT_OK;
 		}
 		/* An error about a hairpinned packet: that one went from the
@@ -125,6 +127,8 @@ int br_ingress6(struct __sk_buff *skb)
 	if (err)
 		return drop(err);
 	count_xlat(skb, R_BR_6TO4);
+	if (p->ip6.hlim <= 1)
+		count(R_TTL_EXPIRED);
 	return TC_ACT_OK;
 }
 
@@ -182,6 +186,8 @@ int br_ingress4(struct __sk_buff *skb)
 	if (err)
 		return drop(err);
 	count_xlat(skb, R_BR_4TO6);
+	if (p->ip4.ttl <= 1)
+		count(R_TTL_EXPIRED);
 	return TC_ACT_OK;
 }
 

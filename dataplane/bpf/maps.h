@@ -66,6 +66,7 @@ enum reason {
 	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
 	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
 	R_TOO_BIG,           /* CE 4->6: translated packet exceeds the WAN MTU */
+	R_TTL_EXPIRED,       /* BR: translated, but its TTL/hop limit ends here (the stack answers Time Exceeded) */
 	R_MAX,
 };
 
