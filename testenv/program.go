@@ -60,7 +60,8 @@ func (p *Program) Failed() bool {
 	return p.failed
 }
 
-func (p *Program) Logf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+// Logf writes to stderr: stdout is the program's own output.
+func (p *Program) Logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
 func (p *Program) Errorf(format string, args ...any) {
 	p.mu.Lock()

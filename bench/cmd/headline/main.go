@@ -11,70 +11,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/mapt-go/mapt/bench"
+	"github.com/mapt-go/mapt/testenv"
 )
-
-// runner is the testenv.T of a program: failures print, tear down and exit.
-type runner struct {
-	dir      string
-	mu       sync.Mutex
-	failed   bool
-	cleanups []func()
-	once     sync.Once
-}
-
-func (r *runner) Helper() {}
-func (r *runner) Cleanup(f func()) {
-	r.mu.Lock()
-	r.cleanups = append(r.cleanups, f)
-	r.mu.Unlock()
-}
-func (r *runner) Failed() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.failed
-}
-func (r *runner) Logf(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-func (r *runner) Errorf(f string, a ...any) {
-	r.mu.Lock()
-	r.failed = true
-	r.mu.Unlock()
-	fmt.Fprintf(os.Stderr, f+"\n", a...)
-}
-func (r *runner) Fatal(a ...any)            { r.Errorf("%s", fmt.Sprint(a...)); r.exit(1) }
-func (r *runner) Fatalf(f string, a ...any) { r.Errorf(f, a...); r.exit(1) }
-func (r *runner) Skip(a ...any)             { r.Errorf("bench: cannot run: %s", fmt.Sprint(a...)); r.exit(1) }
-
-func (r *runner) TempDir() string {
-	d, err := os.MkdirTemp(r.dir, "t-")
-	if err != nil {
-		r.Fatal(err)
-	}
-	return d
-}
-
-// exit runs the cleanups (processes stopped, namespaces deleted) once and
-// ends the program; a concurrent caller waits for the first.
-func (r *runner) exit(code int) {
-	r.once.Do(func() {
-		r.mu.Lock()
-		cleanups := r.cleanups
-		r.cleanups = nil
-		r.mu.Unlock()
-		for i := len(cleanups) - 1; i >= 0; i-- {
-			cleanups[i]()
-		}
-		os.RemoveAll(r.dir)
-		os.Exit(code)
-	})
-	select {}
-}
 
 func main() {
 	bin := flag.String("bin", "bin", "directory with ce-agent and br")
@@ -89,19 +31,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	dir, err := os.MkdirTemp("", "mapt-bench-")
+	// Interrupted or failing, the Program tears every variant down.
+	r, err := testenv.NewProgram("bench")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	r := &runner{dir: dir}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-	go func() {
-		s := <-sigs
-		r.Errorf("bench: interrupted by %s: tearing down", s)
-		r.exit(1)
-	}()
 
 	var res *bench.Results
 	if *from != "" {
@@ -152,7 +87,7 @@ func main() {
 		}
 		fmt.Printf("updated the table in %s\n", *readme)
 	}
-	r.exit(0)
+	r.Exit(0)
 }
 
 const legend = `- plain: IPv4 routing of the same topology, no translation; CE 11b
