@@ -80,6 +80,9 @@ func (t *Translator) AttachBR(v6dev, v4dev string, mode AttachMode) error {
 	cfg := t.Config()
 	cfg.WANIfindex = d6.Index
 	cfg.UplinkIfindex = d4.Index
+	// With br_local attached, what would not fit the IPv6 side with DF
+	// clear is fragmented by the stack first (br_ingress4).
+	cfg.WANMTU = d6.MTU
 	if err := t.Update(cfg); err != nil {
 		return err
 	}

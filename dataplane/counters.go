@@ -29,4 +29,5 @@ var counterNames = [...]string{
 	"local",         // BR: own packet on br_local that is not for a CE
 	"too_big",       // CE 4->6: translated packet exceeds the WAN MTU
 	"ttl_expired",   // BR: translated, but its TTL/hop limit ends here (the stack answers Time Exceeded)
+	"br_via_stack",  // BR 4->6: fragment, or DF clear and too big: the stack (re)fragments, br_local translates
 }

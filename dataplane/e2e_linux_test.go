@@ -135,7 +135,7 @@ func drops(t *testing.T, tr *Translator) map[string]uint64 {
 	out := map[string]uint64{}
 	for k, v := range c {
 		switch k {
-		case "ce_4to6", "ce_6to4", "br_4to6", "br_6to4", "br_hairpin", "pass":
+		case "ce_4to6", "ce_6to4", "br_4to6", "br_6to4", "br_hairpin", "pass", "br_via_stack":
 		default:
 			if v > 0 {
 				out[k] = v

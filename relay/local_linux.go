@@ -27,7 +27,11 @@ type localRoutes struct {
 	routes map[netip.Prefix]bool
 }
 
-func openLocal(xl *dataplane.Translator, mode dataplane.AttachMode) (*localRoutes, error) {
+// The device's MTU is the IPv6 side's less 28 bytes (IPv6 header and
+// Fragment Header over IPv4): the IPv4 stack fragments to it what br_ingress4
+// hands over (fragments, and packets with DF clear that would not fit), and
+// br_local translates the pieces.
+func openLocal(xl *dataplane.Translator, v6dev string, mode dataplane.AttachMode) (*localRoutes, error) {
 	tun := &netlink.Tuntap{
 		LinkAttrs:  netlink.LinkAttrs{Name: localDevice},
 		Mode:       netlink.TUNTAP_MODE_TUN,
@@ -45,6 +49,15 @@ func openLocal(xl *dataplane.Translator, mode dataplane.AttachMode) (*localRoute
 		return nil, fmt.Errorf("relay: %s: %w", localDevice, err)
 	}
 	l.index = link.Attrs().Index
+	v6, err := netlink.LinkByName(v6dev)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("relay: %s: %w", v6dev, err)
+	}
+	if err := netlink.LinkSetMTU(link, v6.Attrs().MTU-28); err != nil {
+		l.close()
+		return nil, fmt.Errorf("relay: %s mtu: %w", localDevice, err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		l.close()
 		return nil, fmt.Errorf("relay: %s up: %w", localDevice, err)

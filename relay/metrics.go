@@ -57,7 +57,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), dir)
 			case name == "pass":
 				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v))
-			case name == "ce_4to6" || name == "ce_6to4" || name == "savi_checked" || name == "savi_exempt" || name == "savi_unverified":
+			case name == "ce_4to6" || name == "ce_6to4" || name == "savi_checked" || name == "savi_exempt" || name == "savi_unverified" || name == "br_via_stack":
 				// CE counters stay zero on a BR; the check's passes are
 				// not drops.
 			default:

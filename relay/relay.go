@@ -91,7 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 		r.savi = check
 		log.Info("source check on", "interface", f.BR.IPv6Interface)
 	}
-	local, err := openLocal(xl, opts.AttachMode)
+	local, err := openLocal(xl, f.BR.IPv6Interface, opts.AttachMode)
 	if err != nil {
 		return err
 	}

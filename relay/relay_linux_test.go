@@ -298,6 +298,36 @@ func TestBROwnErrors(t *testing.T) {
 	}
 }
 
+// TestBRFragmentsInbound sends a 3000-byte datagram from s to a CE: s
+// fragments it to 1500 bytes, 28 too many for the CE side once
+// translated, so the BR has its stack fragment the pieces further to its
+// local device and translates them there (RFC 7915 s4 SHOULD).
+func TestBRFragmentsInbound(t *testing.T) {
+	l := startLab(t)
+	sink := l.CE774.ListenPacket("udp", "192.0.2.59:41001")
+	c, err := l.S.Dial("udp", "", "192.0.2.59:41001", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 3000)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	buf := make([]byte, 4000)
+	for try := 0; try < 3; try++ {
+		c.Write(payload)
+		sink.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, _, err := sink.ReadFrom(buf); err == nil {
+			if n != len(payload) || string(buf[:n]) != string(payload) {
+				t.Fatalf("CE 774 got %d bytes, corrupted or cut", n)
+			}
+			return
+		}
+	}
+	m, _ := l.metrics()
+	t.Fatalf("the 3000-byte datagram never reached CE 774; metrics %v", m)
+}
+
 // TestBRHairpin reaches a server on CE 774's own address from c1: the
 // packets cross the BR, which translates them twice (RFC 7599 s8.4 with
 // hub-and-spoke: no FMR on the CEs).

@@ -179,6 +179,25 @@ int br_ingress4(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
+	/* RFC 7915 s4: an IPv4 packet with DF clear that would not fit the
+	 * IPv6 side translated SHOULD be fragmented. A TC program cannot make
+	 * packets, the IPv4 stack can: it forwards the packet to the local
+	 * device (MTU = IPv6 side - 28), fragmenting it, and br_local
+	 * translates each piece. Fragments all take that path, so a
+	 * datagram's pieces stay in order and its first one fills the
+	 * fragment cache before the others need it. */
+	if (c->wan_mtu && (c->flags & CFG_UPLINK_L3)) { /* br_local is attached */
+		struct { __be16 len, id, frag; } h;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 2, &h, sizeof(h)))
+			return PASS;
+		__u16 frag = bpf_ntohs(h.frag);
+		if ((frag & (IP_MF | IP_OFFMASK)) ||
+		    (!(frag & IP_DF) && !skb->gso_size && bpf_ntohs(h.len) + 20 > c->wan_mtu)) {
+			count(R_BR_VIA_STACK);
+			return TC_ACT_OK;
+		}
+	}
 	p = pkt_get();
 	if (!p)
 		return drop(R_HELPER);

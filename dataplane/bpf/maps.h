@@ -67,6 +67,7 @@ enum reason {
 	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
 	R_TOO_BIG,           /* CE 4->6: translated packet exceeds the WAN MTU */
 	R_TTL_EXPIRED,       /* BR: translated, but its TTL/hop limit ends here (the stack answers Time Exceeded) */
+	R_BR_VIA_STACK,      /* BR 4->6: fragment, or DF clear and too big: the stack (re)fragments, br_local translates */
 	R_MAX,
 };
 
