@@ -8,4 +8,8 @@
 // and is logged with the file, line and field at fault. A valid file is
 // swapped in through dataplane.Translator.Update, which inserts new rules
 // before it removes stale ones, so traffic for unchanged rules never stops.
+//
+// Each DMR of the file gets its own translator (and local device for the
+// BR's own ICMP errors); on TCX they chain on the same hooks, each passing
+// what is not its own. A reload may change rules, not the set of DMRs.
 package relay

@@ -12,16 +12,19 @@ import (
 	"github.com/mapt-go/mapt/dataplane"
 )
 
-// localDevice is the name of the TUN device the BR's own ICMP errors are
-// routed into, where br_local translates them (Packet Too Big for a packet
-// that outgrew the IPv6 link in translation, Time Exceeded for a CE's
-// packet): without it, path MTU discovery through the BR breaks.
-const localDevice = "maptbr0"
+// localDevicePrefix names the TUN devices (maptbr0, maptbr1, ... one per
+// translator) the BR's own ICMP errors are routed into, where br_local
+// translates them (Packet Too Big for a packet that outgrew the IPv6 link
+// in translation, Time Exceeded for a CE's packet): without them, path MTU
+// discovery through the BR breaks. They also take what br_ingress4 leaves
+// to the stack to fragment.
+const localDevicePrefix = "maptbr"
 
 // localRoutes owns the TUN device and its routes: the DMR and every rule's
 // IPv4 prefix. The device is not persistent: it goes away with the
 // process, and its routes with it.
 type localRoutes struct {
+	name   string
 	tun    *netlink.Tuntap
 	index  int
 	routes map[netip.Prefix]bool
@@ -31,22 +34,22 @@ type localRoutes struct {
 // Fragment Header over IPv4): the IPv4 stack fragments to it what br_ingress4
 // hands over (fragments, and packets with DF clear that would not fit), and
 // br_local translates the pieces.
-func openLocal(xl *dataplane.Translator, v6dev string, mode dataplane.AttachMode) (*localRoutes, error) {
+func openLocal(xl *dataplane.Translator, name, v6dev string, mode dataplane.AttachMode) (*localRoutes, error) {
 	tun := &netlink.Tuntap{
-		LinkAttrs:  netlink.LinkAttrs{Name: localDevice},
+		LinkAttrs:  netlink.LinkAttrs{Name: name},
 		Mode:       netlink.TUNTAP_MODE_TUN,
 		Flags:      netlink.TUNTAP_NO_PI,
 		NonPersist: true,
 		Queues:     1, // keeps the file open: with none, the device is gone at once
 	}
 	if err := netlink.LinkAdd(tun); err != nil {
-		return nil, fmt.Errorf("relay: create %s: %w", localDevice, err)
+		return nil, fmt.Errorf("relay: create %s: %w", name, err)
 	}
-	l := &localRoutes{tun: tun, routes: map[netip.Prefix]bool{}}
-	link, err := netlink.LinkByName(localDevice)
+	l := &localRoutes{name: name, tun: tun, routes: map[netip.Prefix]bool{}}
+	link, err := netlink.LinkByName(name)
 	if err != nil {
 		l.close()
-		return nil, fmt.Errorf("relay: %s: %w", localDevice, err)
+		return nil, fmt.Errorf("relay: %s: %w", l.name, err)
 	}
 	l.index = link.Attrs().Index
 	v6, err := netlink.LinkByName(v6dev)
@@ -56,13 +59,13 @@ func openLocal(xl *dataplane.Translator, v6dev string, mode dataplane.AttachMode
 	}
 	if err := netlink.LinkSetMTU(link, v6.Attrs().MTU-28); err != nil {
 		l.close()
-		return nil, fmt.Errorf("relay: %s mtu: %w", localDevice, err)
+		return nil, fmt.Errorf("relay: %s mtu: %w", l.name, err)
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		l.close()
-		return nil, fmt.Errorf("relay: %s up: %w", localDevice, err)
+		return nil, fmt.Errorf("relay: %s up: %w", l.name, err)
 	}
-	if err := xl.AttachBRLocal(localDevice, mode); err != nil {
+	if err := xl.AttachBRLocal(name, mode); err != nil {
 		l.close()
 		return nil, fmt.Errorf("relay: %w", err)
 	}
@@ -80,7 +83,7 @@ func (l *localRoutes) sync(cfg dataplane.Config) error {
 	for p := range want {
 		if !l.routes[p] {
 			if err := netlink.RouteReplace(l.route(p)); err != nil {
-				errs = append(errs, fmt.Errorf("relay: route %s dev %s: %w", p, localDevice, err))
+				errs = append(errs, fmt.Errorf("relay: route %s dev %s: %w", p, l.name, err))
 				continue
 			}
 			l.routes[p] = true

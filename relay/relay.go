@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,11 +45,20 @@ type Relay struct {
 	log   *slog.Logger
 	state reloadState
 
-	mu    sync.Mutex
-	file  *domainfile.File
+	mu     sync.Mutex
+	file   *domainfile.File
+	groups []*group
+	savi   *savi.Check
+}
+
+// group is the translator for the domains that share one DMR, and the
+// local device its own ICMP errors go through. A translator has one DMR;
+// on TCX several chain on the same hooks, each passing what is not its
+// own (a destination outside its DMR, an IPv4 destination outside its
+// rules).
+type group struct {
 	xl    *dataplane.Translator
 	local *localRoutes
-	savi  *savi.Check
 }
 
 // Run loads the file, attaches the BR translator to the file's interfaces
@@ -63,7 +73,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := translatorConfig(f)
+	cfgs, err := translatorConfigs(f)
 	if err != nil {
 		return err
 	}
@@ -71,13 +81,21 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("relay: %s: br.ipv6-interface and br.ipv4-interface are required to run", f.Path)
 	}
 	checkForwarding(log)
-	xl, err := dataplane.Load(cfg)
-	if err != nil {
-		return fmt.Errorf("relay: %w", err)
-	}
-	defer xl.Close()
-	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, opts.AttachMode); err != nil {
-		return fmt.Errorf("relay: %w", err)
+	rules := 0
+	for i, cfg := range cfgs {
+		g, err := startGroup(cfg, i, f, opts.AttachMode)
+		if g != nil {
+			defer g.close()
+		}
+		if err != nil {
+			return err
+		}
+		if i > 0 && g.xl.AttachMode() != dataplane.AttachTCX {
+			return fmt.Errorf("relay: %s: domains with %d different DMRs need TCX (Linux 6.6+) to chain their translators; %s offers %s",
+				f.Path, len(cfgs), f.BR.IPv6Interface, g.xl.AttachMode())
+		}
+		r.groups = append(r.groups, g)
+		rules += len(cfg.FMRs)
 	}
 	if f.BR.SourceCheck {
 		check, err := savi.Load()
@@ -85,24 +103,16 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("relay: %w", err)
 		}
 		defer check.Close()
-		if err := check.Attach(f.BR.IPv6Interface, xl.Prog6to4(), opts.AttachMode); err != nil {
+		if err := check.Attach(f.BR.IPv6Interface, r.groups[0].xl.Prog6to4(), opts.AttachMode); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
 		r.savi = check
 		log.Info("source check on", "interface", f.BR.IPv6Interface)
 	}
-	local, err := openLocal(xl, f.BR.IPv6Interface, opts.AttachMode)
-	if err != nil {
-		return err
-	}
-	defer local.close()
-	if err := local.sync(cfg); err != nil {
-		return err
-	}
-	r.file, r.xl, r.local = f, xl, local
-	r.state.record(true, len(cfg.FMRs))
-	log.Info("br running", "config", f.Path, "domains", len(f.Domains), "rules", len(cfg.FMRs),
-		"ipv6_interface", f.BR.IPv6Interface, "ipv4_interface", f.BR.IPv4Interface, "attach", xl.AttachMode())
+	r.file = f
+	r.state.record(true, rules)
+	log.Info("br running", "config", f.Path, "domains", len(f.Domains), "dmrs", len(cfgs), "rules", rules,
+		"ipv6_interface", f.BR.IPv6Interface, "ipv4_interface", f.BR.IPv4Interface, "attach", r.groups[0].xl.AttachMode())
 
 	metricsAddr, stopMetrics, err := r.serveMetrics(f.BR.Metrics)
 	if err != nil {
@@ -174,65 +184,96 @@ func (r *Relay) reload() error {
 	if f.BR != r.file.BR {
 		return fmt.Errorf("relay: %s: the br section changed; interfaces and the metrics address take effect on restart", f.Path)
 	}
-	cfg, err := translatorConfig(f)
+	cfgs, err := translatorConfigs(f)
 	if err != nil {
 		return err
 	}
-	old := r.xl.Config()
-	cfg.WANIfindex, cfg.UplinkIfindex, cfg.UplinkL3 = old.WANIfindex, old.UplinkIfindex, old.UplinkL3
-	start := time.Now()
-	if err := r.xl.Update(cfg); err != nil {
-		return fmt.Errorf("relay: %w", err)
+	if len(cfgs) != len(r.groups) {
+		return fmt.Errorf("relay: %s: %d DMRs instead of %d: a new or removed DMR takes effect on restart", f.Path, len(cfgs), len(r.groups))
 	}
-	if err := r.local.sync(cfg); err != nil {
-		// The translator runs the new rules; only the BR's own ICMP
-		// errors for a new prefix may be missing. Say so, keep going.
-		r.log.Warn("reload: routes for the BR's own ICMP errors", "err", err)
+	for i, cfg := range cfgs {
+		if old := r.groups[i].xl.Config().DMR; cfg.DMR != old {
+			return fmt.Errorf("relay: %s: DMR %s instead of %s: a changed DMR takes effect on restart", f.Path, cfg.DMR, old)
+		}
+	}
+	start := time.Now()
+	rules := 0
+	for i, cfg := range cfgs {
+		g := r.groups[i]
+		// Update keeps the devices and MTU that Attach recorded.
+		if err := g.xl.Update(cfg); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
+		if err := g.local.sync(cfg); err != nil {
+			// The translator runs the new rules; only the BR's own ICMP
+			// errors for a new prefix may be missing. Say so, keep going.
+			r.log.Warn("reload: routes for the BR's own ICMP errors", "err", err)
+		}
+		rules += len(cfg.FMRs)
 	}
 	r.file = f
-	r.state.record(true, len(cfg.FMRs))
-	r.log.Info("reloaded", "config", f.Path, "domains", len(f.Domains), "rules", len(cfg.FMRs), "took", time.Since(start).Round(time.Microsecond))
+	r.state.record(true, rules)
+	r.log.Info("reloaded", "config", f.Path, "domains", len(f.Domains), "rules", rules, "took", time.Since(start).Round(time.Microsecond))
 	return nil
 }
 
-// translatorConfig turns a domain file into the BR translator's
-// configuration: every rule of every domain forwards (RFC 7599 s8.4).
-func translatorConfig(f *domainfile.File) (dataplane.Config, error) {
-	cfg := dataplane.Config{Mode: dataplane.BR, DMR: f.Domains[0].DMR}
+// startGroup loads and attaches the translator for one DMR and its local
+// device (maptbrN).
+func startGroup(cfg dataplane.Config, i int, f *domainfile.File, mode dataplane.AttachMode) (*group, error) {
+	xl, err := dataplane.Load(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
+	}
+	g := &group{xl: xl}
+	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, mode); err != nil {
+		return g, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
+	}
+	if g.local, err = openLocal(xl, fmt.Sprintf("%s%d", localDevicePrefix, i), f.BR.IPv6Interface, mode); err != nil {
+		return g, err
+	}
+	return g, g.local.sync(cfg)
+}
+
+func (g *group) close() {
+	if g.local != nil {
+		g.local.close()
+	}
+	g.xl.Close()
+}
+
+// translatorConfigs turns a domain file into BR translator
+// configurations, one per DMR in order of appearance: every rule of the
+// domains that share a DMR forwards (RFC 7599 s8.4).
+func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
+	var out []dataplane.Config
+	index := map[netip.Prefix]int{}
 	for _, d := range f.Domains {
-		if d.DMR != cfg.DMR {
-			// One translator has one DMR; several BR instances (one per
-			// DMR) serve such files.
-			return dataplane.Config{}, fmt.Errorf("relay: %s: domains %q and %q have different DMRs (%s, %s): one br serves one DMR",
-				f.Path, f.Domains[0].Name, d.Name, cfg.DMR, d.DMR)
+		i, ok := index[d.DMR]
+		if !ok {
+			i = len(out)
+			index[d.DMR] = i
+			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR})
 		}
-		cfg.FMRs = append(cfg.FMRs, d.Rules...)
+		out[i].FMRs = append(out[i].FMRs, d.Rules...)
 	}
-	cfg.Capacity = max(1024, 2*len(cfg.FMRs))
-	return cfg, nil
+	for i := range out {
+		out[i].Capacity = max(1024, 2*len(out[i].FMRs))
+	}
+	return out, nil
 }
 
-// bytes returns the translator's byte counters.
+// bytes sums the translators' byte counters.
 func (r *Relay) bytes() (map[string]uint64, error) {
-	r.mu.Lock()
-	xl := r.xl
-	r.mu.Unlock()
-	if xl == nil {
-		return nil, errors.New("relay: not running")
-	}
-	return xl.Bytes()
+	return r.sum((*dataplane.Translator).Bytes)
 }
 
-// counters merges the translator's counters and the source check's drops
+// counters sums the translators' counters and adds the source check's
 // (as savi_<reason>).
 func (r *Relay) counters() (map[string]uint64, error) {
+	c, err := r.sum((*dataplane.Translator).Counters)
 	r.mu.Lock()
-	xl, check := r.xl, r.savi
+	check := r.savi
 	r.mu.Unlock()
-	if xl == nil {
-		return nil, errors.New("relay: not running")
-	}
-	c, err := xl.Counters()
 	if err != nil || check == nil {
 		return c, err
 	}
@@ -244,6 +285,26 @@ func (r *Relay) counters() (map[string]uint64, error) {
 		c["savi_"+k] = v
 	}
 	return c, nil
+}
+
+func (r *Relay) sum(read func(*dataplane.Translator) (map[string]uint64, error)) (map[string]uint64, error) {
+	r.mu.Lock()
+	groups := r.groups
+	r.mu.Unlock()
+	if len(groups) == 0 {
+		return nil, errors.New("relay: not running")
+	}
+	out := map[string]uint64{}
+	for _, g := range groups {
+		c, err := read(g.xl)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range c {
+			out[k] += v
+		}
+	}
+	return out, nil
 }
 
 // serveMetrics serves /metrics on addr ("" for none) and returns the

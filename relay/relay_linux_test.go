@@ -48,7 +48,19 @@ type mapLab struct {
 
 func startLab(t *testing.T) *mapLab { return startLabWith(t, domainYAML) }
 
-func startLabWith(t *testing.T, domain string) *mapLab {
+// ceConf is how one CE of the lab runs: its static rule, DMR and prefix.
+type ceConf struct{ rule, dmr, prefix string }
+
+var seedCEs = [2]ceConf{
+	{seedRule, "64:ff9b::/96", "2001:db8:ce:11b::/64"},
+	{seedRule, "64:ff9b::/96", "2001:db8:ce:774::/64"},
+}
+
+func startLabWith(t *testing.T, domain string) *mapLab { return startLabCEs(t, domain, seedCEs) }
+
+// startLabCEs starts the BR with the domain file and CE 11b and CE 774
+// with the given configurations.
+func startLabCEs(t *testing.T, domain string, ces [2]ceConf) *mapLab {
 	testenv.Require(t, "ip", "nft", "ping")
 	seed := testenv.NewSeed(t)
 	l := &mapLab{Seed: seed, domainFile: filepath.Join(seed.Lab.Dir(), "domain.yaml")}
@@ -58,14 +70,15 @@ func startLabWith(t *testing.T, domain string) *mapLab {
 	brBin := testenv.BuildBinary(t, "./cmd/br")
 	ceBin := testenv.BuildBinary(t, "./cmd/ce-agent")
 	l.br = seed.BR.Start(brBin, "run", "--config", l.domainFile, "--log-level", "debug")
-	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
-	seed.RouteDelegated("2001:db8:ce:774::/64", testenv.SeedCE774WAN)
-	for _, ce := range []struct {
-		ns     *testenv.NS
-		prefix string
-	}{{seed.CE11b, "2001:db8:ce:11b::/64"}, {seed.CE774, "2001:db8:ce:774::/64"}} {
+	seed.RouteDelegated(ces[0].prefix, testenv.SeedCE11bWAN)
+	seed.RouteDelegated(ces[1].prefix, testenv.SeedCE774WAN)
+	for i, ns := range []*testenv.NS{seed.CE11b, seed.CE774} {
+		ce := struct {
+			ns *testenv.NS
+			ceConf
+		}{ns, ces[i]}
 		sock := filepath.Join(seed.Lab.Dir(), ce.ns.Short+".sock")
-		p := ce.ns.Start(ceBin, "run", "--wan", "wan", "--rule", seedRule, "--dmr", "64:ff9b::/96", "--prefix", ce.prefix,
+		p := ce.ns.Start(ceBin, "run", "--wan", "wan", "--rule", ce.rule, "--dmr", ce.dmr, "--prefix", ce.prefix,
 			"--state-dir", filepath.Join(seed.Lab.Dir(), ce.ns.Short), "--status-socket", sock)
 		if !testenv.WaitFor(15*time.Second, func() bool {
 			s, err := agent.ReadStatus(sock)
@@ -326,6 +339,55 @@ func TestBRFragmentsInbound(t *testing.T) {
 	}
 	m, _ := l.metrics()
 	t.Fatalf("the 3000-byte datagram never reached CE 774; metrics %v", m)
+}
+
+// TestBRTwoDMRs serves two domains with different DMRs from one file:
+// one translator each, chained on the same hooks (TCX). CE 11b is in the
+// seed domain (DMR 64:ff9b::/96), CE 774 in another one (DMR
+// 2001:db8:ffff::/96, IPv4 198.51.100.0/24). Both reach s, and c1 reaches
+// CE 774's address across the two domains through the BR.
+func TestBRTwoDMRs(t *testing.T) {
+	const other = "2001:db8:cf::/51,198.51.100.0/24,13,a=0"
+	domains := domainYAML + `  - name: other
+    dmr: 2001:db8:ffff::/96
+    rules:
+      - ipv6-prefix: 2001:db8:cf::/51
+        ipv4-prefix: 198.51.100.0/24
+        ea-len: 13
+        psid-offset: 0
+`
+	l := startLabCEs(t, domains, [2]ceConf{seedCEs[0], {other, "2001:db8:ffff::/96", "2001:db8:cf:774::/64"}})
+	l.S.Route("198.51.100.0/24", "via", "203.0.113.1")
+	for _, c := range []*testenv.NS{l.C1, l.C2} {
+		if body, err := httpGet(c, "http://"+testenv.SeedServer+"/index.html"); err != nil || !strings.Contains(body, "MAP-T works") {
+			t.Fatalf("%s: http %v\nbr:\n%s", c.Short, err, l.br.Output())
+		}
+		udpEcho(t, c, "two dmrs "+c.Short)
+	}
+	// CE 774 is 198.51.100.59 with ports 40960-43007 in its domain.
+	ln := l.CE774.Listen("tcp", "198.51.100.59:41000")
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "other domain\n")
+			c.Close()
+		}
+	}()
+	c, err := l.C1.Dial("tcp", "", "198.51.100.59:41000", 10*time.Second)
+	if err != nil {
+		t.Fatalf("across domains: %v\nbr:\n%s", err, l.br.Output())
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || string(b) != "other domain\n" {
+		t.Fatalf("across domains: %q %v", b, err)
+	}
+	m, _ := l.metrics()
+	if m["mapt_br_rules"] != 2 {
+		t.Fatalf("rules: %v", m)
+	}
 }
 
 // TestBRHairpin reaches a server on CE 774's own address from c1: the

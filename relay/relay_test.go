@@ -1,27 +1,30 @@
 package relay
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/mapt-go/mapt/domainfile"
 )
 
-func TestTranslatorConfig(t *testing.T) {
+func TestTranslatorConfigs(t *testing.T) {
 	f, err := domainfile.Load("../domainfile/testdata/seed.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := translatorConfig(f)
-	if err != nil || len(cfg.FMRs) != 1 || cfg.DMR.String() != "64:ff9b::/96" || cfg.Capacity != 1024 {
-		t.Fatalf("cfg = %+v, %v", cfg, err)
+	cfgs, err := translatorConfigs(f)
+	if err != nil || len(cfgs) != 1 || len(cfgs[0].FMRs) != 1 || cfgs[0].DMR.String() != "64:ff9b::/96" || cfgs[0].Capacity != 1024 {
+		t.Fatalf("cfgs = %+v, %v", cfgs, err)
 	}
-	// Two DMRs cannot share one translator.
+	// Two DMRs: one translator each, rules grouped by their domain's DMR.
 	f, err = domainfile.Load("../domainfile/testdata/multi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := translatorConfig(f); err == nil || !strings.Contains(err.Error(), "different DMRs") {
-		t.Fatalf("two DMRs: %v", err)
+	cfgs, err = translatorConfigs(f)
+	if err != nil || len(cfgs) != 2 {
+		t.Fatalf("cfgs = %+v, %v", cfgs, err)
+	}
+	if cfgs[0].DMR.String() != "2001:db8:ffff::/64" || len(cfgs[0].FMRs) != 1 || cfgs[1].DMR.String() != "64:ff9b::/96" || len(cfgs[1].FMRs) != 2 {
+		t.Fatalf("grouping: %+v", cfgs)
 	}
 }
