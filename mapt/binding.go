@@ -94,11 +94,6 @@ func (b Binding) AddressFor(v4 netip.Addr) netip.Addr {
 	return mapAddress(b.EndUserPrefix, v4, b.PortSet.PSID)
 }
 
-// Owns reports whether the IPv4 address and port belong to this CE.
-func (b Binding) Owns(v4 netip.Addr, port uint16) bool {
-	return b.IPv4.Contains(v4) && b.PortSet.Contains(port)
-}
-
 // MapIPv4 maps an IPv4 destination and port (or ICMP identifier) inside
 // the rule to the MAP IPv6 address of the CE that owns it (RFC 7599 s8.4,
 // RFC 7597 s5.3). It returns the CE's binding as well.

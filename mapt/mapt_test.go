@@ -354,3 +354,16 @@ func TestExtendPrefix(t *testing.T) {
 		t.Fatal("ExtendPrefix past 32 bits accepted")
 	}
 }
+
+func TestPortSetValidate(t *testing.T) {
+	for _, ok := range []PortSet{{}, {PortParams{6, 8}, 0xff}, {PortParams{0, 16}, 0xffff}} {
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%+v: %v", ok, err)
+		}
+	}
+	for _, bad := range []PortSet{{PortParams{10, 8}, 0}, {PortParams{6, 4}, 16}, {PortParams{16, 0}, 0}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}

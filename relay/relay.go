@@ -31,9 +31,6 @@ type Options struct {
 	Logger     *slog.Logger
 	// AttachMode forces TCX or clsact; empty picks TCX where available.
 	AttachMode dataplane.AttachMode
-	// Ready, when set, is called once the translator is attached and the
-	// metrics endpoint listens (tests use it).
-	Ready func(metricsAddr string)
 }
 
 // debounce merges the burst of events an editor's save produces.
@@ -114,7 +111,7 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("br running", "config", f.Path, "domains", len(f.Domains), "dmrs", len(cfgs), "rules", rules,
 		"ipv6_interface", f.BR.IPv6Interface, "ipv4_interface", f.BR.IPv4Interface, "attach", r.groups[0].xl.AttachMode())
 
-	metricsAddr, stopMetrics, err := r.serveMetrics(f.BR.Metrics)
+	stopMetrics, err := r.serveMetrics(f.BR.Metrics)
 	if err != nil {
 		return err
 	}
@@ -134,9 +131,6 @@ func Run(ctx context.Context, opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if opts.Ready != nil {
-		opts.Ready(metricsAddr)
-	}
 	base := filepath.Base(opts.ConfigPath)
 	var timer <-chan time.Time
 	for {
@@ -307,24 +301,23 @@ func (r *Relay) sum(read func(*dataplane.Translator) (map[string]uint64, error))
 	return out, nil
 }
 
-// serveMetrics serves /metrics on addr ("" for none) and returns the
-// address it listens on.
-func (r *Relay) serveMetrics(addr string) (string, func(), error) {
+// serveMetrics serves /metrics on addr ("" for none).
+func (r *Relay) serveMetrics(addr string) (func(), error) {
 	if addr == "" {
-		return "", func() {}, nil
+		return func() {}, nil
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(r))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("relay: metrics: %w", err)
+		return nil, fmt.Errorf("relay: metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	r.log.Info("metrics", "address", l.Addr().String())
-	return l.Addr().String(), func() {
+	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
