@@ -8,11 +8,38 @@ import (
 	"path/filepath"
 )
 
+// BinDirEnv names a directory of prebuilt binaries (ce-agent, br, ...).
+// When it is set, BuildBinary and BuildBinaries take the binaries from
+// there instead of running go build, so the tests run where there is no Go
+// toolchain (the kernel matrix's VMs, see kernels/).
+const BinDirEnv = "MAPT_BIN_DIR"
+
+// prebuilt returns the directory of BinDirEnv after checking that it holds
+// every command of pkgs, or "" when the variable is not set.
+func prebuilt(t T, pkgs ...string) string {
+	t.Helper()
+	dir := os.Getenv(BinDirEnv)
+	if dir == "" {
+		return ""
+	}
+	for _, pkg := range pkgs {
+		bin := filepath.Join(dir, filepath.Base(pkg))
+		if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+			t.Fatalf("testenv: %s=%s: no executable %s", BinDirEnv, dir, filepath.Base(pkg))
+		}
+	}
+	return dir
+}
+
 // BuildBinary builds the command pkg (a package path such as
 // "./cmd/br", relative to the module root) into a temporary directory and
-// returns its path. Tests of the binaries use it.
+// returns its path. Tests of the binaries use it. With BinDirEnv set, it
+// returns the prebuilt binary instead.
 func BuildBinary(t T, pkg string) string {
 	t.Helper()
+	if dir := prebuilt(t, pkg); dir != "" {
+		return filepath.Join(dir, filepath.Base(pkg))
+	}
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = moduleRoot(t)
@@ -23,9 +50,13 @@ func BuildBinary(t T, pkg string) string {
 }
 
 // BuildBinaries builds the commands pkgs (e.g. "./cmd/ce-agent",
-// "./cmd/br") into one temporary directory and returns it.
+// "./cmd/br") into one temporary directory and returns it (with
+// BinDirEnv set: the prebuilt directory).
 func BuildBinaries(t T, pkgs ...string) string {
 	t.Helper()
+	if dir := prebuilt(t, pkgs...); dir != "" {
+		return dir
+	}
 	dir := t.TempDir()
 	args := append([]string{"build", "-o", dir + "/"}, pkgs...)
 	cmd := exec.Command("go", args...)
