@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/dataplane"
 	"github.com/mapt-go/mapt/nat"
@@ -24,7 +25,7 @@ type linuxKernel struct {
 }
 
 func newKernel(cfg Config) (kernel, string, error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // only rtnetlink: xfrm_user may be absent (OpenWrt without IPsec)
 	if err != nil {
 		return nil, "", fmt.Errorf("agent: netlink: %w", err)
 	}

@@ -61,6 +61,9 @@ func ensureUplink(h *netlink.Handle, name string, mtu int, addr netip.Addr, defa
 			Flags:     netlink.TUNTAP_NO_PI,
 		}
 		if err := h.LinkAdd(tun); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
+				return nil, fmt.Errorf("agent: create uplink %s: the kernel lacks TUN (/dev/net/tun; module tun, OpenWrt package kmod-tun): %w", name, err)
+			}
 			return nil, fmt.Errorf("agent: create uplink %s: %w", name, err)
 		}
 		if l, err = h.LinkByName(name); err != nil {

@@ -27,7 +27,7 @@ type clsactAttachment struct {
 }
 
 func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachment, error) {
-	h, err := netlink.NewHandle() // in the caller's namespace
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // in the caller's namespace; rtnetlink only (no xfrm_user needed)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +39,8 @@ func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachm
 	if err := h.QdiscAdd(a.qdisc); err != nil {
 		if !errors.Is(err, unix.EEXIST) {
 			h.Close()
-			return nil, fmt.Errorf("add clsact qdisc: %w", err)
+			return nil, fmt.Errorf("add clsact qdisc: %w",
+				moduleError(err, "the clsact qdisc (CONFIG_NET_SCH_INGRESS, module sch_ingress)", "kmod-sched-core"))
 		}
 		a.createdQdisc = false
 	}
@@ -67,7 +68,8 @@ func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachm
 	if err := h.FilterReplace(a.filter); err != nil {
 		a.dropQdisc()
 		h.Close()
-		return nil, fmt.Errorf("add cls_bpf filter: %w", err)
+		return nil, fmt.Errorf("add cls_bpf filter: %w",
+			moduleError(err, "the cls_bpf classifier (CONFIG_NET_CLS_BPF, module cls_bpf)", "kmod-sched-bpf"))
 	}
 	return a, nil
 }

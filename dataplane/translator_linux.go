@@ -4,12 +4,33 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // ruleMaps are the maps sized by Config.Capacity.
 var ruleMaps = []string{"rules_v4", "rules_v6", "rules_psid", "rules_v4x", "rules_v6x"}
+
+// preallocMax is the capacity up to which the rule hashes are
+// preallocated. Without preallocation (BPF_F_NO_PREALLOC) elements come
+// from the BPF memory allocator, whose per-CPU free lists are refilled
+// from irq_work; where the architecture cannot raise irq_work itself
+// (MIPS) that waits for the next timer tick, and inserts from user space
+// fail with ENOMEM after a handful of elements. Preallocated maps cost
+// their full size up front: about 100 bytes an entry, 6.5 MiB a map at
+// this limit. Beyond it (BRs with tens of thousands of 1:1 rules) the maps
+// are allocated on demand and inserts retry ENOMEM (putAll).
+const preallocMax = 1 << 16
+
+// enomemRetries and enomemBackoff bound the retries of an insert that
+// failed for want of a free element (see preallocMax): one timer tick
+// refills the lists, 10 ms covers HZ=100.
+const (
+	enomemRetries = 50
+	enomemBackoff = 10 * time.Millisecond
+)
 
 // Translator is a loaded set of translator programs and their maps.
 type Translator struct {
@@ -33,6 +54,9 @@ func Load(cfg Config) (*Translator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckKernel(); err != nil {
+		return nil, err
+	}
 	var (
 		spec *ebpf.CollectionSpec
 		err  error
@@ -47,7 +71,11 @@ func Load(cfg Config) (*Translator, error) {
 	}
 	capacity := cfg.capacity()
 	for _, name := range ruleMaps {
-		spec.Maps[name].MaxEntries = uint32(capacity)
+		m := spec.Maps[name]
+		m.MaxEntries = uint32(capacity)
+		if m.Type == ebpf.Hash && capacity <= preallocMax {
+			m.Flags &^= unix.BPF_F_NO_PREALLOC
+		}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
 	if err != nil {
@@ -157,27 +185,47 @@ func putAll[K comparable, V any](m *ebpf.Map, entries map[K]V) error {
 		keys = append(keys, k)
 		vals = append(vals, v)
 	}
+	start := 0
 	if m.Type() == ebpf.Hash && len(keys) > 64 {
 		const batch = 16384
-		for i := 0; i < len(keys); i += batch {
-			j := min(i+batch, len(keys))
-			if _, err := m.BatchUpdate(keys[i:j], vals[i:j], nil); err != nil {
-				if errors.Is(err, ebpf.ErrNotSupported) {
-					break
-				}
+		retries := 0
+		for start < len(keys) {
+			j := min(start+batch, len(keys))
+			n, err := m.BatchUpdate(keys[start:j], vals[start:j], nil)
+			start += n
+			if n > 0 {
+				retries = 0 // the bound is on retries without progress
+			}
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, ebpf.ErrNotSupported) {
+				break // before 5.6: one by one
+			}
+			if !errors.Is(err, unix.ENOMEM) || retries == enomemRetries {
 				return err
 			}
-			if j == len(keys) {
-				return nil
-			}
+			retries++
+			time.Sleep(enomemBackoff)
 		}
 	}
-	for i := range keys {
-		if err := m.Put(keys[i], vals[i]); err != nil {
+	for i := start; i < len(keys); i++ {
+		if err := putRetry(m, keys[i], vals[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// putRetry is Put retrying ENOMEM a bounded number of times (preallocMax).
+func putRetry(m *ebpf.Map, k, v any) error {
+	for retries := 0; ; retries++ {
+		err := m.Put(k, v)
+		if err == nil || !errors.Is(err, unix.ENOMEM) || retries == enomemRetries {
+			return err
+		}
+		time.Sleep(enomemBackoff)
+	}
 }
 
 // deleteStale removes the keys of old that are not in cur.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/gopacket/layers"
+	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/mapt"
 )
@@ -144,4 +145,63 @@ func TestUpdateAtomic(t *testing.T) {
 	if seen["ok"] == 0 || seen["drop"] == 0 {
 		t.Errorf("outcomes %v: the updates did not interleave with the packets", seen)
 	}
+}
+
+// TestThousandOneToOneFMRs binds a CE with 1,000 1:1 FMRs (EA length 0,
+// one per peer) and sends to the last of them. The rule hashes are
+// preallocated at this size: on MIPS, maps allocated on demand refill
+// their free lists only on a timer tick, and fast inserts failed with
+// ENOMEM after about four elements (the kernel matrix runs this there).
+func TestThousandOneToOneFMRs(t *testing.T) {
+	cfg := ceConfig()
+	cfg.FMRs = append(oneToOne(1000), ruleA)
+	tr := load(t, cfg)
+	var n int
+	var k uint32
+	var v ceRule
+	it := tr.coll.Maps["rules_v4x"].Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	if err := it.Err(); err != nil || n != 1000 {
+		t.Fatalf("rules_v4x holds %d entries (%v), want 1000", n, err)
+	}
+	last := cfg.FMRs[999]
+	peer := last.IPv4Prefix.Addr()
+	our := portOf(t, ceBinding.PortSet, 2)
+	ret, out := run(t, tr.Prog4to6(), pkt4(t, ceBinding.IPv4.Addr(), peer, l4{"udp", our, 4000, 8}, nil))
+	if ret != actRedirect {
+		t.Fatalf("verdict %d, want redirect", ret)
+	}
+	want := mustDerive(last, last.IPv6Prefix).MAPAddress
+	check6(t, out, want6{src: ceBinding.MAPAddress, dst: want, sport: our, dport: 4000, next: layers.IPProtocolUDP})
+}
+
+// TestLargeCapacityOnDemand: beyond preallocMax the rule hashes are
+// allocated on demand (a BR with many 1:1 rules would otherwise pay for
+// its whole capacity up front), and the rules still load.
+func TestLargeCapacityOnDemand(t *testing.T) {
+	rules := oneToOne(3000)
+	tr := load(t, Config{Mode: BR, DMR: dmr, FMRs: rules, Capacity: preallocMax + 1})
+	info, err := tr.coll.Maps["rules_v4x"].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Flags&unix.BPF_F_NO_PREALLOC == 0 {
+		t.Errorf("rules_v4x flags %#x: preallocated at capacity %d", info.Flags, preallocMax+1)
+	}
+	small := load(t, Config{Mode: BR, DMR: dmr, FMRs: rules})
+	if info, err = small.coll.Maps["rules_v4x"].Info(); err != nil {
+		t.Fatal(err)
+	}
+	if info.Flags&unix.BPF_F_NO_PREALLOC != 0 {
+		t.Errorf("rules_v4x flags %#x: not preallocated at the default capacity", info.Flags)
+	}
+	b := mustDerive(rules[2999], rules[2999].IPv6Prefix)
+	port := portOf(t, b.PortSet, 1)
+	ret, out := run(t, tr.Prog6to4(), pkt6(t, b.MAPAddress, mapt.Embed(dmr, serverV4), l4{"udp", port, 4053, 8}, nil))
+	if ret != actOK {
+		t.Fatalf("verdict %d", ret)
+	}
+	check4(t, out, want4{src: rules[2999].IPv4Prefix.Addr(), dst: serverV4, sport: port, dport: 4053, proto: layers.IPProtocolUDP})
 }

@@ -58,6 +58,9 @@ func Open(netnsFD int, log *slog.Logger) (*NAT, error) {
 // socket per request).
 func dialNFT(netnsFD int) (*nftables.Conn, error) {
 	nft, err := nftables.New(nftables.WithNetNSFd(netnsFD), nftables.AsLasting(), nftables.WithSockOptions(bigAckBuffer))
+	if errors.Is(err, unix.EPROTONOSUPPORT) {
+		return nil, fmt.Errorf("nat: the kernel lacks nfnetlink (CONFIG_NETFILTER_NETLINK, OpenWrt package kmod-nft-core): %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nat: nftables: %w", err)
 	}
@@ -147,6 +150,11 @@ func (n *NAT) Apply(cfg Config) (changed bool, err error) {
 		return false, err
 	}
 	if err := n.flushBatch(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			if ferr := n.missingFeature(); ferr != nil {
+				return false, ferr
+			}
+		}
 		return false, fmt.Errorf("nat: apply %s: %w", cfg, err)
 	}
 	n.log.Info("nat: applied", "config", cfg.String(), "slots", len(cfg.chunks()))

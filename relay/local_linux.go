@@ -43,6 +43,9 @@ func openLocal(xl *dataplane.Translator, name, v6dev string, mode dataplane.Atta
 		Queues:     1, // keeps the file open: with none, the device is gone at once
 	}
 	if err := netlink.LinkAdd(tun); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
+			return nil, fmt.Errorf("relay: create %s: the kernel lacks TUN (/dev/net/tun; module tun): %w", name, err)
+		}
 		return nil, fmt.Errorf("relay: create %s: %w", name, err)
 	}
 	l := &localRoutes{name: name, tun: tun, routes: map[netip.Prefix]bool{}}

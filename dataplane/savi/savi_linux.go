@@ -27,6 +27,9 @@ type Check struct {
 
 // Load loads the program (without attaching it).
 func Load() (*Check, error) {
+	if err := dataplane.CheckKernel(); err != nil {
+		return nil, fmt.Errorf("savi: %w", err)
+	}
 	c := &Check{}
 	if err := loadSaviObjects(&c.objs, nil); err != nil {
 		return nil, fmt.Errorf("savi: load: %w", err)
