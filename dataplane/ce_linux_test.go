@@ -177,6 +177,29 @@ func TestCE4to6(t *testing.T) {
 		{"ipv4 source route", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
 			ip.Options = []layers.IPv4Option{{OptionType: 131, OptionLength: 7, OptionData: []byte{4, 10, 0, 0, 1}}, {OptionType: 0}}
 		}), actShot, "ipv4_options", nil},
+		// RFC 7915 s4.1: only an unexpired route drops; the options
+		// are walked, so data bytes that look like a route kind do not.
+		{"ipv4 expired source route", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 137, OptionLength: 7, OptionData: []byte{8, 10, 0, 0, 1}}, {OptionType: 0}}
+		}), actRedirect, "ce_4to6", &want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
+		{"ipv4 source route after nops", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 1}, {OptionType: 1}, {OptionType: 1}, {OptionType: 137, OptionLength: 11, OptionData: []byte{8, 10, 0, 0, 1, 10, 0, 0, 2}}, {OptionType: 0}}
+		}), actShot, "ipv4_options", nil},
+		{"ipv4 route kind in option data", pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{131, 137}}}
+		}), actRedirect, "ce_4to6", &want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
+		{"ipv4 route kind after end of list", setOptions(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), 0, 131, 7, 4), actRedirect, "ce_4to6", &want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
+		{"ipv4 option length beyond header", setOptions(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), 1, 148, 9, 0), actShot, "bad_header", nil},
+		{"ipv4 option length 0", setOptions(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), 148, 0, 0, 0), actShot, "bad_header", nil},
+		{"ipv4 source route without pointer", setOptions(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
+			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+		}), 1, 131, 2, 0), actShot, "bad_header", nil},
 		{"ipv4 options, bad header checksum", corrupt(pkt4(t, me, serverV4, l4{"tcp", our, 443, 10}, func(ip *layers.IPv4) {
 			ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
 		}), 14+21), actShot, "bad_header", nil},
@@ -301,6 +324,24 @@ func zeroUDPChecksum(b []byte) []byte {
 		off = 14 + 40
 	}
 	b[off+6], b[off+7] = 0, 0
+	return b
+}
+
+// setOptions overwrites the IPv4 options of an Ethernet frame with raw
+// bytes (gopacket cannot serialise malformed ones) and fixes the header
+// checksum.
+func setOptions(b []byte, opts ...byte) []byte {
+	copy(b[14+20:], opts)
+	b[14+10], b[14+11] = 0, 0
+	ihl := int(b[14]&0xf) * 4
+	var sum uint32
+	for i := 0; i < ihl; i += 2 {
+		sum += uint32(b[14+i])<<8 | uint32(b[14+i+1])
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	b[14+10], b[14+11] = byte(^sum>>8), byte(^sum)
 	return b
 }
 

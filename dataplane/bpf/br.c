@@ -218,9 +218,10 @@ int br_ingress4(struct __sk_buff *skb)
  * Exceeded for a CE's packet whose TTL ran out here. Without it those
  * have no route and PMTU discovery breaks.
  */
-/* The two halves of br_local are separate functions (BPF-to-BPF calls)
- * returning a drop reason or 0. */
-static __noinline int br_local4(struct __sk_buff *skb)
+/* The two halves of br_local return a drop reason or 0. They are inlined:
+ * the 32-bit JITs (arm, mips) refuse programs with BPF-to-BPF calls and
+ * leave them to the interpreter. */
+static __always_inline int br_local4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt *p = pkt_get();
@@ -241,7 +242,7 @@ static __noinline int br_local4(struct __sk_buff *skb)
 
 /* IPv6 from the BR itself to the DMR: only errors about packets from the
  * IPv4 Internet to a CE. */
-static __noinline int br_local6(struct __sk_buff *skb)
+static __always_inline int br_local6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt *p = pkt_get();

@@ -274,11 +274,15 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 
 /* ipv4_options reads the options of the IPv4 header at p->l3 into the
  * per-CPU scratch buffer, adds them to the header checksum and sets
- * p->optlen: RFC 7915 s4.1 drops options in translation, unless there is
- * a source route (R_V4_OPTIONS). */
-static __noinline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __s64 *sum)
+ * p->optlen. RFC 7915 s4.1: options are ignored in translation (they are
+ * left out), but a packet with an unexpired source route (LSRR or SSRR
+ * whose pointer is still within the option, RFC 791) is discarded
+ * (R_V4_OPTIONS). The options are walked one by one: each round tests
+ * the byte at offset k only when an option starts there (k == next), so
+ * one path goes on per round and the verifier's work stays linear. */
+static __always_inline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __s64 *sum)
 {
-	__u32 zero = 0, k, optlen;
+	__u32 zero = 0, k, optlen, next = 0;
 	struct scratch *buf = bpf_map_lookup_elem(&scratch, &zero);
 	__u8 *opt;
 
@@ -292,18 +296,33 @@ static __noinline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __s64 *
 	if (bpf_skb_load_bytes(skb, p->l3 + 20, opt, optlen))
 		return R_TRUNCATED;
 	*sum = bpf_csum_diff(0, 0, (__be32 *)opt, optlen & ~3U, *sum);
-	/* A linear scan rather than an option walk: a walk's variable step
-	 * makes the verifier explore every combination of option kinds. Any
-	 * source-route kind byte drops the packet, which errs on the safe
-	 * side for the rare options whose data holds one. */
 	for (k = 0; k < 40; k++) {
-		__u8 b;
+		__u8 kind, len, ptr;
 
 		if (k >= optlen)
 			break;
-		b = opt[k];
-		if (b == 131 || b == 137) /* LSRR, SSRR */
-			return R_V4_OPTIONS;
+		if (k != next)
+			continue;
+		kind = opt[k];
+		if (kind == 0) /* end of option list */
+			break;
+		if (kind == 1) { /* no operation */
+			next = k + 1;
+			continue;
+		}
+		if (k + 1 >= optlen)
+			return R_BAD_HDR;
+		len = opt[k + 1];
+		if (len < 2 || k + len > optlen)
+			return R_BAD_HDR;
+		if (kind == 131 || kind == 137) { /* LSRR, SSRR */
+			if (len < 3)
+				return R_BAD_HDR;
+			ptr = opt[k + 2];
+			if (ptr <= len)
+				return R_V4_OPTIONS; /* unexpired */
+		}
+		next = k + len;
 	}
 	p->optlen = optlen;
 	return 0;
