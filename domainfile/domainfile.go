@@ -30,7 +30,19 @@ type BR struct {
 	// SourceCheck accepts CE packets only from the neighbour the BR routes
 	// their source to (source-check: neighbor; see package savi).
 	SourceCheck bool
+	// ICMPSource (icmp-source) is the IPv4 source of ICMPv6 errors from
+	// IPv6 routers that have no IPv4 form, translated to ICMPv4 (RFC 7915
+	// s5.2, RFC 6791). Invalid: the BR's own address on its IPv4 side.
+	ICMPSource netip.Addr
+	// LowestIPv6MTU (lowest-ipv6-mtu) is the size IPv4 packets with DF
+	// clear are fragmented to in translation (RFC 7915 s4.1); default
+	// DefaultLowestIPv6MTU.
+	LowestIPv6MTU int
 }
+
+// DefaultLowestIPv6MTU is RFC 7915 s4.1's default for lowest-ipv6-mtu: the
+// IPv6 minimum MTU, which every IPv6 path carries.
+const DefaultLowestIPv6MTU = 1280
 
 // Domain is one MAP domain and its DHCPv6 server settings.
 type Domain struct {
@@ -83,7 +95,7 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	p := parser{path: path}
-	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics}}
+	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics, LowestIPv6MTU: DefaultLowestIPv6MTU}}
 	if top == nil {
 		return nil, &Error{Path: path, Line: 1, Err: errors.New("empty file: want a domains list")}
 	}
@@ -272,6 +284,25 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 				br.SourceCheck = false
 			default:
 				return p.errf(v, field, "%q: want neighbor or off", mode)
+			}
+			return nil
+		case "icmp-source":
+			var a string
+			if err := p.str(v, field, &a); err != nil {
+				return err
+			}
+			addr, err := netip.ParseAddr(a)
+			if err != nil || !addr.Is4() || !addr.IsGlobalUnicast() {
+				return p.errf(v, field, "%q is not a unicast IPv4 address", a)
+			}
+			br.ICMPSource = addr
+			return nil
+		case "lowest-ipv6-mtu":
+			if err := p.uint(v, field, 65535, &br.LowestIPv6MTU); err != nil {
+				return err
+			}
+			if br.LowestIPv6MTU < 1280 {
+				return p.errf(v, field, "%d is below the IPv6 minimum MTU 1280", br.LowestIPv6MTU)
 			}
 			return nil
 		case "metrics":

@@ -13,7 +13,8 @@ func TestLoadSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.BR.IPv6Interface != "eth0" || f.BR.IPv4Interface != "eth1" || f.BR.Metrics != DefaultMetrics {
+	if f.BR.IPv6Interface != "eth0" || f.BR.IPv4Interface != "eth1" || f.BR.Metrics != DefaultMetrics ||
+		f.BR.LowestIPv6MTU != 1280 || f.BR.ICMPSource.IsValid() {
 		t.Fatalf("br = %+v", f.BR)
 	}
 	d, err := f.Domain("")
@@ -38,7 +39,8 @@ func TestLoadMulti(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.BR.Metrics != "[::1]:9900" || len(f.Domains) != 2 || len(f.Rules()) != 3 {
+	if f.BR.Metrics != "[::1]:9900" || len(f.Domains) != 2 || len(f.Rules()) != 3 ||
+		f.BR.LowestIPv6MTU != 1400 || f.BR.ICMPSource != netip.MustParseAddr("198.51.100.1") {
 		t.Fatalf("file = %+v", f)
 	}
 	if _, err := f.Domain(""); err == nil || !strings.Contains(err.Error(), "has 2 domains (shared, one-to-one)") {
@@ -87,6 +89,9 @@ func TestErrors(t *testing.T) {
 		{"empty", "", "f.yaml:1: empty file"},
 		{"syntax", "domains: [\n", "f.yaml:"},
 		{"metrics", "br:\n  metrics: localhost\n" + okDomain, `f.yaml:2: br.metrics: "localhost" is not ADDRESS:PORT`},
+		{"icmp-source", "br:\n  icmp-source: 2001:db8::1\n" + okDomain, `f.yaml:2: br.icmp-source: "2001:db8::1" is not a unicast IPv4 address`},
+		{"icmp-source broadcast", "br:\n  icmp-source: 255.255.255.255\n" + okDomain, `br.icmp-source: "255.255.255.255" is not a unicast IPv4 address`},
+		{"lowest-ipv6-mtu", "br:\n  lowest-ipv6-mtu: 1279\n" + okDomain, `f.yaml:2: br.lowest-ipv6-mtu: 1279 is below the IPv6 minimum MTU 1280`},
 		{"source-check", "br:\n  source-check: strict\n" + okDomain, `f.yaml:2: br.source-check: "strict": want neighbor or off`},
 		{"fmr not bool", okDomain + "        fmr: maybe\n", `f.yaml:9: domains[0].rules[0].fmr: "maybe" is not true or false`},
 		{"rules not a list", "domains:\n  - name: a\n    dmr: 64:ff9b::/96\n    rules: 3\n", "f.yaml:4: domains[0].rules: want a non-empty list"},
