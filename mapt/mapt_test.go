@@ -1,6 +1,7 @@
 package mapt
 
 import (
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"strings"
@@ -365,5 +366,28 @@ func TestPortSetValidate(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+func TestBindingJSON(t *testing.T) {
+	r, err := ParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Derive(netip.MustParsePrefix("2001:db8:ce:774::/64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(b.JSON(netip.MustParsePrefix("64:ff9b::/96")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The schema of `ce-agent derive --json` (cmd/ce-agent/testdata/seed-774.json).
+	want := `{"rule":"2001:db8:ce::/51,192.0.2.0/24,13,a=0,k=5","end_user_prefix":"2001:db8:ce:774::/64","ipv4":"192.0.2.59/32","psid":20,"psid_len":5,"psid_offset":0,"ports":[[40960,43007]],"port_count":2048,"map_address":"2001:db8:ce:774:0:c000:23b:14","dmr":"64:ff9b::/96"}`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if j := b.JSON(netip.Prefix{}); j.DMR != "" || len(j.Ports) != 1 {
+		t.Fatalf("without DMR: %+v", j)
 	}
 }

@@ -93,49 +93,18 @@ func (fs *Flags) ParseAll(args []string) ([]string, error) {
 	}
 }
 
-// PortsJSON is a port set as inclusive [first, last] pairs.
-type PortsJSON [][2]uint16
+// PortsJSON is a port set as inclusive [first, last] pairs (mapt's
+// schema).
+type PortsJSON = mapt.PortsJSON
 
-func portsJSON(s mapt.PortSet) PortsJSON {
-	out := make(PortsJSON, 0, s.NumRanges())
-	for _, r := range s.Ranges() {
-		out = append(out, [2]uint16{r.First, r.Last})
-	}
-	return out
-}
+func portsJSON(s mapt.PortSet) PortsJSON { return mapt.PortSetJSON(s) }
 
-// DeriveJSON is the JSON form of `ce-agent derive`.
-type DeriveJSON struct {
-	Rule          string    `json:"rule"`
-	EndUserPrefix string    `json:"end_user_prefix"`
-	IPv4          string    `json:"ipv4"`
-	PSID          uint16    `json:"psid"`
-	PSIDLen       uint8     `json:"psid_len"`
-	PSIDOffset    uint8     `json:"psid_offset"`
-	Ports         PortsJSON `json:"ports"`
-	PortCount     int       `json:"port_count"`
-	MAPAddress    string    `json:"map_address"`
-	DMR           string    `json:"dmr,omitempty"`
-}
+// DeriveJSON is the JSON form of `ce-agent derive`: the binding's JSON form
+// as package mapt defines it.
+type DeriveJSON = mapt.BindingJSON
 
 // BindingJSON converts a binding to the derive JSON form.
-func BindingJSON(b mapt.Binding, dmr netip.Prefix) DeriveJSON {
-	d := DeriveJSON{
-		Rule:          b.Rule.String(),
-		EndUserPrefix: b.EndUserPrefix.String(),
-		IPv4:          b.IPv4.String(),
-		PSID:          b.PSID(),
-		PSIDLen:       b.PortSet.Len,
-		PSIDOffset:    b.PortSet.Offset,
-		Ports:         portsJSON(b.PortSet),
-		PortCount:     b.PortSet.Count(),
-		MAPAddress:    b.MAPAddress.String(),
-	}
-	if dmr.IsValid() {
-		d.DMR = dmr.String()
-	}
-	return d
-}
+func BindingJSON(b mapt.Binding, dmr netip.Prefix) DeriveJSON { return b.JSON(dmr) }
 
 // WriteBinding prints a binding as aligned text, the format of `derive`
 // and of the agent's status.
