@@ -8,9 +8,11 @@ PKGS    := ./...
 
 # Debian packages the tests and the lab use.
 APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
-	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static
+	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static \
+	qemu-system-x86 qemu-system-arm qemu-system-mips qemu-system-misc \
+	debian-archive-keyring kmod xz-utils cpio
 
-.PHONY: all build test unit deps generate check-generate vet staticcheck bench demo cross clean
+.PHONY: all build test test-kernels unit deps generate check-generate vet staticcheck bench demo cross clean
 
 all: build
 
@@ -35,9 +37,20 @@ vet:
 staticcheck:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
-# The whole suite: unit, BPF (BPF_PROG_TEST_RUN) and namespace tests.
+# The whole suite: unit, BPF (BPF_PROG_TEST_RUN) and namespace tests, then
+# the kernel matrix.
 test: deps build vet
 	$(GO) test $(GOFLAGS) -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory test-kernels
+
+# Debian kernels of five architectures under qemu-system (TCG), each
+# running the JIT report, the lab path and the dataplane, agent and relay
+# tests (kernels/). Downloads are cached in $$MAPT_KERNELS_CACHE (default
+# ~/.cache/mapt-kernels); KERNELS=mipsel-6.1,amd64 or STEPS=jit,lab run a
+# part; the table goes to kernels/results/latest.md. qemu-system-s390x is
+# in qemu-system-misc.
+test-kernels: deps
+	$(GO) run ./kernels/cmd/matrix $(KERNELS_FLAGS)
 
 unit:
 	$(GO) test -short $(PKGS)

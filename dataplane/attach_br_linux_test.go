@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -12,9 +13,12 @@ import (
 )
 
 // TestAttachBRDetach attaches the three BR programs in each mode and checks
-// that Close leaves every hook as it found it.
+// that Close leaves every hook as it found it. On a kernel without TCX,
+// the TCX hooks are not queried (the kernel has none to ask), and asking
+// for TCX must fail as not supported with nothing attached.
 func TestAttachBRDetach(t *testing.T) {
 	testenv.Require(t, "tc")
+	tcx := HaveTCX(t)
 	for _, mode := range []AttachMode{AttachTCX, AttachClsact} {
 		t.Run(string(mode), func(t *testing.T) {
 			l := testenv.New(t)
@@ -33,15 +37,17 @@ func TestAttachBRDetach(t *testing.T) {
 						at  ebpf.AttachType
 						tc  string
 					}{{"v6", ebpf.AttachTCXIngress, "ingress"}, {"v4", ebpf.AttachTCXIngress, "ingress"}, {"brtun0", ebpf.AttachTCXEgress, "egress"}} {
-						ifc, err := net.InterfaceByName(h.dev)
-						if err != nil {
-							return err
+						if tcx {
+							ifc, err := net.InterfaceByName(h.dev)
+							if err != nil {
+								return err
+							}
+							q, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: h.at})
+							if err != nil {
+								return err
+							}
+							n[h.dev+" tcx"] = len(q.Programs)
 						}
-						q, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: h.at})
-						if err != nil {
-							return err
-						}
-						n[h.dev+" tcx"] = len(q.Programs)
 						out, _ := br.Exec("tc", "filter", "show", "dev", h.dev, h.tc)
 						n[h.dev+" cls_bpf"] = strings.Count(out, "mapt-")
 					}
@@ -53,20 +59,33 @@ func TestAttachBRDetach(t *testing.T) {
 				return n
 			}
 			var tr *Translator
+			var attachErr error
 			err := br.Do(func() error {
 				var err error
 				if tr, err = Load(brConfig()); err != nil {
 					return err
 				}
-				if err := tr.AttachBR("v6", "v4", mode); err != nil {
-					return err
-				}
-				return tr.AttachBRLocal("brtun0", mode)
+				attachErr = tr.AttachBR("v6", "v4", "brtun0", mode)
+				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tr.Close()
+			if mode == AttachTCX && !tcx {
+				if !errors.Is(attachErr, ebpf.ErrNotSupported) {
+					t.Fatalf("attach tcx on a kernel without TCX: %v, want an error wrapping ebpf.ErrNotSupported", attachErr)
+				}
+				for k, v := range hooks() {
+					if v != 0 {
+						t.Errorf("after a failed attach: %s has %d programs", k, v)
+					}
+				}
+				return
+			}
+			if attachErr != nil {
+				t.Fatal(attachErr)
+			}
 			if tr.AttachMode() != mode {
 				t.Fatalf("attach mode %q, want %q", tr.AttachMode(), mode)
 			}
@@ -80,7 +99,7 @@ func TestAttachBRDetach(t *testing.T) {
 					t.Errorf("%s: %d programs of ours attached, want 1 (%v)", dev, got[dev+kind], got)
 				}
 			}
-			if c := tr.Config(); c.WANIfindex == 0 || c.UplinkIfindex == 0 || !c.UplinkL3 {
+			if c := tr.Config(); c.IPv6Side.Ifindex == 0 || c.IPv4Side.Ifindex == 0 || c.Local.Ifindex == 0 || !c.Local.L3 {
 				t.Errorf("config after attach: %+v", c)
 			}
 			if err := br.Do(tr.Close); err != nil {

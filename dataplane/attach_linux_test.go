@@ -1,6 +1,7 @@
 package dataplane_test
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -27,12 +28,20 @@ func seedCE(t *testing.T) dataplane.Config {
 	return dataplane.Config{Mode: dataplane.CE, Binding: b, DMR: netip.MustParsePrefix("64:ff9b::/96")}
 }
 
-// TestAttachModes attaches a CE translator in both modes on a veth pair,
+// TestAttachModes attaches a CE translator in each mode on a veth pair,
 // next to a foreign filter, sees traffic reach it, and detaches only ours.
+// Auto is TCX where the kernel has it (6.6+) and clsact elsewhere; on a
+// kernel without TCX, asking for TCX must fail as not supported and leave
+// the hooks as they were.
 func TestAttachModes(t *testing.T) {
 	testenv.Require(t, "tc", "ping")
+	tcx := dataplane.HaveTCX(t)
 	for _, mode := range []dataplane.AttachMode{dataplane.AttachTCX, dataplane.AttachClsact, dataplane.AttachAuto} {
-		t.Run(string(mode)+"auto", func(t *testing.T) {
+		name := string(mode)
+		if mode == dataplane.AttachAuto {
+			name = "auto"
+		}
+		t.Run(name, func(t *testing.T) {
 			l := testenv.New(t)
 			ce, peer := l.NS("ce"), l.NS("peer")
 			l.Veth(ce, "wan", peer, "eth0")
@@ -44,20 +53,46 @@ func TestAttachModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			var tr *dataplane.Translator
+			var attachErr error
 			err := ce.Do(func() error {
 				var err error
 				if tr, err = dataplane.Load(seedCE(t)); err != nil {
 					return err
 				}
-				return tr.AttachCE("uplink", "wan", mode)
+				attachErr = tr.AttachCE("uplink", "wan", mode)
+				return nil
 			})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer tr.Close()
+			if mode == dataplane.AttachTCX && !tcx {
+				if !errors.Is(attachErr, ebpf.ErrNotSupported) {
+					t.Fatalf("attach tcx on a kernel without TCX: %v, want an error wrapping ebpf.ErrNotSupported", attachErr)
+				}
+				if m := tr.AttachMode(); m != dataplane.AttachAuto {
+					t.Fatalf("attach mode %q after a failed attach", m)
+				}
+				for _, hook := range [][]string{{"wan", "ingress"}, {"uplink", "egress"}} {
+					out := ce.MustExec("tc", "filter", "show", "dev", hook[0], hook[1])
+					if strings.Contains(out, "mapt-") {
+						t.Fatalf("%s %s after a failed attach: %s", hook[0], hook[1], out)
+					}
+				}
+				if out := ce.MustExec("tc", "filter", "show", "dev", "wan", "ingress"); !strings.Contains(out, "foreign") {
+					t.Fatalf("the foreign filter is gone: %s", out)
+				}
+				return
+			}
+			if attachErr != nil {
+				t.Fatal(attachErr)
+			}
 			want := mode
 			if mode == dataplane.AttachAuto {
-				want = dataplane.AttachTCX // this kernel has TCX
+				want = dataplane.AttachClsact
+				if tcx {
+					want = dataplane.AttachTCX
+				}
 			}
 			if tr.AttachMode() != want {
 				t.Fatalf("mode = %q, want %q", tr.AttachMode(), want)

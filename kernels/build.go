@@ -1,0 +1,259 @@
+package kernels
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/mapt-go/mapt/kernels/proto"
+)
+
+// TestPackages are the packages whose tests run in the guest, built with
+// `go test -c`. They need no Kea: lab's zero-touch tests do (and python3,
+// wget), so only its TestStaticPath runs there.
+var TestPackages = []string{"./dataplane", "./lab", "./agent", "./relay"}
+
+// Step is a test run in the guest, on the binary of Package.
+type Step struct {
+	Name    string
+	Package string   // e.g. "./dataplane"
+	Args    []string // -test.run / -test.skip
+	Timeout int      // seconds
+}
+
+// Steps are the test runs in the guest, in order. jit first: the JIT
+// report is the one thing every kernel must give even when namespace tests
+// fail later.
+var Steps = []Step{
+	{Name: "jit", Package: "./dataplane", Args: []string{"-test.run", "^TestJITReport$"}, Timeout: 60},
+	{Name: "lab", Package: "./lab", Args: []string{"-test.run", "^TestStaticPath$"}, Timeout: 120},
+	// TestGenerateReproducible compiles the BPF sources with clang, which
+	// the guest has not: it checks the build, not the kernel, and runs in
+	// `make test` on the host.
+	{Name: "dataplane", Package: "./dataplane", Args: []string{"-test.skip", "^(TestJITReport|TestGenerateReproducible)$"}, Timeout: 240},
+	{Name: "agent", Package: "./agent", Timeout: 120},
+	{Name: "relay", Package: "./relay", Timeout: 180},
+}
+
+// SelectSteps returns the steps named in names (comma-separated; "" for all).
+func SelectSteps(names string) ([]Step, error) {
+	if names == "" || names == "all" {
+		return Steps, nil
+	}
+	var out []Step
+	for _, n := range strings.Split(names, ",") {
+		found := false
+		for _, s := range Steps {
+			if s.Name == n {
+				out = append(out, s)
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("kernels: unknown step %q", n)
+		}
+	}
+	return out, nil
+}
+
+// goBuild cross-compiles, static (CGO off) and stripped.
+func goBuild(repo string, k Kernel, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = repo
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+k.GOARCH)
+	cmd.Env = append(cmd.Env, k.GOENV...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kernels: %s go %s: %w\n%s", k.GOARCH, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// BuildBinaries cross-builds /init, ce-agent, br and the test binaries for
+// k's architecture into dir.
+func BuildBinaries(repo, dir string, k Kernel, pkgs []string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("kernels: %w", err)
+	}
+	flags := []string{"-trimpath", "-ldflags", "-s -w"}
+	if err := goBuild(repo, k, append(append([]string{"build"}, flags...), "-o", dir+"/", "./cmd/ce-agent", "./cmd/br", "./kernels/init")...); err != nil {
+		return err
+	}
+	if len(pkgs) == 0 {
+		return nil
+	}
+	return goBuild(repo, k, append(append([]string{"test", "-c"}, flags...), append([]string{"-o", dir + "/"}, pkgs...)...)...)
+}
+
+// testBinary is the name `go test -c -o DIR/` gives a package's binary.
+func testBinary(pkg string) string { return path.Base(pkg) + ".test" }
+
+// Assemble builds the initramfs of one kernel: binaries from bin, modules
+// of e, tools from s, the testdata of the repository, and the plan.
+func Assemble(out, repo, bin string, e *Extracted, s *Sysroot, steps []Step) error {
+	a := NewInitramfs()
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp", "/root", "/etc", "/var/tmp"} {
+		a.Dir(d, 0o755)
+	}
+	a.Dir("/tmp", 0o1777)
+	a.CharDev("/dev/console", 0o600, 5, 1)
+	a.CharDev("/dev/null", 0o666, 1, 3)
+	a.Symlink("/var/run", "../run")
+	a.Bytes("/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\ntcpdump:x:102:105::/nonexistent:/usr/sbin/nologin\n"), 0o644)
+	a.Bytes("/etc/group", []byte("root:x:0:\ntcpdump:x:105:\n"), 0o644)
+	a.Bytes("/etc/hosts", []byte("127.0.0.1 localhost\n::1 localhost\n"), 0o644)
+
+	a.CopyFile("/init", filepath.Join(bin, "init"), 0o755)
+	for _, b := range []string{"ce-agent", "br"} {
+		a.CopyFile("/mapt/bin/"+b, filepath.Join(bin, b), 0o755)
+	}
+	plan := proto.Plan{
+		Kernel: e.ID,
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "CI=true",
+			"MAPT_BIN_DIR=/mapt/bin", "HOME=/root", "TMPDIR=/tmp", "GOTRACEBACK=all"},
+	}
+	added := map[string]bool{}
+	for _, st := range steps {
+		tb := testBinary(st.Package)
+		if !added[tb] {
+			a.CopyFile("/mapt/tests/"+tb, filepath.Join(bin, tb), 0o755)
+			added[tb] = true
+		}
+		// go test runs a package's tests in its source directory; some
+		// read testdata there (or a sibling's, as ../domainfile/testdata).
+		dir := path.Join("/mapt/src", path.Clean(st.Package))
+		a.Dir(dir, 0o755)
+		argv := append([]string{"/mapt/tests/" + tb, "-test.v", "-test.count=1",
+			fmt.Sprintf("-test.timeout=%ds", max(st.Timeout-15, 10))}, st.Args...)
+		plan.Steps = append(plan.Steps, proto.Step{Name: st.Name, Dir: dir, Argv: argv, TimeoutSeconds: st.Timeout})
+	}
+	if err := addTestdata(a, repo); err != nil {
+		return err
+	}
+
+	mods, err := e.ResolveModules(Modules)
+	if err != nil {
+		return err
+	}
+	modCache := filepath.Join(filepath.Dir(out), "modules")
+	for _, m := range mods {
+		host := filepath.Join(modCache, m.Rel)
+		if err := decompressModule(m.Path, host); err != nil {
+			return err
+		}
+		guest := path.Join("/lib/modules", e.Release, filepath.ToSlash(m.Rel))
+		a.CopyFile(guest, host, 0o644)
+		plan.Modules = append(plan.Modules, guest)
+	}
+
+	for _, t := range sortedKeys(Tools) {
+		if err := s.AddTool(a, t); err != nil {
+			return err
+		}
+	}
+	// iproute2's tables (route protocol names and the like).
+	for _, d := range []string{"/etc/iproute2", "/usr/share/iproute2", "/usr/lib/iproute2"} {
+		if err := addTree(a, filepath.Join(s.Dir, d), d); err != nil {
+			return err
+		}
+	}
+
+	pb, err := json.MarshalIndent(plan, "", "  ")
+	if err != nil {
+		return err
+	}
+	a.Bytes(proto.PlanPath, pb, 0o644)
+	seed := make([]byte, 512)
+	if _, err := rand.Read(seed); err != nil {
+		return err
+	}
+	a.Bytes(proto.SeedPath, seed, 0o600)
+	return a.WriteFile(out)
+}
+
+// addTestdata copies every testdata directory of the repository to
+// /mapt/src/<dir>/testdata.
+func addTestdata(a *Initramfs, repo string) error {
+	return filepath.WalkDir(repo, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if p != repo && (strings.HasPrefix(name, ".") || name == "build" || name == "bin") {
+			return filepath.SkipDir
+		}
+		if name != "testdata" {
+			return nil
+		}
+		rel, _ := filepath.Rel(repo, p)
+		if err := addTree(a, p, path.Join("/mapt/src", filepath.ToSlash(rel))); err != nil {
+			return err
+		}
+		return filepath.SkipDir
+	})
+}
+
+// addTree copies a host directory (if it exists) into the archive at
+// guest: regular files, directories and symlinks as they are.
+func addTree(a *Initramfs, host, guest string) error {
+	if _, err := os.Lstat(host); err != nil {
+		return nil
+	}
+	return filepath.WalkDir(host, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(host, p)
+		g := path.Join(guest, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			a.Dir(g, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			a.Symlink(g, t)
+		case d.Type().IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			a.CopyFile(g, p, uint32(fi.Mode().Perm()))
+		}
+		return nil
+	})
+}
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// goVersion is printed in the report: the toolchain that built the guest.
+func goVersion() string {
+	out, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return "?"
+	}
+	return string(bytes.TrimSpace(out))
+}

@@ -1,0 +1,179 @@
+package kernels
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Options configure a matrix run.
+type Options struct {
+	Repo    string // the module's root
+	Cache   string // downloads and unpacked packages, kept between runs
+	Work    string // per-run files: binaries, initramfs, console logs
+	Kernels []Kernel
+	Steps   []Step
+	Jobs    int           // VMs at a time
+	Timeout time.Duration // per VM, from qemu's start
+	Refresh bool          // ask apt again even for unpacked packages
+	Echo    io.Writer     // the guests' consoles, live (nil: only the log files)
+	Log     func(format string, args ...any)
+}
+
+// Report is a matrix run's outcome.
+type Report struct {
+	Runs         []*Run
+	Started      time.Time
+	PrepSeconds  float64 // downloads, cross builds, initramfs
+	VMSeconds    float64 // wall time of all VMs
+	TotalSeconds float64
+	GoVersion    string
+	Jobs         int
+}
+
+// Failed reports whether any kernel did not pass.
+func (r *Report) Failed() bool {
+	for _, run := range r.Runs {
+		if run.Outcome != Pass {
+			return true
+		}
+	}
+	return len(r.Runs) == 0
+}
+
+// RunMatrix prepares every kernel of o and boots them, o.Jobs at a time.
+func RunMatrix(o Options) (*Report, error) {
+	rep := &Report{Started: time.Now(), GoVersion: goVersion(), Jobs: o.Jobs}
+	arch := &Archive{Dir: filepath.Join(o.Cache, "apt"), Debs: filepath.Join(o.Cache, "debs"), Archs: Archs(Matrix), Log: o.Log}
+	if err := arch.setup(); err != nil {
+		return nil, err
+	}
+	var pkgs []string
+	seenPkg := map[string]bool{}
+	for _, s := range o.Steps {
+		if !seenPkg[s.Package] {
+			seenPkg[s.Package] = true
+			pkgs = append(pkgs, s.Package)
+		}
+	}
+
+	type prepared struct {
+		e      *Extracted
+		initrd string
+	}
+	prep := map[string]*prepared{}
+	runs := map[string]*Run{}
+	sysroots := map[string]*Sysroot{}
+	bins := map[string]string{}
+	archErr := map[string]error{}
+	for _, k := range o.Kernels {
+		fail := func(err error) {
+			o.Log("%s: %v", k.ID, err)
+			runs[k.ID] = &Run{Kernel: k, Outcome: Error, Err: err.Error()}
+		}
+		if _, done := bins[k.Arch]; !done && archErr[k.Arch] == nil {
+			o.Log("%s: userspace and cross-built binaries", k.Arch)
+			s, err := withRetry(arch, func() (*Sysroot, error) { return FetchSysroot(arch, o.Cache, k.Arch, k.Triplet, o.Refresh) })
+			if err == nil {
+				sysroots[k.Arch] = s
+				bin := filepath.Join(o.Work, "bin", k.Arch)
+				if err = BuildBinaries(o.Repo, bin, k, pkgs); err == nil {
+					bins[k.Arch] = bin
+				}
+			}
+			archErr[k.Arch] = err
+		}
+		if err := archErr[k.Arch]; err != nil {
+			fail(err)
+			continue
+		}
+		o.Log("%s: kernel", k.ID)
+		e, err := withRetry(arch, func() (*Extracted, error) { return FetchKernel(arch, o.Cache, k, o.Refresh) })
+		if err != nil {
+			fail(err)
+			continue
+		}
+		dir := filepath.Join(o.Work, k.ID)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fail(err)
+			continue
+		}
+		initrd := filepath.Join(dir, "initramfs.gz")
+		if err := Assemble(initrd, o.Repo, bins[k.Arch], e, sysroots[k.Arch], o.Steps); err != nil {
+			fail(err)
+			continue
+		}
+		if e.builtinXfrm() {
+			o.Log("%s: note: xfrm_user is built in: this kernel cannot show that the product runs without it", k.ID)
+		}
+		prep[k.ID] = &prepared{e: e, initrd: initrd}
+	}
+	rep.PrepSeconds = time.Since(rep.Started).Seconds()
+
+	// Slowest first, so the two slots finish close together.
+	order := make([]Kernel, 0, len(o.Kernels))
+	order = append(order, o.Kernels...)
+	sort.SliceStable(order, func(i, j int) bool { return slowness(order[i]) > slowness(order[j]) })
+	vmStart := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(o.Jobs, 1))
+	for _, k := range order {
+		p := prep[k.ID]
+		if p == nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		o.Log("%s: booting %s", k.ID, filepath.Base(p.e.Image))
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r := Boot(p.e, p.initrd, filepath.Join(o.Work, k.ID, "console.log"), o.Timeout, o.Echo)
+			o.Log("%s: %s in %.0fs: %s%s", k.ID, r.Outcome, r.Seconds, r.Result, r.Err)
+			mu.Lock()
+			runs[k.ID] = r
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	rep.VMSeconds = time.Since(vmStart).Seconds()
+	rep.TotalSeconds = time.Since(rep.Started).Seconds()
+	for _, k := range o.Kernels {
+		rep.Runs = append(rep.Runs, runs[k.ID])
+	}
+	return rep, nil
+}
+
+// withRetry runs fetch, and when it fails, updates the package lists and
+// runs it once more: a cached list may name a version the archive has
+// since replaced.
+func withRetry[T any](a *Archive, fetch func() (T, error)) (T, error) {
+	v, err := fetch()
+	if err == nil || a.updated {
+		return v, err
+	}
+	a.Log("%v; updating the package lists and trying again", err)
+	if uerr := a.Update(); uerr != nil {
+		return v, fmt.Errorf("%w (and %v)", err, uerr)
+	}
+	return fetch()
+}
+
+// slowness orders the VMs: TCG emulates some CPUs much slower than others.
+func slowness(k Kernel) int {
+	switch k.Arch {
+	case "mipsel":
+		return 5
+	case "s390x":
+		return 4
+	case "armhf":
+		return 3
+	case "arm64":
+		return 2
+	}
+	return 1
+}
