@@ -31,7 +31,33 @@
 //	        psid: 0x34           # right-aligned
 //	    kea:                     # for br kea-config (optional)
 //	      subnet: 2001:db8:6::/64
-//	      interface: eth0
+//	      interface: eth0          # where Kea listens (NAME or NAME/ADDRESS)
+//	      relay:                   # behind relays: select by relay address
+//	        - 2001:db8:6::1
+//	      interface-id: port7      # ... or by the relays' Interface-ID
+//	      server-duid: 00:02:...   # DUID-LLT, -EN or -LL; default a DUID-LL
+//	      valid-lifetime: 1d       # seconds or N s/m/h/d; Kea's defaults
+//	      preferred-lifetime: 12h  # when absent
+//	      renew-timer: 6h
+//	      rebind-timer: 9h
+//	      dns-servers:             # options 23 and 24
+//	        - 2001:db8::53
+//	      domain-search:
+//	        - isp.example
+//	      ntp-servers:             # option 56: addresses or names
+//	        - ntp.isp.example
+//	      mape-br: 2001:db8::1     # offer the rules as MAP-E too
+//	      dslite-aftr: aftr.example # offer DS-Lite too
+//	      s46-priority:            # option 111 order (RFC 8026)
+//	        - mapt
+//	        - mape
+//	        - dslite
+//	      reservations:            # a prefix for one client's DUID; for a
+//	        - duid: 00:03:00:01:02:00:00:00:01:1b   # 1:1 rule, its rule
+//	          prefix: 2001:db8:12:3400::/56
+//
+// The br section may also hold anycast (table, drain, check-interval): see
+// Anycast.
 //
 // Domain and rule names are free text; domain names must be unique.
 package domainfile

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mapt-go/mapt/mapt"
 )
@@ -38,7 +39,34 @@ type BR struct {
 	// clear are fragmented to in translation (RFC 7915 s4.1); default
 	// DefaultLowestIPv6MTU.
 	LowestIPv6MTU int
+	// Anycast (anycast) has the BR put its announcements in a kernel
+	// routing table while it is healthy, for a routing daemon to export
+	// (see relay/anycast).
+	Anycast Anycast
 }
+
+// Anycast configures the BR's announcements: while the translator is
+// attached and healthy, the BR routes the DMR of every domain and the IPv4
+// prefix of every rule through its own device in Table, where a routing
+// daemon (BIRD's kernel protocol with learn, FRR's import-table) picks
+// them up and announces them. The routes go with the device, so a BR that
+// dies, even by SIGKILL, withdraws them.
+type Anycast struct {
+	// Table is the kernel routing table (1-0xffffffff, not the main,
+	// local or default table); 0 leaves anycast off.
+	Table uint32
+	// Drain is how long a stopping BR goes on translating after it has
+	// withdrawn its routes, so the routers move traffic first.
+	Drain time.Duration
+	// CheckInterval is how often the BR checks its health.
+	CheckInterval time.Duration
+}
+
+// Anycast defaults.
+const (
+	DefaultDrain         = time.Second
+	DefaultCheckInterval = 100 * time.Millisecond
+)
 
 // DefaultLowestIPv6MTU is RFC 7915 s4.1's default for lowest-ipv6-mtu: the
 // IPv6 minimum MTU, which every IPv6 path carries.
@@ -50,12 +78,6 @@ type Domain struct {
 	Kea Kea
 	// Line is where the domain starts in the file.
 	Line int
-}
-
-// Kea holds what `br kea-config` needs beyond the MAP rules.
-type Kea struct {
-	Subnet    netip.Prefix // the CE-facing link's prefix
-	Interface string       // Kea's listening interface; br.ipv6-interface when empty
 }
 
 // Error is a problem at a place in the file.
@@ -305,6 +327,8 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 				return p.errf(v, field, "%d is below the IPv6 minimum MTU 1280", br.LowestIPv6MTU)
 			}
 			return nil
+		case "anycast":
+			return p.anycast(v, field, &br.Anycast)
 		case "metrics":
 			if err := p.str(v, field, &br.Metrics); err != nil {
 				return err
@@ -372,6 +396,9 @@ func (p parser) domain(n *node, prefix string) (Domain, error) {
 	case !seenRules:
 		return Domain{}, p.errf(n, prefix+".rules", "missing")
 	}
+	if err := p.checkKea(n, prefix, &d); err != nil {
+		return Domain{}, err
+	}
 	return d, nil
 }
 
@@ -427,14 +454,50 @@ func (p parser) rule(n *node, prefix string) (mapt.Rule, error) {
 	return r.Canonical(), nil
 }
 
-func (p parser) kea(n *node, prefix string, k *Kea) error {
-	return p.mapping(n, prefix+".", func(key string, v *node, field string) error {
+func (p parser) anycast(n *node, prefix string, a *Anycast) error {
+	a.Drain, a.CheckInterval = DefaultDrain, DefaultCheckInterval
+	seenTable := false
+	err := p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		switch key {
-		case "subnet":
-			return p.prefix(v, field, true, &k.Subnet)
-		case "interface":
-			return p.str(v, field, &k.Interface)
+		case "table":
+			seenTable = true
+			var s string
+			if err := p.str(v, field, &s); err != nil {
+				return err
+			}
+			t, err := strconv.ParseUint(s, 0, 32)
+			// 253-255 are the default, main and local tables: routes
+			// there would be used for forwarding.
+			if err != nil || t == 0 || (t >= 253 && t <= 255) {
+				return p.errf(v, field, "%q: want a routing table number in 1-4294967295 other than 253-255 (default, main, local)", s)
+			}
+			a.Table = uint32(t)
+			return nil
+		case "drain":
+			return p.duration(v, field, 0, time.Minute, &a.Drain)
+		case "check-interval":
+			return p.duration(v, field, 10*time.Millisecond, 10*time.Second, &a.CheckInterval)
 		}
 		return errUnknown
 	})
+	if err != nil {
+		return err
+	}
+	if !seenTable {
+		return p.errf(n, prefix+".table", "missing")
+	}
+	return nil
+}
+
+func (p parser) duration(v *node, field string, lo, hi time.Duration, dst *time.Duration) error {
+	s, err := p.scalar(v, field)
+	if err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		return p.errf(v, field, "%q: want a duration in %s-%s, e.g. 500ms", s, lo, hi)
+	}
+	*dst = d
+	return nil
 }

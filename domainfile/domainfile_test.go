@@ -2,8 +2,10 @@ package domainfile
 
 import (
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapt-go/mapt/mapt"
 )
@@ -55,6 +57,36 @@ func TestLoadMulti(t *testing.T) {
 	}
 }
 
+func TestLoadISP(t *testing.T) {
+	f, err := Load("testdata/isp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.BR.Anycast != (Anycast{Table: 9724, Drain: 1500 * time.Millisecond, CheckInterval: DefaultCheckInterval}) {
+		t.Fatalf("anycast = %+v", f.BR.Anycast)
+	}
+	k := f.Domains[0].Kea
+	if k.Interface != "eth0/2001:db8:6::53" || len(k.Relay) != 1 || k.InterfaceID != "ge-0/0/1.100" || len(k.ServerDUID) != 10 {
+		t.Fatalf("selection/duid: %+v", k)
+	}
+	if k.ValidLifetime != 86400 || k.PreferredLifetime != 43200 || k.RenewTimer != 21600 || k.RebindTimer != 32400 {
+		t.Fatalf("lifetimes: %+v", k)
+	}
+	if len(k.DNSServers) != 1 || k.DomainSearch[0] != "isp.example" || k.NTPServers[0].FQDN != "ntp.isp.example" || k.NTPServers[1].String() != "2001:db8::123" {
+		t.Fatalf("dns/ntp: %+v", k)
+	}
+	if k.MAPEBR != netip.MustParseAddr("2001:db8:ff::1") || k.DSLiteAFTR != "aftr.isp.example" || strings.Join(k.Priority, ",") != "mapt,mape,dslite" {
+		t.Fatalf("softwires: %+v", k)
+	}
+	if len(k.Reservations) != 2 || k.Reservations[0].Prefix != netip.MustParsePrefix("2001:db8:12:3400::/56") || len(k.Reservations[1].DUID) != 10 {
+		t.Fatalf("reservations: %+v", k.Reservations)
+	}
+	// Without an anycast section it is off.
+	if f, _ := Load("testdata/seed.yaml"); f.BR.Anycast.Table != 0 {
+		t.Fatalf("seed anycast = %+v", f.BR.Anycast)
+	}
+}
+
 const okDomain = `domains:
   - name: a
     dmr: 64:ff9b::/96
@@ -64,6 +96,11 @@ const okDomain = `domains:
         ea-len: 13
         psid-offset: 0
 `
+
+// keaSection is a kea section with the given lines (indented for it).
+func keaSection(lines string) string {
+	return "    kea:\n      subnet: 2001:db8:6::/64\n      " + lines + "\n"
+}
 
 func TestErrors(t *testing.T) {
 	tests := []struct {
@@ -95,6 +132,30 @@ func TestErrors(t *testing.T) {
 		{"source-check", "br:\n  source-check: strict\n" + okDomain, `f.yaml:2: br.source-check: "strict": want neighbor or off`},
 		{"fmr not bool", okDomain + "        fmr: maybe\n", `f.yaml:9: domains[0].rules[0].fmr: "maybe" is not true or false`},
 		{"rules not a list", "domains:\n  - name: a\n    dmr: 64:ff9b::/96\n    rules: 3\n", "f.yaml:4: domains[0].rules: want a non-empty list"},
+		{"anycast table", "br:\n  anycast:\n    table: 254\n" + okDomain, `f.yaml:3: br.anycast.table: "254": want a routing table number`},
+		{"anycast no table", "br:\n  anycast:\n    drain: 1s\n" + okDomain, `f.yaml:3: br.anycast.table: missing`},
+		{"anycast drain", "br:\n  anycast:\n    table: 100\n    drain: forever\n" + okDomain, `f.yaml:4: br.anycast.drain: "forever": want a duration`},
+		{"anycast interval", "br:\n  anycast:\n    table: 100\n    check-interval: 1ms\n" + okDomain, `f.yaml:4: br.anycast.check-interval: "1ms": want a duration in 10ms-10s`},
+		{"kea lifetime", okDomain + keaSection("valid-lifetime: 10y"), `f.yaml:11: domains[0].kea.valid-lifetime: "10y": want seconds`},
+		{"kea lifetime zero", okDomain + keaSection("renew-timer: 0"), `f.yaml:11: domains[0].kea.renew-timer: "0": want seconds`},
+		{"kea lifetime order", okDomain + keaSection("preferred-lifetime: 2h\n      valid-lifetime: 1h"), `f.yaml:11: domains[0].kea.preferred-lifetime: 7200 s is longer than valid-lifetime 3600 s`},
+		{"kea timers order", okDomain + keaSection("renew-timer: 2000\n      rebind-timer: 1000"), `f.yaml:11: domains[0].kea.renew-timer: 2000 s is longer than rebind-timer 1000 s`},
+		{"kea dns", okDomain + keaSection("dns-servers:\n        - 192.0.2.53"), `f.yaml:12: domains[0].kea.dns-servers[0]: "192.0.2.53" is not a unicast IPv6 address`},
+		{"kea dns not a list", okDomain + keaSection("dns-servers: 2001:db8::53"), `f.yaml:11: domains[0].kea.dns-servers: want a list`},
+		{"kea search", okDomain + keaSection("domain-search:\n        - bad_name.example"), `f.yaml:12: domains[0].kea.domain-search[0]: "bad_name.example" is not a domain name`},
+		{"kea ntp", okDomain + keaSection("ntp-servers:\n        - 192.0.2.123"), `domains[0].kea.ntp-servers[0]: "192.0.2.123" is not an IPv6 address`},
+		{"kea interface", okDomain + keaSection("interface: eth0/192.0.2.1"), `f.yaml:11: domains[0].kea.interface: "eth0/192.0.2.1": want NAME or NAME/IPV6-ADDRESS`},
+		{"kea relay", okDomain + keaSection("relay:\n        - fe80::1%eth0"), `f.yaml:12: domains[0].kea.relay[0]: "fe80::1%eth0" is not a unicast IPv6 address`},
+		{"kea server-duid type", okDomain + keaSection("server-duid: 00:04:01:02:03:04"), `f.yaml:11: domains[0].kea.server-duid: DUID type 4: Kea configures`},
+		{"kea server-duid short", okDomain + keaSection("server-duid: 00:02:00:00:7e"), `domains[0].kea.server-duid: DUID type 2 needs at least 7 bytes`},
+		{"kea server-duid hex", okDomain + keaSection("server-duid: zz:02"), `domains[0].kea.server-duid: "zz:02" is not a DUID`},
+		{"kea priority unknown", okDomain + keaSection("s46-priority:\n        - lw4o6"), `f.yaml:12: domains[0].kea.s46-priority[0]: "lw4o6": want mapt, mape or dslite`},
+		{"kea priority not offered", okDomain + keaSection("s46-priority:\n        - mapt\n        - dslite"), `f.yaml:13: domains[0].kea.s46-priority[1]: dslite is listed but not offered (set dslite-aftr)`},
+		{"kea priority missing", okDomain + keaSection("mape-br: 2001:db8::1\n      s46-priority:\n        - mapt"), `domains[0].kea.s46-priority: mape is offered but not listed`},
+		{"kea reservation outside", okDomain + keaSection("reservations:\n        - duid: 00:03:00:01:02:00:00:00:01:1b\n          prefix: 2001:db8:cf::/64"), `f.yaml:12: domains[0].kea.reservations[0].prefix: 2001:db8:cf::/64 is in none of the domain's rules`},
+		{"kea reservation length", okDomain + keaSection("reservations:\n        - duid: 00:03:00:01:02:00:00:00:01:1b\n          prefix: 2001:db8:ce::/56"), `domains[0].kea.reservations[0].prefix: 2001:db8:ce::/56: rule 2001:db8:ce::/51,192.0.2.0/24,13,a=0,k=5 delegates /64 prefixes`},
+		{"kea reservation twice", okDomain + keaSection("reservations:\n        - duid: 00:03:00:01:02:00:00:00:01:1b\n          prefix: 2001:db8:ce:11b::/64\n        - duid: 00:03:00:01:02:00:00:00:01:1b\n          prefix: 2001:db8:ce:774::/64"), `f.yaml:14: domains[0].kea.reservations[1].duid: already reserved in reservations[0]`},
+		{"kea reservation no duid", okDomain + keaSection("reservations:\n        - prefix: 2001:db8:ce:11b::/64"), `f.yaml:12: domains[0].kea.reservations[0].duid: missing`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,6 +173,9 @@ func TestErrors(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(okDomain))
 	f.Add([]byte("br:\n  metrics: off\n" + okDomain))
+	if isp, err := os.ReadFile("testdata/isp.yaml"); err == nil {
+		f.Add(isp)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz.yaml", data)
 		if err != nil {
