@@ -34,8 +34,15 @@ type Options struct {
 	// FMR sets the F flag on the rule: CEs then reach each other directly
 	// (mesh, RFC 7597 s5.3) instead of through the BR (hub and spoke).
 	FMR bool
-	// RenewTimer is Kea's T1 in seconds (default 1000; tests shorten it).
+	// RenewTimer is Kea's T1 in seconds (default 1000; tests shorten it);
+	// T2, the preferred and the valid lifetime are 2, 3 and 4 times it.
+	// They are the lab's: its domain file gives them to br kea-config.
 	RenewTimer int
+	// OneToOne serves 1:1 rules (EA length 0) instead of the seed's rule:
+	// CE 11b is bound by its DUID to 2001:db8:12:3400::/56 (198.51.100.18,
+	// PSID 0x34), and CE 774 gets the one prefix of the unbound rule
+	// 2001:db8:12:3500::/56 (198.51.100.18, PSID 0x35) from its pool.
+	OneToOne bool
 	// Bin is the directory holding ce-agent and br.
 	Bin string
 	// ExtraRules is YAML appended to the domain's rule list.
@@ -72,15 +79,60 @@ type Lab struct {
 	WebRoot string
 }
 
-// The lab's CEs: WAN MACs fixed so that Kea's reservations (by DUID-LL,
-// which ce-agent derives from the WAN MAC) give the seed's prefixes.
-var ces = []struct{ name, mac, prefix string }{
-	{"ce11b", "02:00:00:00:01:1b", "2001:db8:ce:11b::/64"},
-	{"ce774", "02:00:00:00:07:74", "2001:db8:ce:774::/64"},
+// labCE is one CE of the lab: its WAN MAC is fixed so that Kea's
+// reservations (by DUID-LL, which ce-agent derives from the WAN MAC) give
+// it prefix; reserved is false for a CE that takes its prefix from a pool.
+type labCE struct {
+	name, mac, prefix string
+	reserved          bool
 }
 
-// DomainYAML is the lab's domain file.
+// labCEs are the CEs of the lab with o.
+func labCEs(o Options) []labCE {
+	if o.OneToOne {
+		return []labCE{
+			{"ce11b", "02:00:00:00:01:1b", "2001:db8:12:3400::/56", true},
+			{"ce774", "02:00:00:00:07:74", "2001:db8:12:3500::/56", false},
+		}
+	}
+	return []labCE{
+		{"ce11b", "02:00:00:00:01:1b", "2001:db8:ce:11b::/64", true},
+		{"ce774", "02:00:00:00:07:74", "2001:db8:ce:774::/64", true},
+	}
+}
+
+// DomainYAML is the lab's domain file: its MAP rules, and its DHCPv6
+// settings for br kea-config (the lab's short timers, its reservations).
 func DomainYAML(o Options) string {
+	renew := o.RenewTimer
+	if renew == 0 {
+		renew = 1000
+	}
+	rules := fmt.Sprintf(`      - ipv6-prefix: 2001:db8:ce::/51
+        ipv4-prefix: 192.0.2.0/24
+        ea-len: 13
+        psid-offset: %d
+        fmr: %v
+`, o.PSIDOffset, o.FMR)
+	if o.OneToOne {
+		rules = `      - ipv6-prefix: 2001:db8:12:3400::/56
+        ipv4-prefix: 198.51.100.18/32
+        ea-len: 0
+        psid-len: 8
+        psid: 0x34
+      - ipv6-prefix: 2001:db8:12:3500::/56
+        ipv4-prefix: 198.51.100.18/32
+        ea-len: 0
+        psid-len: 8
+        psid: 0x35
+`
+	}
+	var res strings.Builder
+	for _, c := range labCEs(o) {
+		if c.reserved {
+			fmt.Fprintf(&res, "        - duid: 00:03:00:01:%s\n          prefix: %s\n", c.mac, c.prefix)
+		}
+	}
 	return fmt.Sprintf(`# The lab's MAP-T domain: the seed's BMR/FMR and DMR.
 br:
   ipv6-interface: eth0
@@ -91,15 +143,15 @@ domains:
   - name: seed
     dmr: 64:ff9b::/96
     rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: %d
-        fmr: %v
-%s    kea:
+%s%s    kea:
       subnet: 2001:db8:6::/64
       interface: eth0
-`, o.PSIDOffset, o.FMR, o.ExtraRules)
+      renew-timer: %d        # the lab's short timers
+      rebind-timer: %d
+      preferred-lifetime: %d
+      valid-lifetime: %d
+      reservations:          # by DUID-LL, from the CEs' WAN MACs
+%s`, rules, o.ExtraRules, renew, 2*renew, 3*renew, 4*renew, res.String())
 }
 
 // Up builds the lab and starts every process; it does not wait for the
@@ -114,7 +166,7 @@ func Up(t testenv.T, o Options) *Lab {
 	l := &Lab{Seed: seed, Opts: o, Dir: seed.Lab.Dir()}
 	l.Domain = filepath.Join(l.Dir, "domain.yaml")
 	must(t, os.WriteFile(l.Domain, []byte(DomainYAML(o)), 0o644))
-	for i, c := range ces {
+	for i, c := range labCEs(o) {
 		ns, client := seed.CE11b, seed.C1
 		if i == 1 {
 			ns, client = seed.CE774, seed.C2
@@ -140,8 +192,8 @@ func must(t testenv.T, err error) {
 }
 
 // startKea runs Kea on the BR with the configuration `br kea-config`
-// prints, plus what is site-specific: reservations, lease file, timers and
-// the route hook.
+// prints from the lab's domain file (rules, timers, reservations), plus
+// what belongs to the host: lease file, logging and the route hook.
 func (l *Lab) startKea(t testenv.T) {
 	t.Helper()
 	l.writeKeaConf(t)
@@ -173,9 +225,6 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 	var conf map[string]any
 	must(t, json.Unmarshal(out, &conf))
 	d6 := conf["Dhcp6"].(map[string]any)
-	renew := l.Opts.RenewTimer
-	d6["renew-timer"], d6["rebind-timer"] = renew, renew*2
-	d6["preferred-lifetime"], d6["valid-lifetime"] = renew*3, renew*4
 	hook := filepath.Join(l.Dir, "kea-pd-route.sh")
 	must(t, os.WriteFile(hook, pdRouteScript, 0o755))
 	d6["hooks-libraries"] = []any{map[string]any{
@@ -184,12 +233,6 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 	}}
 	d6["loggers"] = []any{map[string]any{"name": "kea-dhcp6", "severity": "INFO",
 		"output_options": []any{map[string]any{"output": "stdout"}}}}
-	subnet := d6["subnet6"].([]any)[0].(map[string]any)
-	var res []any
-	for _, c := range l.CEs {
-		res = append(res, map[string]any{"duid": "00:03:00:01:" + c.MAC, "prefixes": []any{c.Prefix}})
-	}
-	subnet["reservations"] = res
 	if l.Opts.KeaConfig != nil {
 		l.Opts.KeaConfig(d6)
 	}
