@@ -40,7 +40,7 @@ func BenchmarkKeaBind(b *testing.B) {
 			b.Fatal(err)
 		}
 		xid := dhcpv6.TransactionID{byte(raw), 0x42, 0x17}
-		msg := buildMessage(dhcpv6.MessageTypeSolicit, xid, c.id, 0, nil, netip.Prefix{}, true).ToBytes()
+		msg := buildMessage(dhcpv6.MessageTypeSolicit, xid, c.id, 0, nil, netip.Prefix{}, c.mc).ToBytes()
 		buf := make([]byte, 2048)
 		t0 := time.Now()
 		if _, err := c.conn.WriteTo(msg, c.dst); err != nil {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -32,7 +33,30 @@ type Lease struct {
 	ServerID   []byte // DUID of the server that gave the lease
 	ServerAddr netip.Addr
 	Domains    []mapt.Domain
-	Ignored    []string // why MAP-T containers were ignored
+	Ignored    []string // why S46 containers were ignored (RFC 7598 s6, RFC 8026)
+	// Mechanism is the softwire chosen (MechanismMAPT), or "" when none
+	// was; S46Priority is the server's OPTION_S46_PRIORITY (RFC 8026 s3)
+	// by name, most preferred first; Selection says how the choice was
+	// made. See SelectS46.
+	Mechanism   string   `json:",omitempty"`
+	S46Priority []string `json:",omitempty"`
+	Selection   string   `json:",omitempty"`
+	// DNS, Search and NTP are the server's recursive DNS servers and
+	// domain search list (RFC 3646 s3, s4) and NTP servers, addresses or
+	// names (RFC 5908 s4), for the LAN. At most 16 of each.
+	DNS    []netip.Addr `json:",omitempty"`
+	Search []string     `json:",omitempty"`
+	NTP    []string     `json:",omitempty"`
+	// IgnoredOptions says which options of the answer were left out
+	// because they did not decode or carried unsafe names.
+	IgnoredOptions []string `json:",omitempty"`
+}
+
+// setOptions copies the options the client decodes itself (DNS, search
+// list, NTP) into the lease.
+func (l *Lease) setOptions(r *received) {
+	l.DNS, l.Search, l.NTP = r.opts.dns, r.opts.search, r.opts.ntp
+	l.IgnoredOptions = r.ignored
 }
 
 // RenewAt is when the client sends Renew (T1, RFC 8415 s18.2.4).
@@ -122,10 +146,64 @@ func LoadLease(dir string) (*Lease, error) {
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, fmt.Errorf("provision: load lease %s: %w", filepath.Join(dir, leaseFile), err)
 	}
-	if !l.Prefix.IsValid() || len(l.ServerID) == 0 || l.Obtained.IsZero() {
-		return nil, fmt.Errorf("provision: load lease %s: prefix, server-id or obtained time missing", filepath.Join(dir, leaseFile))
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("provision: load lease %s: %w", filepath.Join(dir, leaseFile), err)
 	}
 	return &l, nil
+}
+
+// maxLifetime is the largest lifetime a DHCPv6 message can carry
+// (0xffffffff s, RFC 8415 s7.7: infinity).
+const maxLifetime = 0xffffffff * time.Second
+
+// validate checks what a lease read from disk must satisfy before the
+// client resumes it and the agent applies it: the invariants of
+// leaseFromMessage. A lease file is ours, but a torn write (or a hand
+// edit) must give an error, not a bad binding.
+func (l *Lease) validate() error {
+	switch {
+	case !l.Prefix.IsValid() || !l.Prefix.Addr().Is6() || l.Prefix.Addr().Is4In6() || l.Prefix != l.Prefix.Masked():
+		return fmt.Errorf("prefix %v is not a masked IPv6 prefix", l.Prefix)
+	case len(l.ServerID) == 0 || len(l.ServerID) > 130:
+		return fmt.Errorf("server-id of %d bytes, want 1-130 (RFC 8415 s11.1)", len(l.ServerID))
+	case l.Obtained.IsZero() || l.Obtained.Year() < 2000 || l.Obtained.Year() > 9999:
+		return fmt.Errorf("obtained time %v", l.Obtained)
+	case l.Valid <= 0 || l.Valid > maxLifetime || l.Preferred < 0 || l.Preferred > l.Valid:
+		return fmt.Errorf("lifetimes preferred %v valid %v", l.Preferred, l.Valid)
+	case l.T1 < 0 || l.T1 > l.T2 || l.T2 > l.Valid:
+		return fmt.Errorf("timers T1 %v T2 %v valid %v", l.T1, l.T2, l.Valid)
+	case len(l.DNS) > maxListed || len(l.Search) > maxListed || len(l.NTP) > maxListed:
+		return errors.New("more than 16 DNS, search or NTP entries")
+	}
+	if l.ServerAddr.IsValid() && l.ServerAddr.Zone() != "" {
+		return fmt.Errorf("server address %v has a zone", l.ServerAddr)
+	}
+	for i, d := range l.Domains {
+		// What a container must hold (RFC 7598 s5.2): a rule and a DMR.
+		if len(d.Rules) == 0 {
+			return fmt.Errorf("domain %d: no rules", i+1)
+		}
+		if err := mapt.ValidateDMR(d.DMR); err != nil {
+			return fmt.Errorf("domain %d: %w", i+1, err)
+		}
+		if err := d.Validate(); err != nil {
+			return fmt.Errorf("domain %d: %w", i+1, err)
+		}
+	}
+	for _, a := range l.DNS {
+		if !a.Is6() || a.Is4In6() || a.Zone() != "" {
+			return fmt.Errorf("DNS server %v is not an IPv6 address", a)
+		}
+	}
+	for _, name := range append(append([]string(nil), l.Search...), l.NTP...) {
+		if _, err := netip.ParseAddr(name); err == nil {
+			continue
+		}
+		if _, rest, err := readName(appendName(nil, name)); err != nil || len(rest) != 0 || strings.Contains(name, "..") || strings.HasSuffix(name, ".") {
+			return fmt.Errorf("name %q: not a plain domain name", name)
+		}
+	}
+	return nil
 }
 
 // RemoveLease deletes dir/lease.json, if any.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
@@ -26,29 +27,62 @@ var (
 	errNoBinding = errors.New("server has no binding for the IA_PD")
 )
 
-// requestedOptions is the ORO: the MAP-T container, and SOL_MAX_RT,
-// which RFC 8415 s21.24 says every ORO must carry.
-var requestedOptions = []dhcpv6.OptionCode{OptionS46ContMAPT, dhcpv6.OptionSolMaxRT}
+// requestedOptions is the ORO (RFC 8415 s21.7) every message but Release
+// carries: the MAP-T container (RFC 7598 s7: servers send containers only
+// when asked) with the S46 priority option, which RFC 8026 s3 wants
+// requested with the containers the client supports; the DNS servers and
+// search list (RFC 3646) and NTP servers (RFC 5908) that the LAN needs now
+// that no other DHCPv6 client runs on the WAN; and SOL_MAX_RT, which RFC
+// 8415 s21.24 says every ORO must carry.
+var requestedOptions = []dhcpv6.OptionCode{
+	OptionS46ContMAPT, OptionS46Prio, OptionDNSServers, OptionDomainList, OptionNTPServer, dhcpv6.OptionSolMaxRT,
+}
 
 // maxElapsed is the largest elapsed-time value, in 1/100 s (RFC 8415
 // s21.9: 0xffff means "longer than that").
 const maxElapsed = 0xffff * 10 * time.Millisecond
 
+// msgConfig is what the client's messages carry besides each exchange's
+// own fields.
+type msgConfig struct {
+	oro         []dhcpv6.OptionCode // the ORO; requestedOptions plus ClientConfig.RequestOptions
+	vendorClass []byte              // OPTION_VENDOR_CLASS payload (RFC 8415 s21.16), nil: none
+	userClass   [][]byte            // OPTION_USER_CLASS items (RFC 8415 s21.15), nil: none
+	rapidCommit bool                // Rapid Commit in Solicit (RFC 8415 s21.14)
+}
+
+// oro returns requestedOptions followed by extra, without duplicates.
+func oro(extra []dhcpv6.OptionCode) []dhcpv6.OptionCode {
+	out := append([]dhcpv6.OptionCode(nil), requestedOptions...)
+	for _, c := range extra {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // buildMessage makes a client message. insomniacslk's constructors add an
 // IA_NA and a time-based DUID; this one carries our stable DUID and one
 // IA_PD (with the current prefix as a hint, or the binding to renew).
-func buildMessage(typ dhcpv6.MessageType, xid dhcpv6.TransactionID, id Identity, elapsed time.Duration, serverID []byte, prefix netip.Prefix, rapidCommit bool) *dhcpv6.Message {
+func buildMessage(typ dhcpv6.MessageType, xid dhcpv6.TransactionID, id Identity, elapsed time.Duration, serverID []byte, prefix netip.Prefix, mc msgConfig) *dhcpv6.Message {
 	m := &dhcpv6.Message{MessageType: typ, TransactionID: xid}
 	m.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionClientID, OptionData: id.DUID})
 	if serverID != nil {
 		m.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionServerID, OptionData: serverID})
 	}
 	if typ != dhcpv6.MessageTypeRelease {
-		m.AddOption(dhcpv6.OptRequestedOption(requestedOptions...))
+		m.AddOption(dhcpv6.OptRequestedOption(mc.oro...))
 	}
 	m.AddOption(dhcpv6.OptElapsedTime(min(elapsed, maxElapsed)))
-	if rapidCommit && typ == dhcpv6.MessageTypeSolicit {
+	if mc.rapidCommit && typ == dhcpv6.MessageTypeSolicit {
 		m.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRapidCommit})
+	}
+	if len(mc.userClass) > 0 {
+		m.AddOption(&dhcpv6.OptUserClass{UserClasses: mc.userClass})
+	}
+	if len(mc.vendorClass) > 0 {
+		m.AddOption(&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionVendorClass, OptionData: mc.vendorClass})
 	}
 	pd := &dhcpv6.OptIAPD{IaId: id.IAID}
 	if prefix.IsValid() {
@@ -136,7 +170,9 @@ func leaseFromMessage(m *dhcpv6.Message, id Identity, from netip.Addr, now time.
 	}
 	l.T2 = min(l.T2, l.Valid)
 	l.T1 = min(l.T1, l.T2)
-	l.Domains, l.Ignored = MessageDomains(m)
+	sel := SelectS46(m.Options.Options)
+	l.Domains, l.Ignored = sel.Domains, sel.Ignored
+	l.Mechanism, l.S46Priority, l.Selection = sel.Mechanism, sel.Priority, sel.Why
 	return l, nil
 }
 

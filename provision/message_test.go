@@ -49,7 +49,7 @@ func TestBuildMessage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.typ.String(), func(t *testing.T) {
-			wire := buildMessage(tc.typ, xid, id, 1500*time.Millisecond, tc.serverID, tc.prefix, true).ToBytes()
+			wire := buildMessage(tc.typ, xid, id, 1500*time.Millisecond, tc.serverID, tc.prefix, msgConfig{oro: oro(nil), rapidCommit: true}).ToBytes()
 			m, err := dhcpv6.MessageFromBytes(wire)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +90,7 @@ func TestBuildMessage(t *testing.T) {
 		})
 	}
 	// Elapsed time saturates at 0xffff hundredths (RFC 8415 s21.9).
-	m := buildMessage(dhcpv6.MessageTypeSolicit, xid, id, time.Hour, nil, netip.Prefix{}, false)
+	m := buildMessage(dhcpv6.MessageTypeSolicit, xid, id, time.Hour, nil, netip.Prefix{}, msgConfig{oro: oro(nil)})
 	if b := m.GetOneOption(dhcpv6.OptionElapsedTime).ToBytes(); !bytes.Equal(b, []byte{0xff, 0xff}) {
 		t.Errorf("elapsed after an hour = %x, want ffff", b)
 	}
@@ -132,6 +132,10 @@ func TestLeaseFromMessage(t *testing.T) {
 	other.DUID = []byte{0, 3, 0, 1, 2, 2, 2, 2, 2, 2}
 	strange := id
 	strange.IAID = [4]byte{9, 9, 9, 9}
+	dns := &dhcpv6.OptionGeneric{OptionCode: OptionDNSServers, OptionData: unhex(t, "20010db8000600000000000000000053 20010db8000600000000000000000054")}
+	search := &dhcpv6.OptionGeneric{OptionCode: OptionDomainList, OptionData: appendName(appendName(nil, "isp.example"), "lab.isp.example")}
+	ntp := &dhcpv6.OptionGeneric{OptionCode: OptionNTPServer, OptionData: append(unhex(t, "0001 0010 20010db8000600000000000000000123 0003"),
+		append([]byte{0, byte(len(appendName(nil, "ntp.isp.example")))}, appendName(nil, "ntp.isp.example")...)...)}
 
 	tests := []struct {
 		name      string
@@ -141,10 +145,14 @@ func TestLeaseFromMessage(t *testing.T) {
 		check     func(t *testing.T, l *Lease)
 		errSubstr string
 	}{
-		{name: "good", m: testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p11b}, nil, container), as: id,
+		{name: "good", m: testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p11b}, nil, container,
+			dns, search, ntp), as: id,
 			check: func(t *testing.T, l *Lease) {
 				want := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Preferred: 300 * time.Second, Valid: 600 * time.Second,
-					T1: 100 * time.Second, T2: 200 * time.Second, Obtained: now, ServerID: testServerID, ServerAddr: from, Domains: []mapt.Domain{seedDomain(t)}}
+					T1: 100 * time.Second, T2: 200 * time.Second, Obtained: now, ServerID: testServerID, ServerAddr: from, Domains: []mapt.Domain{seedDomain(t)},
+					Mechanism: MechanismMAPT, Selection: "MAP-T chosen: offered, no S46 priority option",
+					DNS:    []netip.Addr{netip.MustParseAddr("2001:db8:6::53"), netip.MustParseAddr("2001:db8:6::54")},
+					Search: []string{"isp.example", "lab.isp.example"}, NTP: []string{"2001:db8:6::123", "ntp.isp.example"}}
 				if !reflect.DeepEqual(l, want) {
 					t.Errorf("lease\n got %+v\nwant %+v", l, want)
 				}
@@ -179,11 +187,14 @@ func TestLeaseFromMessage(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Through the wire, as the client sees it.
-			m, err := dhcpv6.MessageFromBytes(tc.m.ToBytes())
+			r, err := parseMessage(tc.m.ToBytes())
 			if err != nil {
 				t.Fatal(err)
 			}
-			l, err := leaseFromMessage(m, tc.as, from, now)
+			l, err := leaseFromMessage(r.m, tc.as, from, now)
+			if err == nil {
+				l.setOptions(r)
+			}
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.errSubstr) {
 					t.Fatalf("err = %v, want %v containing %q", err, tc.wantErr, tc.errSubstr)
