@@ -141,7 +141,7 @@ func TestSelectS46(t *testing.T) {
 		{name: "priority MAP-T first", opts: dhcpv6.Options{prio(95, 94), mape, seed}, domains: 1, mechanism: MechanismMAPT,
 			priority: []string{"MAP-T (95)", "MAP-E (94)"}, why: "first in the server's S46 priority", ignored: []string{"MAP-E (94) container 1 ignored"}},
 		{name: "priority without MAP-T: MAP-T not used", opts: dhcpv6.Options{prio(94, 96), mape, seed, lw}, priority: []string{"MAP-E (94)", "lw4o6 (96)"},
-			why: "lists no mechanism this CE implements",
+			why:     "lists no mechanism this CE implements",
 			ignored: []string{"MAP-E (94) container 1 ignored", "MAP-T container 1 ignored: the server's S46 priority [MAP-E (94), lw4o6 (96)] does not list MAP-T", "lw4o6 (96) container 1 ignored"}},
 		{name: "MAP-T listed, container invalid", opts: dhcpv6.Options{prio(94, 95), mape, bad}, priority: []string{"MAP-E (94)", "MAP-T (95)"},
 			why: "no valid MAP-T container", ignored: []string{"MAP-E (94) container 1 ignored", "MAP-T container 1 ignored: provision: S46_CONT_MAPT (95): 0 S46_DMR (91) options"}},
