@@ -62,6 +62,7 @@ func (s *testServer) types() []dhcpv6.MessageType {
 type clientLab struct {
 	lab     *testenv.Lab
 	ce, isp *testenv.NS
+	sw      *testenv.NS // the bridge of newSharedLab, nil otherwise
 	srv     *testServer
 	events  chan Event
 	// describe says what the server saw, for failure messages.
@@ -96,10 +97,19 @@ func newLinkLab(t testing.TB) *clientLab {
 func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte) *clientLab {
 	t.Helper()
 	cl := newLinkLab(t)
+	s := startServer(t, cl.isp, "eth0", respond)
+	cl.srv = s
+	cl.describe = func() string { return fmt.Sprint("server saw ", s.types()) }
+	return cl
+}
+
+// startServer runs a scripted server on dev in ns until the test ends.
+func startServer(t testing.TB, ns *testenv.NS, dev string, respond func(m *dhcpv6.Message, n int) [][]byte) *testServer {
+	t.Helper()
 	s := &testServer{respond: respond}
 	var srv *server6.Server
-	err := cl.isp.Do(func() (err error) {
-		srv, err = server6.NewServer("eth0", nil, func(conn net.PacketConn, peer net.Addr, d dhcpv6.DHCPv6) {
+	err := ns.Do(func() (err error) {
+		srv, err = server6.NewServer(dev, nil, func(conn net.PacketConn, peer net.Addr, d dhcpv6.DHCPv6) {
 			m, ok := d.(*dhcpv6.Message)
 			if !ok {
 				return
@@ -125,9 +135,7 @@ func newClientLab(t *testing.T, respond func(m *dhcpv6.Message, n int) [][]byte)
 	}
 	go srv.Serve()
 	t.Cleanup(func() { srv.Close() })
-	cl.srv = s
-	cl.describe = func() string { return fmt.Sprint("server saw ", s.types()) }
-	return cl
+	return s
 }
 
 // start creates a client in the ce namespace and runs it until the test
