@@ -1,10 +1,15 @@
 package relay
 
 import (
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mapt-go/mapt/internal/version"
 )
 
 // translated maps counter names to a direction label; the rest are drops
@@ -15,66 +20,148 @@ var translated = map[string]string{
 	"br_hairpin": "hairpin",
 }
 
-// collector turns the translator's per-CPU counters into metrics at
-// scrape time, so the packet path pays nothing for them.
+// notDrops are counters that are neither translations nor drops: the CE
+// counters stay zero on a BR, the source check's passes, and what the BR
+// hands its stack to fragment.
+var notDrops = map[string]bool{
+	"ce_4to6": true, "ce_6to4": true, "pass": true, "br_via_stack": true,
+	"savi_checked": true, "savi_exempt": true, "savi_unverified": true,
+}
+
+// newRegistry is what /metrics serves: the BR's own metrics, and the
+// process and Go runtime collectors (memory, file descriptors, GC), so
+// that a NOC sees a leaking or restarting BR.
+func newRegistry(r *Relay) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(r), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	return reg
+}
+
+// collector turns the translators' per-CPU counters into metrics at
+// scrape time, so the packet path pays nothing for them. Each translator
+// (one per DMR) is a series of its own, labelled with the domains it
+// serves.
 type collector struct {
 	r *Relay
 
+	scrapeErrors atomic.Uint64
+
 	packets, bytes, drops, passed, rules, reloadTime, reloadOK, reloads *prometheus.Desc
+	up, scrapeErrs, buildInfo, healthy, attached, announced             *prometheus.Desc
 }
 
 func newCollector(r *Relay) *collector {
+	dom := []string{"domain"}
 	return &collector{
 		r:          r,
-		packets:    prometheus.NewDesc("mapt_br_translated_packets_total", "Packets translated, by direction.", []string{"direction"}, nil),
-		bytes:      prometheus.NewDesc("mapt_br_translated_bytes_total", "Bytes of translated packets (as sent), by direction.", []string{"direction"}, nil),
-		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by reason.", []string{"reason"}, nil),
-		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack.", nil, nil),
+		packets:    prometheus.NewDesc("mapt_br_translated_packets_total", "Packets translated, by domain (the domains sharing a translator, comma-separated) and direction.", []string{"domain", "direction"}, nil),
+		bytes:      prometheus.NewDesc("mapt_br_translated_bytes_total", "Bytes of translated packets (as sent), by domain and direction.", []string{"domain", "direction"}, nil),
+		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by domain and reason; the source check's (savi_*) have domain \"\": it runs before any domain's translator.", []string{"domain", "reason"}, nil),
+		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack, by domain.", dom, nil),
 		rules:      prometheus.NewDesc("mapt_br_rules", "Mapping rules loaded.", nil, nil),
 		reloadTime: prometheus.NewDesc("mapt_br_last_reload_timestamp_seconds", "When the domain file was last (re)loaded or tried.", nil, nil),
 		reloadOK:   prometheus.NewDesc("mapt_br_last_reload_success", "1 when the last reload succeeded.", nil, nil),
 		reloads:    prometheus.NewDesc("mapt_br_reloads_total", "Reload attempts, by result.", []string{"result"}, nil),
+		up:         prometheus.NewDesc("mapt_br_up", "1 when every BPF counter was read in this scrape; 0 when a read failed and series are missing.", nil, nil),
+		scrapeErrs: prometheus.NewDesc("mapt_br_scrape_errors_total", "Scrapes in which reading the BPF counters failed.", nil, nil),
+		buildInfo:  prometheus.NewDesc("mapt_br_build_info", "Always 1; the labels say which build runs.", []string{"version", "goversion"}, nil),
+		healthy:    prometheus.NewDesc("mapt_br_healthy", "1 when the last health check passed (see /healthz).", nil, nil),
+		attached:   prometheus.NewDesc("mapt_br_translator_attached", "1 when the domain's translator is on its hooks in the kernel, at the last health check.", dom, nil),
+		announced:  prometheus.NewDesc("mapt_br_anycast_announced_routes", "Routes the BR has in its anycast table for the routing daemon to announce (0 while unhealthy).", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.rules, c.reloadTime, c.reloadOK, c.reloads} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.rules, c.reloadTime, c.reloadOK, c.reloads,
+		c.up, c.scrapeErrs, c.buildInfo, c.healthy, c.attached, c.announced} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	if b, err := c.r.bytes(); err == nil {
-		for name, dir := range translated {
-			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b[name]), dir)
-		}
+	ok := c.collectCounters(ch)
+	if !ok {
+		c.scrapeErrors.Add(1)
 	}
-	counters, err := c.r.counters()
-	if err == nil {
-		for name, v := range counters {
-			switch dir, ok := translated[name]; {
-			case ok:
-				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), dir)
-			case name == "pass":
-				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v))
-			case name == "ce_4to6" || name == "ce_6to4" || name == "savi_checked" || name == "savi_exempt" || name == "savi_unverified" || name == "br_via_stack":
-				// CE counters stay zero on a BR; the check's passes are
-				// not drops.
-			default:
-				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), name)
-			}
-		}
-	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, b2f(ok))
+	ch <- prometheus.MustNewConstMetric(c.scrapeErrs, prometheus.CounterValue, float64(c.scrapeErrors.Load()))
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, version.Number(), runtime.Version())
 	s := c.r.state.snapshot()
 	ch <- prometheus.MustNewConstMetric(c.rules, prometheus.GaugeValue, float64(s.rules))
 	ch <- prometheus.MustNewConstMetric(c.reloadTime, prometheus.GaugeValue, float64(s.last.UnixNano())/1e9)
-	ok := 0.0
-	if s.lastOK {
-		ok = 1
-	}
-	ch <- prometheus.MustNewConstMetric(c.reloadOK, prometheus.GaugeValue, ok)
+	ch <- prometheus.MustNewConstMetric(c.reloadOK, prometheus.GaugeValue, b2f(s.lastOK))
 	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(s.ok), "ok")
 	ch <- prometheus.MustNewConstMetric(c.reloads, prometheus.CounterValue, float64(s.failed), "failed")
+	if h := c.r.health; h != nil {
+		hs := h.snapshot()
+		ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, b2f(len(hs.problems) == 0))
+		for domain, on := range hs.attached {
+			ch <- prometheus.MustNewConstMetric(c.attached, prometheus.GaugeValue, b2f(on), domain)
+		}
+		if hs.anycast {
+			ch <- prometheus.MustNewConstMetric(c.announced, prometheus.GaugeValue, float64(hs.announced))
+		}
+	}
+}
+
+// collectCounters sends every translator's counters, and the source
+// check's; it reports false when a read failed (those series are then
+// missing from this scrape, and mapt_br_up says so).
+func (c *collector) collectCounters(ch chan<- prometheus.Metric) bool {
+	groups, labels, _ := c.r.snapshotGroups()
+	ok := len(groups) > 0
+	for i, g := range groups {
+		domain := labels[i]
+		b, err := g.xl.Bytes()
+		if err != nil {
+			c.r.log.Debug("metrics: read bytes", "domain", domain, "err", err)
+			ok = false
+		} else {
+			for name, dir := range translated {
+				ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(b[name]), domain, dir)
+			}
+		}
+		counters, err := g.xl.Counters()
+		if err != nil {
+			c.r.log.Debug("metrics: read counters", "domain", domain, "err", err)
+			ok = false
+			continue
+		}
+		for name, v := range counters {
+			switch dir, tr := translated[name]; {
+			case tr:
+				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), domain, dir)
+			case name == "pass":
+				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v), domain)
+			case notDrops[name]:
+			default:
+				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), domain, name)
+			}
+		}
+	}
+	c.r.mu.Lock()
+	check := c.r.savi
+	c.r.mu.Unlock()
+	if check != nil {
+		sc, err := check.Counters()
+		if err != nil {
+			c.r.log.Debug("metrics: read source check counters", "err", err)
+			return false
+		}
+		for name, v := range sc {
+			if !notDrops["savi_"+name] {
+				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), "", "savi_"+name)
+			}
+		}
+	}
+	return ok
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // reloadState is what the metrics report about reloads.

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mapt-go/mapt/dataplane"
@@ -46,6 +45,9 @@ type Relay struct {
 	file   *domainfile.File
 	groups []*group
 	savi   *savi.Check
+
+	// health checks the BR and, with br.anycast, announces it (health_linux.go).
+	health *health
 }
 
 // group is the translator for the domains that share one DMR, and the
@@ -111,6 +113,9 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("br running", "config", f.Path, "domains", len(f.Domains), "dmrs", len(cfgs), "rules", rules,
 		"ipv6_interface", f.BR.IPv6Interface, "ipv4_interface", f.BR.IPv4Interface, "attach", r.groups[0].xl.AttachMode())
 
+	r.health = newHealth(r, f, log)
+	defer r.health.start()()
+
 	stopMetrics, err := r.serveMetrics(f.BR.Metrics)
 	if err != nil {
 		return err
@@ -137,6 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 		select {
 		case <-ctx.Done():
 			log.Info("br stopping")
+			r.health.drain()
 			return nil
 		case ev, ok := <-watcher.Events:
 			if !ok {
@@ -256,11 +262,6 @@ func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
 	return out, nil
 }
 
-// bytes sums the translators' byte counters.
-func (r *Relay) bytes() (map[string]uint64, error) {
-	return r.sum((*dataplane.Translator).Bytes)
-}
-
 // counters sums the translators' counters and adds the source check's
 // (as savi_<reason>).
 func (r *Relay) counters() (map[string]uint64, error) {
@@ -306,14 +307,14 @@ func (r *Relay) serveMetrics(addr string) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(r))
+	reg := newRegistry(r)
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("relay: metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", r.health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	r.log.Info("metrics", "address", l.Addr().String())

@@ -206,11 +206,11 @@ func TestBRTraffic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m[`mapt_br_translated_packets_total{direction="6to4"}`] < 10 || m[`mapt_br_translated_packets_total{direction="4to6"}`] < 10 {
+	if m[`mapt_br_translated_packets_total{direction="6to4",domain="seed"}`] < 10 || m[`mapt_br_translated_packets_total{direction="4to6",domain="seed"}`] < 10 {
 		t.Fatalf("metrics: %v", m)
 	}
 	// Bytes: the 4 MB download alone is more than 4e6 bytes 4->6.
-	if m[`mapt_br_translated_bytes_total{direction="4to6"}`] < 4e6 || m[`mapt_br_translated_bytes_total{direction="6to4"}`] < 1000 {
+	if m[`mapt_br_translated_bytes_total{direction="4to6",domain="seed"}`] < 4e6 || m[`mapt_br_translated_bytes_total{direction="6to4",domain="seed"}`] < 1000 {
 		t.Fatalf("byte metrics: %v", m)
 	}
 	if m["mapt_br_rules"] != 1 || m["mapt_br_last_reload_success"] != 1 {
@@ -219,7 +219,7 @@ func TestBRTraffic(t *testing.T) {
 
 	// CE 11b sends from a port outside its PSID (1000 is PSID 0's): the BR
 	// drops and counts it (RFC 7599 s8.3).
-	before := m[`mapt_br_dropped_packets_total{reason="src_port"}`]
+	before := m[`mapt_br_dropped_packets_total{domain="seed",reason="src_port"}`]
 	mapAddr := "2001:db8:ce:11b:0:c000:208:1b"
 	l.CE11b.MustExec("ip", "-6", "addr", "add", mapAddr+"/128", "dev", "wan", "nodad")
 	cap := l.S.Capture("eth0", "udp port 7")
@@ -235,7 +235,7 @@ func TestBRTraffic(t *testing.T) {
 		t.Fatalf("%d spoofed packets reached s", n)
 	}
 	m, _ = l.metrics()
-	if got := m[`mapt_br_dropped_packets_total{reason="src_port"}`]; got < before+3 {
+	if got := m[`mapt_br_dropped_packets_total{domain="seed",reason="src_port"}`]; got < before+3 {
 		t.Fatalf("src_port drops %v -> %v", before, got)
 	}
 	l.CE11b.MustExec("ip", "-6", "addr", "del", mapAddr+"/128", "dev", "wan")
@@ -283,7 +283,7 @@ func TestBRSourceCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m[`mapt_br_dropped_packets_total{reason="savi_other_mac"}`] < 3 {
+	if m[`mapt_br_dropped_packets_total{domain="",reason="savi_other_mac"}`] < 3 {
 		t.Fatalf("source check drops: %v", m)
 	}
 }
@@ -303,7 +303,7 @@ func TestBROwnErrors(t *testing.T) {
 	if !strings.Contains(out, "Time to live exceeded") {
 		t.Fatalf("TTL 2 ping from c1: want Time to live exceeded from the BR, got:\n%s", out)
 	}
-	if m, _ := l.metrics(); m[`mapt_br_dropped_packets_total{reason="ttl_expired"}`] != 1 {
+	if m, _ := l.metrics(); m[`mapt_br_dropped_packets_total{domain="seed",reason="ttl_expired"}`] != 1 {
 		t.Fatalf("ttl_expired metric: %v", m)
 	}
 	if out := l.BR.MustExec("ip", "route", "show", "dev", "maptbr0"); !strings.Contains(out, "192.0.2.0/24") {
@@ -417,7 +417,7 @@ func TestBRHairpin(t *testing.T) {
 		t.Fatalf("hairpin echo %q %v", line, err)
 	}
 	m, _ := l.metrics()
-	if m[`mapt_br_translated_packets_total{direction="hairpin"}`] < 2 {
+	if m[`mapt_br_translated_packets_total{direction="hairpin",domain="seed"}`] < 2 {
 		t.Fatalf("hairpin metric: %v", m)
 	}
 }

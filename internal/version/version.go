@@ -14,16 +14,22 @@ var Version string
 
 // String returns "NAME VERSION (GOOS/GOARCH, GOVERSION)".
 func String(name string) string {
-	v := Version
-	if v == "" {
-		v = "dev"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-					v = "dev-" + s.Value[:12]
-				}
+	return fmt.Sprintf("%s %s (%s/%s, %s)", name, Number(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+// Number returns the version alone: Version, or "dev-" and the first 12
+// digits of the VCS revision, or "dev".
+func Number() string {
+	if Version != "" {
+		return Version
+	}
+	v := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v = "dev-" + s.Value[:12]
 			}
 		}
 	}
-	return fmt.Sprintf("%s %s (%s/%s, %s)", name, v, runtime.GOOS, runtime.GOARCH, runtime.Version())
+	return v
 }
