@@ -388,6 +388,17 @@ func TestBRTwoDMRs(t *testing.T) {
 	if m["mapt_br_rules"] != 2 {
 		t.Fatalf("rules: %v", m)
 	}
+	// One translator per DMR, each with its own series.
+	for _, domain := range []string{"seed", "other"} {
+		for _, dir := range []string{"6to4", "4to6"} {
+			if v := m[`mapt_br_translated_packets_total{direction="`+dir+`",domain="`+domain+`"}`]; v < 3 {
+				t.Errorf("domain %s %s: %v packets", domain, dir, v)
+			}
+		}
+		if m[`mapt_br_translator_attached{domain="`+domain+`"}`] != 1 {
+			t.Errorf("domain %s not attached: %v", domain, m)
+		}
+	}
 }
 
 // TestBRHairpin reaches a server on CE 774's own address from c1: the
