@@ -52,7 +52,7 @@ type BR struct {
 // them up and announces them. The routes go with the device, so a BR that
 // dies, even by SIGKILL, withdraws them.
 type Anycast struct {
-	// Table is the kernel routing table (1-0xffffffff, not the main,
+	// Table is the kernel routing table (1-0x7fffffff, not the main,
 	// local or default table); 0 leaves anycast off.
 	Table uint32
 	// Drain is how long a stopping BR goes on translating after it has
@@ -60,6 +60,12 @@ type Anycast struct {
 	Drain time.Duration
 	// CheckInterval is how often the BR checks its health.
 	CheckInterval time.Duration
+	// RequireRoutes (require-routes) are addresses that must be routed
+	// out of the BR's interfaces for it to be healthy: IPv6 ones out of
+	// ipv6-interface, IPv4 ones out of ipv4-interface. With routes learned
+	// from the upstream routers (BGP with BFD), a BR that loses one side
+	// silently, its link still up, then withdraws the other side too.
+	RequireRoutes []netip.Addr
 }
 
 // Anycast defaults.
@@ -465,11 +471,12 @@ func (p parser) anycast(n *node, prefix string, a *Anycast) error {
 			if err := p.str(v, field, &s); err != nil {
 				return err
 			}
-			t, err := strconv.ParseUint(s, 0, 32)
 			// 253-255 are the default, main and local tables: routes
-			// there would be used for forwarding.
+			// there would be used for forwarding. Netlink libraries
+			// carry table numbers as signed 32-bit integers.
+			t, err := strconv.ParseUint(s, 0, 31)
 			if err != nil || t == 0 || (t >= 253 && t <= 255) {
-				return p.errf(v, field, "%q: want a routing table number in 1-4294967295 other than 253-255 (default, main, local)", s)
+				return p.errf(v, field, "%q: want a routing table number in 1-2147483647 other than 253-255 (default, main, local)", s)
 			}
 			a.Table = uint32(t)
 			return nil
@@ -477,6 +484,23 @@ func (p parser) anycast(n *node, prefix string, a *Anycast) error {
 			return p.duration(v, field, 0, time.Minute, &a.Drain)
 		case "check-interval":
 			return p.duration(v, field, 10*time.Millisecond, 10*time.Second, &a.CheckInterval)
+		case "require-routes":
+			if v.Kind != sequenceNode {
+				return p.errf(v, field, "want a list of addresses, one a line")
+			}
+			for i, item := range v.Content {
+				f := fmt.Sprintf("%s[%d]", field, i)
+				s, err := p.scalar(item, f)
+				if err != nil {
+					return err
+				}
+				addr, err := netip.ParseAddr(s)
+				if err != nil || addr.Zone() != "" || !addr.IsGlobalUnicast() {
+					return p.errf(item, f, "%q is not a unicast IPv4 or IPv6 address", s)
+				}
+				a.RequireRoutes = append(a.RequireRoutes, addr.Unmap())
+			}
+			return nil
 		}
 		return errUnknown
 	})

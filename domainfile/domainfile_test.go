@@ -62,7 +62,8 @@ func TestLoadISP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.BR.Anycast != (Anycast{Table: 9724, Drain: 1500 * time.Millisecond, CheckInterval: DefaultCheckInterval}) {
+	if a := f.BR.Anycast; a.Table != 9724 || a.Drain != 1500*time.Millisecond || a.CheckInterval != DefaultCheckInterval ||
+		len(a.RequireRoutes) != 2 || a.RequireRoutes[1] != netip.MustParseAddr("203.0.113.56") {
 		t.Fatalf("anycast = %+v", f.BR.Anycast)
 	}
 	k := f.Domains[0].Kea
@@ -135,6 +136,8 @@ func TestErrors(t *testing.T) {
 		{"anycast table", "br:\n  anycast:\n    table: 254\n" + okDomain, `f.yaml:3: br.anycast.table: "254": want a routing table number`},
 		{"anycast no table", "br:\n  anycast:\n    drain: 1s\n" + okDomain, `f.yaml:3: br.anycast.table: missing`},
 		{"anycast drain", "br:\n  anycast:\n    table: 100\n    drain: forever\n" + okDomain, `f.yaml:4: br.anycast.drain: "forever": want a duration`},
+		{"anycast require-routes", "br:\n  anycast:\n    table: 100\n    require-routes:\n      - ff02::1\n" + okDomain, `f.yaml:5: br.anycast.require-routes[0]: "ff02::1" is not a unicast`},
+		{"anycast table too big", "br:\n  anycast:\n    table: 4294967295\n" + okDomain, `f.yaml:3: br.anycast.table: "4294967295": want`},
 		{"anycast interval", "br:\n  anycast:\n    table: 100\n    check-interval: 1ms\n" + okDomain, `f.yaml:4: br.anycast.check-interval: "1ms": want a duration in 10ms-10s`},
 		{"kea lifetime", okDomain + keaSection("valid-lifetime: 10y"), `f.yaml:11: domains[0].kea.valid-lifetime: "10y": want seconds`},
 		{"kea lifetime zero", okDomain + keaSection("renew-timer: 0"), `f.yaml:11: domains[0].kea.renew-timer: "0": want seconds`},

@@ -32,7 +32,8 @@ const announceProto = netlink.RouteProtocol(77)
 // anycast.check-interval: healthy while every translator is attached to
 // its hooks in the kernel (not merely loaded: the kernel is asked), both
 // interfaces and every local device are up with carrier, forwarding is
-// on, the BPF counters can be read, and the BR is not stopping.
+// on, the BPF counters can be read, the anycast.require-routes addresses
+// are routed out of the right interface, and the BR is not stopping.
 //
 // It is served on /healthz (200 or 503, with the reasons) and as metrics.
 // With br.anycast, health is also what the routing daemon sees: while
@@ -205,6 +206,15 @@ func (h *health) examine(groups []*group, labels []string) ([]string, map[string
 	if len(groups) == 0 {
 		problems = append(problems, "no translator")
 	}
+	for _, a := range h.cfg.RequireRoutes {
+		dev := h.v6dev
+		if a.Is4() {
+			dev = h.v4dev
+		}
+		if err := routedOut(a, links[dev]); err != nil {
+			problems = append(problems, fmt.Sprintf("no route to %s out of %s: %v", a, dev, err))
+		}
+	}
 	for _, key := range []string{"net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"} {
 		if b, err := os.ReadFile("/proc/sys/" + key); err != nil || strings.TrimSpace(string(b)) != "1" {
 			problems = append(problems, fmt.Sprintf("%s is off", strings.ReplaceAll(key, "/", ".")))
@@ -214,6 +224,27 @@ func (h *health) examine(groups []*group, labels []string) ([]string, map[string
 		problems = append(problems, fmt.Sprintf("counters: %v", err))
 	}
 	return problems, attached
+}
+
+// routedOut checks that the kernel sends packets for a out of l.
+func routedOut(a netip.Addr, l netlink.Link) error {
+	if l == nil {
+		return errors.New("no interface")
+	}
+	routes, err := netlink.RouteGet(a.AsSlice())
+	if err != nil {
+		return err
+	}
+	if len(routes) == 0 {
+		return errors.New("no route")
+	}
+	if routes[0].LinkIndex != l.Attrs().Index {
+		if other, err := netlink.LinkByIndex(routes[0].LinkIndex); err == nil {
+			return fmt.Errorf("routed out of %s", other.Attrs().Name)
+		}
+		return fmt.Errorf("routed out of interface %d", routes[0].LinkIndex)
+	}
+	return nil
 }
 
 // linkUp wants the device administratively up and with carrier.

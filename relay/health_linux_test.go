@@ -16,7 +16,16 @@ import (
 
 // anycastYAML is the lab's domain with anycast on: announcements in table
 // 9724, checked every 50 ms, a 1 s drain.
-var anycastYAML = strings.Replace(domainYAML, "  metrics:", "  anycast:\n    table: 9724\n    check-interval: 50ms\n    drain: 1s\n  metrics:", 1)
+// The BR is healthy only while it routes CE 11b's prefix out of its
+// IPv6 side and s out of its IPv4 side.
+var anycastYAML = strings.Replace(domainYAML, "  metrics:", `  anycast:
+    table: 9724
+    check-interval: 50ms
+    drain: 1s
+    require-routes:
+      - 2001:db8:ce:11b::1
+      - 203.0.113.56
+  metrics:`, 1)
 
 // healthz fetches the BR's /healthz: status code and body.
 func (l *mapLab) healthz() (int, string, error) {
@@ -66,7 +75,9 @@ func wantHealth(t *testing.T, l *mapLab, code int, contains string) {
 
 // TestBRHealthAnycast checks what a routing daemon sees of a BR: the
 // announcement routes exist exactly while the BR is healthy. They go when
-// the IPv4 side loses its link, when forwarding is off, when the
+// the IPv4 side loses its link, when forwarding is off, when a required
+// route goes (as a routing daemon removes it when BFD declares the
+// upstream dead), when the
 // translator is taken off its hooks behind the BR's back, while it drains
 // on SIGTERM, and when it is killed; a reload's new prefix is announced.
 func TestBRHealthAnycast(t *testing.T) {
@@ -95,6 +106,12 @@ func TestBRHealthAnycast(t *testing.T) {
 	waitAnnounced(t, l, false, "forwarding off")
 	l.BR.Sysctl("net.ipv4.conf.all.forwarding", "1")
 	waitAnnounced(t, l, true, "forwarding on")
+
+	l.BR.MustExec("ip", "-6", "route", "del", "2001:db8:ce:11b::/64")
+	wantHealth(t, l, 503, "no route to 2001:db8:ce:11b::1 out of eth0")
+	waitAnnounced(t, l, false, "required route gone")
+	l.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
+	waitAnnounced(t, l, true, "required route back")
 
 	// A reload's new rule is announced too.
 	more := anycastYAML + "      - ipv6-prefix: 2001:db8:cf::/48\n        ipv4-prefix: 198.51.100.0/24\n        ea-len: 8\n"

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -181,7 +182,7 @@ func (r *Relay) reload() error {
 	if err != nil {
 		return err
 	}
-	if f.BR != r.file.BR {
+	if !reflect.DeepEqual(f.BR, r.file.BR) {
 		return fmt.Errorf("relay: %s: the br section changed; interfaces and the metrics address take effect on restart", f.Path)
 	}
 	cfgs, err := translatorConfigs(f)
