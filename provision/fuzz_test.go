@@ -55,8 +55,10 @@ func FuzzParseContainer(f *testing.F) {
 }
 
 // FuzzLeaseFromMessage feeds arbitrary datagrams through what the client
-// does with a server's answer: insomniacslk's message parser, then ours.
-// Nothing may panic, and an accepted lease must be self-consistent.
+// does with a server's answer: parseMessage (insomniacslk's option parsers
+// and our own for DNS, search list and NTP), then leaseFromMessage.
+// Nothing may panic, and an accepted lease must be one the client could
+// persist and resume (Lease.validate).
 func FuzzLeaseFromMessage(f *testing.F) {
 	id, err := newIdentity("wan", testMAC)
 	if err != nil {
@@ -64,7 +66,11 @@ func FuzzLeaseFromMessage(f *testing.F) {
 	}
 	seed := unhex(f, keaSeedOption95)
 	p := iaPrefix("2001:db8:ce:11b::/64", 300*time.Second, 600*time.Second)
+	names := &dhcpv6.OptionGeneric{OptionCode: OptionDomainList, OptionData: appendName(appendName(nil, "isp.example"), "b.example")}
 	for _, m := range []*dhcpv6.Message{
+		testReply(dhcpv6.MessageTypeReply, id, 0, 0, []*dhcpv6.OptIAPrefix{p}, nil, names,
+			&dhcpv6.OptionGeneric{OptionCode: OptionDNSServers, OptionData: make([]byte, 32)},
+			&dhcpv6.OptionGeneric{OptionCode: OptionS46Prio, OptionData: []byte{0, 94, 0, 95}}),
 		testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p}, nil, &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: seed[4:]}),
 		testReply(dhcpv6.MessageTypeAdvertise, id, 0, 0, nil, &dhcpv6.OptStatusCode{StatusCode: iana.StatusNoPrefixAvail}),
 		testReply(dhcpv6.MessageTypeReply, id, 0, 0, []*dhcpv6.OptIAPrefix{iaPrefix("2001:db8::/48", 0, 0), p}, nil),
@@ -74,11 +80,11 @@ func FuzzLeaseFromMessage(f *testing.F) {
 	from := netip.MustParseAddr("fe80::1")
 	now := time.Unix(1_700_000_000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := dhcpv6.MessageFromBytes(b)
+		r, err := parseMessage(b)
 		if err != nil {
 			return
 		}
-		l, err := leaseFromMessage(m, id, from, now)
+		l, err := leaseFromMessage(r.m, id, from, now)
 		if err != nil {
 			if !errors.Is(err, errNotForUs) && !errors.Is(err, errNoPrefix) && !errors.Is(err, errNoBinding) {
 				t.Fatalf("unclassified error %v", err)
@@ -95,6 +101,10 @@ func FuzzLeaseFromMessage(f *testing.F) {
 			if err := d.Validate(); err != nil {
 				t.Fatalf("invalid domain accepted: %v", err)
 			}
+		}
+		l.setOptions(r)
+		if err := l.validate(); err != nil {
+			t.Fatalf("accepted a lease that would not load back: %v\n%+v", err, l)
 		}
 	})
 }
