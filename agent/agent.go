@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mapt-go/mapt/internal/mapcli"
 	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/provision"
 )
@@ -266,7 +265,7 @@ func (a *Agent) handle(ctx context.Context, u update, force bool) {
 	a.applied = d
 	a.board.update(func(s *Status) {
 		s.State, s.Since = "bound", time.Now().UTC()
-		j := mapcli.BindingJSON(b, d.DMR)
+		j := b.JSON(d.DMR)
 		s.Binding = &j
 		s.FMRs = s.FMRs[:0]
 		for _, r := range d.FMRs {

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mapt-go/mapt/internal/mapcli"
+	"github.com/mapt-go/mapt/mapt"
 )
 
 // Status is what `ce-agent status` shows.
@@ -22,7 +22,7 @@ type Status struct {
 	Uplink     string             `json:"uplink"`
 	Source     string             `json:"source"` // dhcpv6 or static
 	Lease      *LeaseStatus       `json:"lease,omitempty"`
-	Binding    *mapcli.DeriveJSON `json:"binding,omitempty"`
+	Binding    *mapt.BindingJSON `json:"binding,omitempty"`
 	FMRs       []string           `json:"fmrs,omitempty"`
 	AttachMode string             `json:"attach_mode,omitempty"`
 	Counters   map[string]uint64  `json:"counters,omitempty"`
@@ -199,7 +199,7 @@ func sortedKeys(m map[string]uint64) []string {
 	return keys
 }
 
-func portsText(p mapcli.PortsJSON) string {
+func portsText(p mapt.PortsJSON) string {
 	out := ""
 	for i, r := range p {
 		if i == 3 && len(p) > 4 {
