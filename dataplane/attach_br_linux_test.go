@@ -65,10 +65,7 @@ func TestAttachBRDetach(t *testing.T) {
 				if tr, err = Load(brConfig()); err != nil {
 					return err
 				}
-				if attachErr = tr.AttachBR("v6", "v4", mode); attachErr != nil {
-					return nil
-				}
-				attachErr = tr.AttachBRLocal("brtun0", mode)
+				attachErr = tr.AttachBR("v6", "v4", "brtun0", mode)
 				return nil
 			})
 			if err != nil {
@@ -102,7 +99,7 @@ func TestAttachBRDetach(t *testing.T) {
 					t.Errorf("%s: %d programs of ours attached, want 1 (%v)", dev, got[dev+kind], got)
 				}
 			}
-			if c := tr.Config(); c.WANIfindex == 0 || c.UplinkIfindex == 0 || !c.UplinkL3 {
+			if c := tr.Config(); c.IPv6Side.Ifindex == 0 || c.IPv4Side.Ifindex == 0 || c.Local.Ifindex == 0 || !c.Local.L3 {
 				t.Errorf("config after attach: %+v", c)
 			}
 			if err := br.Do(tr.Close); err != nil {

@@ -44,10 +44,11 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 		return fmt.Errorf("dataplane: attach ce: wan: %w", err)
 	}
 	cfg := t.Config()
-	cfg.UplinkIfindex = up.Index
-	cfg.WANIfindex = w.Index
-	cfg.WANMTU = w.MTU
-	cfg.UplinkL3 = len(up.HardwareAddr) == 0
+	cfg.IPv4Side = linkOf(up)
+	// Packets the CE translates to IPv4 go to the LAN, whose MTU is not
+	// ours to know: the uplink's does not bound what errors report.
+	cfg.IPv4Side.MTU = 0
+	cfg.IPv6Side = linkOf(w)
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
@@ -63,8 +64,14 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 
 // AttachBR hooks the BR programs in the caller's network namespace: 6->4
 // at the ingress of the IPv6-side device, 4->6 at the ingress of the
-// IPv4-side device (they may be the same device).
-func (t *Translator) AttachBR(v6dev, v4dev string, mode AttachMode) error {
+// IPv4-side device (they may be the same device), and, when local is not
+// empty, br_local at the egress of local: a device without a link layer
+// (TUN) to which the BR routes the DMR prefix and the CEs' IPv4 prefixes.
+// What the BR's own stack sends there (Packet Too Big for a packet that
+// outgrew the IPv6 link in translation, Time Exceeded for a CE's packet,
+// the pieces of what it fragmented for br_ingress4) is translated and sent
+// out of the other side.
+func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error {
 	if t.mode != BR {
 		return fmt.Errorf("dataplane: attach br: translator is %v", t.mode)
 	}
@@ -76,13 +83,15 @@ func (t *Translator) AttachBR(v6dev, v4dev string, mode AttachMode) error {
 	if err != nil {
 		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
 	}
-	// br_local sends what it translates out of these devices.
 	cfg := t.Config()
-	cfg.WANIfindex = d6.Index
-	cfg.UplinkIfindex = d4.Index
-	// With br_local attached, what would not fit the IPv6 side with DF
-	// clear is fragmented by the stack first (br_ingress4).
-	cfg.WANMTU = d6.MTU
+	cfg.IPv6Side, cfg.IPv4Side = linkOf(d6), linkOf(d4)
+	var dl *net.Interface
+	if local != "" {
+		if dl, err = net.InterfaceByName(local); err != nil {
+			return fmt.Errorf("dataplane: attach br: local device: %w", err)
+		}
+		cfg.Local = linkOf(dl)
+	}
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
@@ -93,35 +102,18 @@ func (t *Translator) AttachBR(v6dev, v4dev string, mode AttachMode) error {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v4dev, err)
 	}
+	if dl != nil {
+		if err := t.attach(t.coll.Programs["br_local"], dl.Index, false, mode); err != nil {
+			t.Detach()
+			return fmt.Errorf("dataplane: attach br: local %s egress: %w", local, err)
+		}
+	}
 	return nil
 }
 
-// AttachBRLocal hooks br_local to the egress of dev, a device without a
-// link layer (TUN) to which the BR routes the DMR prefix and the CEs' IPv4
-// prefixes. What the BR's own stack sends there (Packet Too Big for a
-// packet that outgrew the IPv6 link in translation, Time Exceeded for a
-// CE's packet) is translated and sent out of the devices given to
-// AttachBR, which must come first.
-func (t *Translator) AttachBRLocal(dev string, mode AttachMode) error {
-	if t.mode != BR {
-		return fmt.Errorf("dataplane: attach br local: translator is %v", t.mode)
-	}
-	d, err := net.InterfaceByName(dev)
-	if err != nil {
-		return fmt.Errorf("dataplane: attach br local: %w", err)
-	}
-	cfg := t.Config()
-	if cfg.WANIfindex == 0 || cfg.UplinkIfindex == 0 {
-		return fmt.Errorf("dataplane: attach br local: call AttachBR first")
-	}
-	cfg.UplinkL3 = len(d.HardwareAddr) == 0
-	if err := t.Update(cfg); err != nil {
-		return err
-	}
-	if err := t.attach(t.coll.Programs["br_local"], d.Index, false, mode); err != nil {
-		return fmt.Errorf("dataplane: attach br local: %s egress: %w", dev, err)
-	}
-	return nil
+// linkOf describes a device for the programs.
+func linkOf(i *net.Interface) Link {
+	return Link{Ifindex: i.Index, MTU: i.MTU, L3: len(i.HardwareAddr) == 0}
 }
 
 func (t *Translator) attach(prog *ebpf.Program, ifindex int, ingress bool, mode AttachMode) error {

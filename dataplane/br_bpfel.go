@@ -13,6 +13,16 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type brFrag6Key struct {
+	_     structs.HostLayout
+	Shi   uint64
+	Slo   uint64
+	Dst   uint32
+	Id    uint32
+	Proto uint8
+	Pad   [7]uint8
+}
+
 type brFragKey struct {
 	_     structs.HostLayout
 	Src   uint32
@@ -23,9 +33,16 @@ type brFragKey struct {
 }
 
 type brFragVal struct {
-	_     structs.HostLayout
-	Sport uint16
-	Dport uint16
+	_      structs.HostLayout
+	SeenNs uint64
+	Sport  uint16
+	Dport  uint16
+	Pad    uint32
+}
+
+type brIcmpBucket struct {
+	_      structs.HostLayout
+	LastNs uint64
 }
 
 type brLpmV4Key struct {
@@ -61,7 +78,15 @@ type brPkt struct {
 	FragId    uint32
 	Optlen    uint32
 	V6ext     uint32
-	_         [4]byte
+	Noport    uint8
+	ErrPtr    uint8
+	_         [2]byte
+	ExtOff    uint32
+	IdPsid    uint16
+	IdA       uint8
+	IdK       uint8
+	IdM       uint8
+	_         [7]byte
 	Ip4       struct {
 		_        structs.HostLayout
 		VerIhl   uint8
@@ -83,9 +108,11 @@ type brPkt struct {
 		Len      uint32
 		Proto    uint8
 		IcmpType uint8
+		Noport   uint8
+		Frag     uint8
 		Sport    uint16
 		Dport    uint16
-		_        [6]byte
+		FragId   uint32
 		Ip4      struct {
 			_        structs.HostLayout
 			VerIhl   uint8
@@ -101,6 +128,47 @@ type brPkt struct {
 		}
 		_ [20]byte
 	}
+	O struct {
+		_   structs.HostLayout
+		Shi uint64
+		Slo uint64
+		Dhi uint64
+		Dlo uint64
+	}
+	I struct {
+		_   structs.HostLayout
+		Shi uint64
+		Slo uint64
+		Dhi uint64
+		Dlo uint64
+	}
+	Osrc uint32
+	Odst uint32
+	Isrc uint32
+	Idst uint32
+	Fin  struct {
+		_        structs.HostLayout
+		Ifindex  uint32
+		How      uint8
+		Xlat     uint8
+		TtlCheck uint8
+		Ttl      uint8
+		MtuCheck uint8
+		_        [3]byte
+	}
+	Reply struct {
+		_       structs.HostLayout
+		Rest    uint32
+		Src     uint32
+		Ifindex uint32
+		Type    uint8
+		Code    uint8
+		Ingress uint8
+		Reason  uint8
+	}
+	Reason uint32
+	Tail   uint32
+	_      [4]byte
 }
 
 type brPsidKey struct {
@@ -122,8 +190,7 @@ type brRule struct {
 	PsidA uint8
 	PsidK uint8
 	PsidM uint8
-	Flags uint8
-	Pad   [3]uint8
+	Flags uint32
 }
 
 type brScratch struct {
@@ -140,49 +207,61 @@ type brV6ExactKey struct {
 }
 
 type brXlatConfig struct {
-	_             structs.HostLayout
-	EupHi         uint64
-	EupLo         uint64
-	EupMaskHi     uint64
-	EupMaskLo     uint64
-	DmrHi         uint64
-	DmrLo         uint64
-	DmrMaskHi     uint64
-	DmrMaskLo     uint64
-	V4            uint32
-	V4Mask        uint32
-	WanIfindex    uint32
-	UplinkIfindex uint32
-	Psid          uint16
-	PsidA         uint8
-	PsidK         uint8
-	PsidM         uint8
-	EupLen        uint8
-	DmrLen        uint8
-	Flags         uint8
-	ExactLens     [4]uint8
-	WanMtu        uint32
+	_         structs.HostLayout
+	EupHi     uint64
+	EupLo     uint64
+	EupMaskHi uint64
+	EupMaskLo uint64
+	DmrHi     uint64
+	DmrLo     uint64
+	DmrMaskHi uint64
+	DmrMaskLo uint64
+	IcmpGapNs uint64
+	V4        uint32
+	V4Mask    uint32
+	V6Ifindex uint32
+	V4Ifindex uint32
+	V6Mtu     uint32
+	V4Mtu     uint32
+	FragMtu   uint32
+	IcmpSrc   uint32
+	MeshAlias uint32
+	Flags     uint32
+	Psid      uint16
+	PsidA     uint8
+	PsidK     uint8
+	PsidM     uint8
+	EupLen    uint8
+	DmrLen    uint8
+	ExactLens [4]uint8
+	_         [5]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	brMapActive      = "active"
-	brMapBytes       = "bytes"
-	brMapConfig      = "config"
-	brMapCounters    = "counters"
-	brMapFragCache   = "frag_cache"
-	brMapPktScratch  = "pkt_scratch"
-	brMapRulesPsid   = "rules_psid"
-	brMapRulesV4     = "rules_v4"
-	brMapRulesV4x    = "rules_v4x"
-	brMapRulesV6     = "rules_v6"
-	brMapRulesV6x    = "rules_v6x"
-	brMapScratch     = "scratch"
-	brProgBrIngress4 = "br_ingress4"
-	brProgBrIngress6 = "br_ingress6"
-	brProgBrLocal    = "br_local"
+	brMapActive       = "active"
+	brMapBytes        = "bytes"
+	brMapConfig       = "config"
+	brMapCounters     = "counters"
+	brMapFrag6Seen    = "frag6_seen"
+	brMapFragCache    = "frag_cache"
+	brMapIcmpBucket   = "icmp_bucket"
+	brMapPktScratch   = "pkt_scratch"
+	brMapRulesPsid    = "rules_psid"
+	brMapRulesV4      = "rules_v4"
+	brMapRulesV4x     = "rules_v4x"
+	brMapRulesV6      = "rules_v6"
+	brMapRulesV6x     = "rules_v6x"
+	brMapScratch      = "scratch"
+	brMapTails        = "tails"
+	brProgBrIngress4  = "br_ingress4"
+	brProgBrIngress6  = "br_ingress6"
+	brProgBrLocal     = "br_local"
+	brProgIcmpReply   = "icmp_reply"
+	brProgXlatErr4to6 = "xlat_err4to6"
+	brProgXlatErr6to4 = "xlat_err6to4"
 )
 
 // loadBr returns the embedded CollectionSpec for br.
@@ -227,9 +306,12 @@ type brSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type brProgramSpecs struct {
-	BrIngress4 *ebpf.ProgramSpec `ebpf:"br_ingress4"`
-	BrIngress6 *ebpf.ProgramSpec `ebpf:"br_ingress6"`
-	BrLocal    *ebpf.ProgramSpec `ebpf:"br_local"`
+	BrIngress4  *ebpf.ProgramSpec `ebpf:"br_ingress4"`
+	BrIngress6  *ebpf.ProgramSpec `ebpf:"br_ingress6"`
+	BrLocal     *ebpf.ProgramSpec `ebpf:"br_local"`
+	IcmpReply   *ebpf.ProgramSpec `ebpf:"icmp_reply"`
+	XlatErr4to6 *ebpf.ProgramSpec `ebpf:"xlat_err4to6"`
+	XlatErr6to4 *ebpf.ProgramSpec `ebpf:"xlat_err6to4"`
 }
 
 // brMapSpecs contains maps before they are loaded into the kernel.
@@ -240,7 +322,9 @@ type brMapSpecs struct {
 	Bytes      *ebpf.MapSpec `ebpf:"bytes"`
 	Config     *ebpf.MapSpec `ebpf:"config"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Frag6Seen  *ebpf.MapSpec `ebpf:"frag6_seen"`
 	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
+	IcmpBucket *ebpf.MapSpec `ebpf:"icmp_bucket"`
 	PktScratch *ebpf.MapSpec `ebpf:"pkt_scratch"`
 	RulesPsid  *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4    *ebpf.MapSpec `ebpf:"rules_v4"`
@@ -248,6 +332,7 @@ type brMapSpecs struct {
 	RulesV6    *ebpf.MapSpec `ebpf:"rules_v6"`
 	RulesV6x   *ebpf.MapSpec `ebpf:"rules_v6x"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Tails      *ebpf.MapSpec `ebpf:"tails"`
 }
 
 // brVariableSpecs contains global variables before they are loaded into the kernel.
@@ -280,7 +365,9 @@ type brMaps struct {
 	Bytes      *ebpf.Map `ebpf:"bytes"`
 	Config     *ebpf.Map `ebpf:"config"`
 	Counters   *ebpf.Map `ebpf:"counters"`
+	Frag6Seen  *ebpf.Map `ebpf:"frag6_seen"`
 	FragCache  *ebpf.Map `ebpf:"frag_cache"`
+	IcmpBucket *ebpf.Map `ebpf:"icmp_bucket"`
 	PktScratch *ebpf.Map `ebpf:"pkt_scratch"`
 	RulesPsid  *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4    *ebpf.Map `ebpf:"rules_v4"`
@@ -288,6 +375,7 @@ type brMaps struct {
 	RulesV6    *ebpf.Map `ebpf:"rules_v6"`
 	RulesV6x   *ebpf.Map `ebpf:"rules_v6x"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Tails      *ebpf.Map `ebpf:"tails"`
 }
 
 func (m *brMaps) Close() error {
@@ -296,7 +384,9 @@ func (m *brMaps) Close() error {
 		m.Bytes,
 		m.Config,
 		m.Counters,
+		m.Frag6Seen,
 		m.FragCache,
+		m.IcmpBucket,
 		m.PktScratch,
 		m.RulesPsid,
 		m.RulesV4,
@@ -304,6 +394,7 @@ func (m *brMaps) Close() error {
 		m.RulesV6,
 		m.RulesV6x,
 		m.Scratch,
+		m.Tails,
 	)
 }
 
@@ -317,9 +408,12 @@ type brVariables struct {
 //
 // It can be passed to loadBrObjects or ebpf.CollectionSpec.LoadAndAssign.
 type brPrograms struct {
-	BrIngress4 *ebpf.Program `ebpf:"br_ingress4"`
-	BrIngress6 *ebpf.Program `ebpf:"br_ingress6"`
-	BrLocal    *ebpf.Program `ebpf:"br_local"`
+	BrIngress4  *ebpf.Program `ebpf:"br_ingress4"`
+	BrIngress6  *ebpf.Program `ebpf:"br_ingress6"`
+	BrLocal     *ebpf.Program `ebpf:"br_local"`
+	IcmpReply   *ebpf.Program `ebpf:"icmp_reply"`
+	XlatErr4to6 *ebpf.Program `ebpf:"xlat_err4to6"`
+	XlatErr6to4 *ebpf.Program `ebpf:"xlat_err6to4"`
 }
 
 func (p *brPrograms) Close() error {
@@ -327,6 +421,9 @@ func (p *brPrograms) Close() error {
 		p.BrIngress4,
 		p.BrIngress6,
 		p.BrLocal,
+		p.IcmpReply,
+		p.XlatErr4to6,
+		p.XlatErr6to4,
 	)
 }
 

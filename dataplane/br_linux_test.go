@@ -11,7 +11,7 @@ import (
 )
 
 func brConfig() Config {
-	return Config{Mode: BR, DMR: dmr, FMRs: allRules}
+	return Config{Mode: BR, DMR: dmr, FMRs: allRules, ICMPRate: -1}
 }
 
 // bindingFor derives the binding of the CE owning v4 and port under r.

@@ -13,6 +13,26 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ceCfgFlag uint32
+
+const (
+	ceCfgFlagCFG_VALID    ceCfgFlag = 1
+	ceCfgFlagCFG_V4L3     ceCfgFlag = 2
+	ceCfgFlagCFG_V6L3     ceCfgFlag = 4
+	ceCfgFlagCFG_LOCAL    ceCfgFlag = 8
+	ceCfgFlagCFG_LOCAL_L3 ceCfgFlag = 16
+)
+
+type ceFrag6Key struct {
+	_     structs.HostLayout
+	Shi   uint64
+	Slo   uint64
+	Dst   uint32
+	Id    uint32
+	Proto uint8
+	Pad   [7]uint8
+}
+
 type ceFragKey struct {
 	_     structs.HostLayout
 	Src   uint32
@@ -23,9 +43,16 @@ type ceFragKey struct {
 }
 
 type ceFragVal struct {
-	_     structs.HostLayout
-	Sport uint16
-	Dport uint16
+	_      structs.HostLayout
+	SeenNs uint64
+	Sport  uint16
+	Dport  uint16
+	Pad    uint32
+}
+
+type ceIcmpBucket struct {
+	_      structs.HostLayout
+	LastNs uint64
 }
 
 type ceLpmV4Key struct {
@@ -61,7 +88,15 @@ type cePkt struct {
 	FragId    uint32
 	Optlen    uint32
 	V6ext     uint32
-	_         [4]byte
+	Noport    uint8
+	ErrPtr    uint8
+	_         [2]byte
+	ExtOff    uint32
+	IdPsid    uint16
+	IdA       uint8
+	IdK       uint8
+	IdM       uint8
+	_         [7]byte
 	Ip4       struct {
 		_        structs.HostLayout
 		VerIhl   uint8
@@ -83,9 +118,11 @@ type cePkt struct {
 		Len      uint32
 		Proto    uint8
 		IcmpType uint8
+		Noport   uint8
+		Frag     uint8
 		Sport    uint16
 		Dport    uint16
-		_        [6]byte
+		FragId   uint32
 		Ip4      struct {
 			_        structs.HostLayout
 			VerIhl   uint8
@@ -101,6 +138,47 @@ type cePkt struct {
 		}
 		_ [20]byte
 	}
+	O struct {
+		_   structs.HostLayout
+		Shi uint64
+		Slo uint64
+		Dhi uint64
+		Dlo uint64
+	}
+	I struct {
+		_   structs.HostLayout
+		Shi uint64
+		Slo uint64
+		Dhi uint64
+		Dlo uint64
+	}
+	Osrc uint32
+	Odst uint32
+	Isrc uint32
+	Idst uint32
+	Fin  struct {
+		_        structs.HostLayout
+		Ifindex  uint32
+		How      uint8
+		Xlat     uint8
+		TtlCheck uint8
+		Ttl      uint8
+		MtuCheck uint8
+		_        [3]byte
+	}
+	Reply struct {
+		_       structs.HostLayout
+		Rest    uint32
+		Src     uint32
+		Ifindex uint32
+		Type    uint8
+		Code    uint8
+		Ingress uint8
+		Reason  uint8
+	}
+	Reason ceReason
+	Tail   uint32
+	_      [4]byte
 }
 
 type cePsidKey struct {
@@ -109,6 +187,42 @@ type cePsidKey struct {
 	Psid uint16
 	Pad  uint16
 }
+
+type ceReason uint32
+
+const (
+	ceReasonR_CE_4TO6       ceReason = 0
+	ceReasonR_CE_6TO4       ceReason = 1
+	ceReasonR_BR_4TO6       ceReason = 2
+	ceReasonR_BR_6TO4       ceReason = 3
+	ceReasonR_BR_HAIRPIN    ceReason = 4
+	ceReasonR_PASS          ceReason = 5
+	ceReasonR_NO_CONFIG     ceReason = 6
+	ceReasonR_SRC_NOT_OURS  ceReason = 7
+	ceReasonR_DST_PORT      ceReason = 8
+	ceReasonR_SRC_UNKNOWN   ceReason = 9
+	ceReasonR_SRC_PORT      ceReason = 10
+	ceReasonR_SRC_ADDR      ceReason = 11
+	ceReasonR_DST_NO_CE     ceReason = 12
+	ceReasonR_BAD_HEADER    ceReason = 13
+	ceReasonR_TRUNCATED     ceReason = 14
+	ceReasonR_IPV4OPTIONS   ceReason = 15
+	ceReasonR_IPV6EXTHDR    ceReason = 16
+	ceReasonR_FRAGMENT      ceReason = 17
+	ceReasonR_PROTO         ceReason = 18
+	ceReasonR_ICMP_TYPE     ceReason = 19
+	ceReasonR_UDP_ZERO_CSUM ceReason = 20
+	ceReasonR_HELPER        ceReason = 21
+	ceReasonR_FRAG_MISS     ceReason = 22
+	ceReasonR_LOCAL         ceReason = 23
+	ceReasonR_TOO_BIG       ceReason = 24
+	ceReasonR_TTL_EXPIRED   ceReason = 25
+	ceReasonR_BR_VIA_STACK  ceReason = 26
+	ceReasonR_ICMP_INNER    ceReason = 27
+	ceReasonR_ICMP_SENT     ceReason = 28
+	ceReasonR_ICMP_LIMITED  ceReason = 29
+	ceReasonR_MAX           ceReason = 30
+)
 
 type ceRule struct {
 	_     structs.HostLayout
@@ -122,9 +236,14 @@ type ceRule struct {
 	PsidA uint8
 	PsidK uint8
 	PsidM uint8
-	Flags uint8
-	Pad   [3]uint8
+	Flags ceRuleFlag
 }
+
+type ceRuleFlag uint32
+
+const (
+	ceRuleFlagRULE_BY_PSID ceRuleFlag = 1
+)
 
 type ceScratch struct {
 	_ structs.HostLayout
@@ -140,28 +259,34 @@ type ceV6ExactKey struct {
 }
 
 type ceXlatConfig struct {
-	_             structs.HostLayout
-	EupHi         uint64
-	EupLo         uint64
-	EupMaskHi     uint64
-	EupMaskLo     uint64
-	DmrHi         uint64
-	DmrLo         uint64
-	DmrMaskHi     uint64
-	DmrMaskLo     uint64
-	V4            uint32
-	V4Mask        uint32
-	WanIfindex    uint32
-	UplinkIfindex uint32
-	Psid          uint16
-	PsidA         uint8
-	PsidK         uint8
-	PsidM         uint8
-	EupLen        uint8
-	DmrLen        uint8
-	Flags         uint8
-	ExactLens     [4]uint8
-	WanMtu        uint32
+	_         structs.HostLayout
+	EupHi     uint64
+	EupLo     uint64
+	EupMaskHi uint64
+	EupMaskLo uint64
+	DmrHi     uint64
+	DmrLo     uint64
+	DmrMaskHi uint64
+	DmrMaskLo uint64
+	IcmpGapNs uint64
+	V4        uint32
+	V4Mask    uint32
+	V6Ifindex uint32
+	V4Ifindex uint32
+	V6Mtu     uint32
+	V4Mtu     uint32
+	FragMtu   uint32
+	IcmpSrc   uint32
+	MeshAlias uint32
+	Flags     ceCfgFlag
+	Psid      uint16
+	PsidA     uint8
+	PsidK     uint8
+	PsidM     uint8
+	EupLen    uint8
+	DmrLen    uint8
+	ExactLens [4]uint8
+	_         [5]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -172,7 +297,9 @@ const (
 	ceMapBytes        = "bytes"
 	ceMapConfig       = "config"
 	ceMapCounters     = "counters"
+	ceMapFrag6Seen    = "frag6_seen"
 	ceMapFragCache    = "frag_cache"
+	ceMapIcmpBucket   = "icmp_bucket"
 	ceMapPktScratch   = "pkt_scratch"
 	ceMapRulesPsid    = "rules_psid"
 	ceMapRulesV4      = "rules_v4"
@@ -180,9 +307,13 @@ const (
 	ceMapRulesV6      = "rules_v6"
 	ceMapRulesV6x     = "rules_v6x"
 	ceMapScratch      = "scratch"
+	ceMapTails        = "tails"
 	ceProgCeEgress    = "ce_egress"
 	ceProgCeIngress   = "ce_ingress"
+	ceProgIcmpReply   = "icmp_reply"
 	ceProgPassthrough = "passthrough"
+	ceProgXlatErr4to6 = "xlat_err4to6"
+	ceProgXlatErr6to4 = "xlat_err6to4"
 )
 
 // loadCe returns the embedded CollectionSpec for ce.
@@ -229,7 +360,10 @@ type ceSpecs struct {
 type ceProgramSpecs struct {
 	CeEgress    *ebpf.ProgramSpec `ebpf:"ce_egress"`
 	CeIngress   *ebpf.ProgramSpec `ebpf:"ce_ingress"`
+	IcmpReply   *ebpf.ProgramSpec `ebpf:"icmp_reply"`
 	Passthrough *ebpf.ProgramSpec `ebpf:"passthrough"`
+	XlatErr4to6 *ebpf.ProgramSpec `ebpf:"xlat_err4to6"`
+	XlatErr6to4 *ebpf.ProgramSpec `ebpf:"xlat_err6to4"`
 }
 
 // ceMapSpecs contains maps before they are loaded into the kernel.
@@ -240,7 +374,9 @@ type ceMapSpecs struct {
 	Bytes      *ebpf.MapSpec `ebpf:"bytes"`
 	Config     *ebpf.MapSpec `ebpf:"config"`
 	Counters   *ebpf.MapSpec `ebpf:"counters"`
+	Frag6Seen  *ebpf.MapSpec `ebpf:"frag6_seen"`
 	FragCache  *ebpf.MapSpec `ebpf:"frag_cache"`
+	IcmpBucket *ebpf.MapSpec `ebpf:"icmp_bucket"`
 	PktScratch *ebpf.MapSpec `ebpf:"pkt_scratch"`
 	RulesPsid  *ebpf.MapSpec `ebpf:"rules_psid"`
 	RulesV4    *ebpf.MapSpec `ebpf:"rules_v4"`
@@ -248,6 +384,7 @@ type ceMapSpecs struct {
 	RulesV6    *ebpf.MapSpec `ebpf:"rules_v6"`
 	RulesV6x   *ebpf.MapSpec `ebpf:"rules_v6x"`
 	Scratch    *ebpf.MapSpec `ebpf:"scratch"`
+	Tails      *ebpf.MapSpec `ebpf:"tails"`
 }
 
 // ceVariableSpecs contains global variables before they are loaded into the kernel.
@@ -280,7 +417,9 @@ type ceMaps struct {
 	Bytes      *ebpf.Map `ebpf:"bytes"`
 	Config     *ebpf.Map `ebpf:"config"`
 	Counters   *ebpf.Map `ebpf:"counters"`
+	Frag6Seen  *ebpf.Map `ebpf:"frag6_seen"`
 	FragCache  *ebpf.Map `ebpf:"frag_cache"`
+	IcmpBucket *ebpf.Map `ebpf:"icmp_bucket"`
 	PktScratch *ebpf.Map `ebpf:"pkt_scratch"`
 	RulesPsid  *ebpf.Map `ebpf:"rules_psid"`
 	RulesV4    *ebpf.Map `ebpf:"rules_v4"`
@@ -288,6 +427,7 @@ type ceMaps struct {
 	RulesV6    *ebpf.Map `ebpf:"rules_v6"`
 	RulesV6x   *ebpf.Map `ebpf:"rules_v6x"`
 	Scratch    *ebpf.Map `ebpf:"scratch"`
+	Tails      *ebpf.Map `ebpf:"tails"`
 }
 
 func (m *ceMaps) Close() error {
@@ -296,7 +436,9 @@ func (m *ceMaps) Close() error {
 		m.Bytes,
 		m.Config,
 		m.Counters,
+		m.Frag6Seen,
 		m.FragCache,
+		m.IcmpBucket,
 		m.PktScratch,
 		m.RulesPsid,
 		m.RulesV4,
@@ -304,6 +446,7 @@ func (m *ceMaps) Close() error {
 		m.RulesV6,
 		m.RulesV6x,
 		m.Scratch,
+		m.Tails,
 	)
 }
 
@@ -319,14 +462,20 @@ type ceVariables struct {
 type cePrograms struct {
 	CeEgress    *ebpf.Program `ebpf:"ce_egress"`
 	CeIngress   *ebpf.Program `ebpf:"ce_ingress"`
+	IcmpReply   *ebpf.Program `ebpf:"icmp_reply"`
 	Passthrough *ebpf.Program `ebpf:"passthrough"`
+	XlatErr4to6 *ebpf.Program `ebpf:"xlat_err4to6"`
+	XlatErr6to4 *ebpf.Program `ebpf:"xlat_err6to4"`
 }
 
 func (p *cePrograms) Close() error {
 	return _CeClose(
 		p.CeEgress,
 		p.CeIngress,
+		p.IcmpReply,
 		p.Passthrough,
+		p.XlatErr4to6,
+		p.XlatErr6to4,
 	)
 }
 

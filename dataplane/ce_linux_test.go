@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -394,14 +395,42 @@ func ext6(t *testing.T, src, dst netip.Addr, sport, dport uint16, exts ...[]byte
 	return serialize(t, eth, ip, gopacket.Payload(append(chain, body...)))
 }
 
-// TestCounterNames keeps the Go names in step with enum reason.
+// TestCounterNames: the counter names come from enum reason in each
+// object's BTF; both objects must agree with each other, with the map size
+// and with the names the rest of the project reads (metrics, status,
+// tests).
 func TestCounterNames(t *testing.T) {
-	spec, err := loadCe()
+	ce, err := loadCe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := spec.Maps["counters"].MaxEntries; int(got) != len(counterNames) {
-		t.Fatalf("counters map has %d entries, counterNames %d", got, len(counterNames))
+	br, err := loadBr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ceNames, err := reasonNames(ce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brNames, err := reasonNames(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ceNames, brNames) {
+		t.Fatalf("the objects disagree:\nce %v\nbr %v", ceNames, brNames)
+	}
+	if got := ce.Maps["counters"].MaxEntries; int(got) != len(ceNames) {
+		t.Fatalf("counters map has %d entries, enum reason %d", got, len(ceNames))
+	}
+	if int(ceReasonR_MAX) != len(ceNames) {
+		t.Fatalf("R_MAX %d, names %d", ceReasonR_MAX, len(ceNames))
+	}
+	for _, want := range []string{"ce_4to6", "ce_6to4", "br_4to6", "br_6to4", "br_hairpin", "pass", "src_not_ours",
+		"dst_port", "src_port", "src_addr", "src_unknown", "dst_no_ce", "bad_header", "truncated", "ipv4_options",
+		"ipv6_exthdr", "fragment", "proto", "icmp_type", "frag_miss", "too_big", "ttl_expired", "br_via_stack"} {
+		if !slices.Contains(ceNames, want) {
+			t.Errorf("no counter %q in %v", want, ceNames)
+		}
 	}
 }
 
@@ -427,7 +456,7 @@ func TestCEBindingKinds(t *testing.T) {
 			if !b.IPv4.Contains(c.host) {
 				t.Fatalf("binding %v does not hold %v", b.IPv4, c.host)
 			}
-			tr := load(t, Config{Mode: CE, Binding: b, DMR: dmr})
+			tr := load(t, Config{Mode: CE, Binding: b, DMR: dmr, ICMPRate: -1})
 			port := portOf(t, b.PortSet, b.PortSet.Count()/2)
 			my6 := b.AddressFor(c.host)
 			srv6 := mapt.Embed(dmr, serverV4)
@@ -449,7 +478,7 @@ func TestCEBindingKinds(t *testing.T) {
 			}
 
 			// The BR with the same rule as FMR maps both ways alike.
-			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mustRule(c.rule)}})
+			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mustRule(c.rule)}, ICMPRate: -1})
 			ret, out = run(t, br.Prog6to4(), pkt6(t, my6, srv6, l4{"udp", port, 4053, 20}, nil))
 			if ret != actOK {
 				t.Fatalf("br 6->4 verdict %d", ret)
@@ -468,7 +497,7 @@ func TestCEBindingKinds(t *testing.T) {
 // device would drop without a trace) is dropped and counted.
 func TestCEWANMTU(t *testing.T) {
 	cfg := ceConfig()
-	cfg.WANMTU = 1280
+	cfg.IPv6Side.MTU = 1280
 	tr := load(t, cfg)
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 1)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/mapt-go/mapt/mapt"
 )
@@ -41,28 +42,83 @@ type Config struct {
 	// domain for a BR. Lookups are longest-prefix matches.
 	FMRs []mapt.Rule
 
-	// WANIfindex is where the CE sends translated IPv6 packets and
-	// UplinkIfindex the IPv4 uplink it hands translated IPv4 packets to
-	// (BR: the IPv6 and IPv4 sides, for br_local). UplinkL3 says that the
-	// uplink (BR: the local device) has no link-layer header (TUN). The
-	// Attach methods fill these in; tests may leave them zero.
-	WANIfindex    int
-	UplinkIfindex int
-	UplinkL3      bool
-	// WANMTU is the CE WAN's MTU (AttachCE reads it); translated packets
-	// above it are dropped and counted (too_big). 0 turns the check off.
-	WANMTU int
+	// IPv6Side and IPv4Side are the devices on either side of the
+	// translator (CE: the WAN and the IPv4 uplink; BR: the CE-facing and
+	// the Internet-facing device). The Attach methods fill them in;
+	// tests may leave them zero. Translated packets are redirected to
+	// the side they go to, and the MTUs bound what translated ICMP
+	// errors report (RFC 7915 s4.2, s5.2).
+	IPv6Side, IPv4Side Link
+	// Local is the BR's local device (AttachBR): br_local translates the
+	// BR's own ICMP errors there, and the stack fragments through it.
+	Local Link
+	// LowestIPv6MTU is RFC 7915 s4.1's lowest-ipv6-mtu: IPv4 packets with
+	// DF clear whose translation would be larger leave as IPv6 fragments
+	// of at most this size. 0 means DefaultLowestIPv6MTU.
+	LowestIPv6MTU int
+	// ICMPSource is the IPv4 source of ICMPv6 errors from IPv6 routers
+	// (addresses with no IPv4 form) translated to ICMPv4 (RFC 7915 s5.2,
+	// RFC 6791), and of the BR's own ICMPv4 errors. Invalid: 192.0.0.8
+	// (RFC 7600). The CE always uses 192.0.0.8.
+	ICMPSource netip.Addr
+	// MeshAlias (CE, shared addresses) stands for our own IPv4 address as
+	// the address of the CEs that share it (RFC 7599 s8.1): nat DNATs
+	// LAN packets to our address but another CE's port to it, and the
+	// translator maps it back; packets from those CEs get it as their
+	// source. Invalid: DefaultMeshAlias.
+	MeshAlias netip.Addr
+	// ICMPRate is how many ICMP errors per second and CPU the programs
+	// send themselves (RFC 7915 s4.4, s5.4; RFC 7599 s8.2, s8.3); 0 means
+	// DefaultICMPRate, negative none.
+	ICMPRate int
 
 	// Capacity is the number of rules the maps are sized for at Load
 	// (default: max(1024, 2 * len(FMRs))). Update fails beyond it.
 	Capacity int
 }
 
-const (
-	cfgValid    = 1
-	cfgUplinkL3 = 2
-	ruleByPSID  = 1
-)
+// Link is a device the translator redirects to.
+type Link struct {
+	Ifindex int
+	MTU     int  // 0: unknown (no check)
+	L3      bool // no link-layer header (TUN, PPP, raw IP)
+}
+
+// DefaultLowestIPv6MTU is the IPv6 minimum MTU, RFC 7915 s4.1's default.
+const DefaultLowestIPv6MTU = 1280
+
+// DefaultICMPRate bounds the ICMP errors the translator sends itself.
+const DefaultICMPRate = 100
+
+// DefaultMeshAlias is the CE's stand-in for the CEs that share its IPv4
+// address. It comes from the IPv4 Service Continuity Prefix
+// (192.0.0.0/29, RFC 7335), which no other MAP node uses, and never
+// leaves the CE: nat's DNAT and conntrack put the real address back.
+var DefaultMeshAlias = netip.AddrFrom4([4]byte{192, 0, 0, 7})
+
+// FragmentOverhead is what translation adds to an IPv4 fragment: 20 bytes
+// of IPv6 over IPv4 header and the 8 of the Fragment Header (RFC 7915
+// s5.1.1).
+const FragmentOverhead = 20 + 8
+
+// FragmentMTU is the one place the IPv4 MTU that keeps translated packets
+// within both the IPv6 link (linkMTU) and lowest-ipv6-mtu comes from: the
+// CE's uplink MTU and the BR's local device MTU. The stack fragments IPv4
+// packets with DF clear to it and answers DF-set ones with Fragmentation
+// Needed, so no translated packet, fragment or not, exceeds either.
+func FragmentMTU(linkMTU, lowestIPv6MTU int) int {
+	if lowestIPv6MTU <= 0 {
+		lowestIPv6MTU = DefaultLowestIPv6MTU
+	}
+	return min(linkMTU, lowestIPv6MTU) - FragmentOverhead
+}
+
+func (c Config) lowestMTU() int {
+	if c.LowestIPv6MTU > 0 {
+		return c.LowestIPv6MTU
+	}
+	return DefaultLowestIPv6MTU
+}
 
 // Validate checks the configuration; the error names the field.
 func (c Config) Validate() error {
@@ -89,8 +145,20 @@ func (c Config) Validate() error {
 			return fmt.Errorf("dataplane: fmr: %w", err)
 		}
 	}
-	if c.WANMTU < 0 || (c.WANMTU > 0 && c.WANMTU < 1280) {
-		return fmt.Errorf("dataplane: wan mtu %d: below the IPv6 minimum 1280", c.WANMTU)
+	if m := c.IPv6Side.MTU; m < 0 || (m > 0 && m < 1280) {
+		return fmt.Errorf("dataplane: ipv6 side mtu %d: below the IPv6 minimum 1280", m)
+	}
+	if m := c.IPv4Side.MTU; m < 0 || (m > 0 && m < 68) {
+		return fmt.Errorf("dataplane: ipv4 side mtu %d: below the IPv4 minimum 68", m)
+	}
+	if a := c.ICMPSource; a.IsValid() && (!a.Is4() || !a.IsGlobalUnicast()) {
+		return fmt.Errorf("dataplane: icmp source %v: not a unicast IPv4 address", a)
+	}
+	if a := c.MeshAlias; a.IsValid() && !a.Is4() {
+		return fmt.Errorf("dataplane: mesh alias %v: not an IPv4 address", a)
+	}
+	if m := c.LowestIPv6MTU; m != 0 && (m < 1280 || m > 65535) {
+		return fmt.Errorf("dataplane: lowest-ipv6-mtu %d: want 1280-65535", m)
 	}
 	if c.Capacity < 0 {
 		return fmt.Errorf("dataplane: capacity %d: negative", c.Capacity)
@@ -120,13 +188,35 @@ func v4u32(a netip.Addr) uint32 {
 func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 	var x ceXlatConfig
 	x.ExactLens = t.lens
-	x.Flags = cfgValid
-	if c.UplinkL3 {
-		x.Flags |= cfgUplinkL3
+	flags := ceCfgFlagCFG_VALID
+	if c.IPv4Side.L3 {
+		flags |= ceCfgFlagCFG_V4L3
 	}
-	x.WanIfindex = uint32(c.WANIfindex)
-	x.WanMtu = uint32(c.WANMTU)
-	x.UplinkIfindex = uint32(c.UplinkIfindex)
+	if c.IPv6Side.L3 {
+		flags |= ceCfgFlagCFG_V6L3
+	}
+	if c.Local.Ifindex != 0 {
+		flags |= ceCfgFlagCFG_LOCAL
+		if c.Local.L3 {
+			flags |= ceCfgFlagCFG_LOCAL_L3
+		}
+	}
+	x.Flags = flags
+	x.V6Ifindex, x.V6Mtu = uint32(c.IPv6Side.Ifindex), uint32(c.IPv6Side.MTU)
+	x.V4Ifindex, x.V4Mtu = uint32(c.IPv4Side.Ifindex), uint32(c.IPv4Side.MTU)
+	x.FragMtu = uint32(c.lowestMTU())
+	if c.IPv6Side.MTU > 0 {
+		x.FragMtu = uint32(min(c.IPv6Side.MTU, c.lowestMTU()))
+	}
+	if c.ICMPSource.IsValid() {
+		x.IcmpSrc = v4u32(c.ICMPSource)
+	}
+	switch rate := c.ICMPRate; {
+	case rate == 0:
+		x.IcmpGapNs = uint64(time.Second) / DefaultICMPRate
+	case rate > 0:
+		x.IcmpGapNs = uint64(time.Second) / uint64(rate)
+	}
 	dmr := c.DMR.Masked()
 	x.DmrHi, x.DmrLo = split128(dmr.Addr())
 	x.DmrMaskHi, x.DmrMaskLo = prefixMask(dmr.Bits())
@@ -144,6 +234,13 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 			x.V4Mask = 0
 		}
 		ps := b.PortSet
+		if ps.Len > 0 && b.IPv4.Bits() == 32 {
+			alias := c.MeshAlias
+			if !alias.IsValid() {
+				alias = DefaultMeshAlias
+			}
+			x.MeshAlias = v4u32(alias)
+		}
 		x.Psid = ps.PSID
 		x.PsidA = ps.Offset
 		x.PsidK = ps.Len
@@ -285,8 +382,8 @@ func buildTables(rules []mapt.Rule) (ruleTables, error) {
 			}
 			t.psid[kp] = x
 			marker := x
-			marker.Flags = ruleByPSID
-			if o, ok := get4(); ok && (o.Flags != ruleByPSID || o.PsidA != x.PsidA || o.PsidK != x.PsidK) {
+			marker.Flags = ceRuleFlagRULE_BY_PSID
+			if o, ok := get4(); ok && (o.Flags != ceRuleFlagRULE_BY_PSID || o.PsidA != x.PsidA || o.PsidK != x.PsidK) {
 				return ruleTables{}, fmt.Errorf("dataplane: fmr %s: ipv4-prefix %s shared with a rule of other port parameters", r, r.IPv4Prefix)
 			}
 			put4(marker)

@@ -26,7 +26,9 @@ func TestConfigValidate(t *testing.T) {
 		{"bad port set", func(c *Config) { c.Binding.PortSet.Len = 12; c.Binding.PortSet.Offset = 6 }, "binding"},
 		{"bad fmr", func(c *Config) { c.FMRs = []mapt.Rule{{IPv6Prefix: netip.MustParsePrefix("2001:db8::/40")}} }, "fmr"},
 		{"negative capacity", func(c *Config) { c.Capacity = -1 }, "capacity"},
-		{"wan mtu below 1280", func(c *Config) { c.WANMTU = 1000 }, "wan mtu"},
+		{"ipv6 side mtu below 1280", func(c *Config) { c.IPv6Side.MTU = 1000 }, "ipv6 side mtu"},
+		{"ipv4 side mtu below 68", func(c *Config) { c.IPv4Side.MTU = 60 }, "ipv4 side mtu"},
+		{"lowest-ipv6-mtu below 1280", func(c *Config) { c.LowestIPv6MTU = 1000 }, "lowest-ipv6-mtu"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -58,7 +60,7 @@ func TestBuildTables(t *testing.T) {
 	if tabs.lens != [4]uint8{64} {
 		t.Errorf("exact lengths %v, want [64]", tabs.lens)
 	}
-	if m := tabs.v4x[0xcb007105]; m.Flags != ruleByPSID || m.PsidK != 4 || m.PsidM != 6 {
+	if m := tabs.v4x[0xcb007105]; m.Flags != ceRuleFlagRULE_BY_PSID || m.PsidK != 4 || m.PsidM != 6 {
 		t.Errorf("shared marker %+v, want by-psid k=4 m=6", m)
 	}
 	ka := ceLpmV4Key{Prefixlen: 24, Addr: [4]byte{192, 0, 2, 0}}

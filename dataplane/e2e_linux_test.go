@@ -113,10 +113,7 @@ func newLab(t *testing.T, mode AttachMode) *lab {
 		if err != nil {
 			return err
 		}
-		if err := x.brT.AttachBR("eth0", "eth1", mode); err != nil {
-			return err
-		}
-		return x.brT.AttachBRLocal("brtun0", mode)
+		return x.brT.AttachBR("eth0", "eth1", "brtun0", mode)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func TestNetnsCEToCE(t *testing.T) {
 				if brT, err = Load(Config{Mode: BR, DMR: labDMR, FMRs: []mapt.Rule{labRule}}); err != nil {
 					return err
 				}
-				return brT.AttachBR("eth0", "eth1", AttachAuto)
+				return brT.AttachBR("eth0", "eth1", "", AttachAuto)
 			}); err != nil {
 				t.Fatal(err)
 			}

@@ -5,5 +5,5 @@ package dataplane
 // bpf2go maps the source directory to a relative path in the debug info, so
 // the output does not depend on where the tree lives.
 
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -target bpfel,bpfeb -type xlat_config -type rule -type lpm_v4_key -type lpm_v6_key -type psid_key -type v6_exact_key ce bpf/ce.c -- -O2 -g -Wall -Werror -Ibpf/include
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -target bpfel,bpfeb -type xlat_config -type cfg_flag -type reason -type rule_flag -type rule -type lpm_v4_key -type lpm_v6_key -type psid_key -type v6_exact_key ce bpf/ce.c -- -O2 -g -Wall -Werror -Ibpf/include
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -cc clang -target bpfel,bpfeb br bpf/br.c -- -O2 -g -Wall -Werror -Ibpf/include

@@ -84,7 +84,9 @@ func notIn(t testing.TB, ps mapt.PortSet) uint16 {
 }
 
 func ceConfig() Config {
-	return Config{Mode: CE, Binding: ceBinding, DMR: dmr, FMRs: allRules, WANIfindex: 1, UplinkIfindex: 1}
+	// The translator's own ICMP errors are off here: reply_linux_test.go
+	// tests them.
+	return Config{Mode: CE, Binding: ceBinding, DMR: dmr, FMRs: allRules, IPv6Side: Link{Ifindex: 1}, IPv4Side: Link{Ifindex: 1}, ICMPRate: -1}
 }
 
 func load(t testing.TB, cfg Config) *Translator {

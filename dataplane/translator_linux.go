@@ -34,8 +34,9 @@ const (
 
 // Translator is a loaded set of translator programs and their maps.
 type Translator struct {
-	mode Mode
-	coll *ebpf.Collection
+	mode  Mode
+	coll  *ebpf.Collection
+	names []string // counter names by index (enum reason)
 
 	mu     sync.Mutex
 	cfg    Config
@@ -69,6 +70,14 @@ func Load(cfg Config) (*Translator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: load %s spec: %w", cfg.Mode, err)
 	}
+	names, err := reasonNames(spec)
+	if err != nil {
+		return nil, err
+	}
+	tails, err := tailNames(spec)
+	if err != nil {
+		return nil, err
+	}
 	capacity := cfg.capacity()
 	for _, name := range ruleMaps {
 		m := spec.Maps[name]
@@ -82,7 +91,18 @@ func Load(cfg Config) (*Translator, error) {
 		// A *ebpf.VerifierError inside carries the whole log (%+v).
 		return nil, fmt.Errorf("dataplane: load %s programs: %w", cfg.Mode, err)
 	}
-	t := &Translator{mode: cfg.Mode, coll: coll, cap: capacity, slot: 1}
+	for i, name := range tails {
+		prog := coll.Programs[name]
+		if prog == nil {
+			coll.Close()
+			return nil, fmt.Errorf("dataplane: tail call %d: no program %s in the %s object", i, name, cfg.Mode)
+		}
+		if err := coll.Maps["tails"].Put(uint32(i), prog); err != nil {
+			coll.Close()
+			return nil, fmt.Errorf("dataplane: tail call %s: %w", name, err)
+		}
+	}
+	t := &Translator{mode: cfg.Mode, coll: coll, names: names, cap: capacity, slot: 1}
 	t.tables = ruleTables{}
 	if err := t.Update(cfg); err != nil {
 		coll.Close()
@@ -114,13 +134,10 @@ func (t *Translator) Update(cfg Config) error {
 		return fmt.Errorf("dataplane: update: mode %v, translator is %v", cfg.Mode, t.mode)
 	}
 	t.mu.Lock()
-	if cfg.WANIfindex == 0 && cfg.UplinkIfindex == 0 {
+	if cfg.IPv6Side.Ifindex == 0 && cfg.IPv4Side.Ifindex == 0 {
 		// What Attach learnt about the devices survives a new binding or
 		// rule set built from scratch.
-		cfg.WANIfindex, cfg.UplinkIfindex, cfg.UplinkL3 = t.cfg.WANIfindex, t.cfg.UplinkIfindex, t.cfg.UplinkL3
-		if cfg.WANMTU == 0 {
-			cfg.WANMTU = t.cfg.WANMTU
-		}
+		cfg.IPv6Side, cfg.IPv4Side, cfg.Local = t.cfg.IPv6Side, t.cfg.IPv4Side, t.cfg.Local
 	}
 	t.mu.Unlock()
 	tables, err := buildTables(cfg.FMRs)
@@ -254,9 +271,9 @@ func (t *Translator) Bytes() (map[string]uint64, error) {
 }
 
 func (t *Translator) sum(mapName string) (map[string]uint64, error) {
-	out := make(map[string]uint64, len(counterNames))
+	out := make(map[string]uint64, len(t.names))
 	m := t.coll.Maps[mapName]
-	for i, name := range counterNames {
+	for i, name := range t.names {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {
 			return nil, fmt.Errorf("dataplane: %s: %s: %w", mapName, name, err)

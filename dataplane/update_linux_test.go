@@ -57,17 +57,17 @@ func TestUpdate(t *testing.T) {
 
 	// A config built from scratch keeps the devices Attach recorded.
 	withDev := ceConfig()
-	withDev.WANIfindex, withDev.UplinkIfindex, withDev.UplinkL3 = 7, 8, true
+	withDev.IPv6Side, withDev.IPv4Side = Link{Ifindex: 7}, Link{Ifindex: 8, L3: true}
 	if err := tr.Update(withDev); err != nil {
 		t.Fatal(err)
 	}
 	fresh := ceConfig()
-	fresh.WANIfindex, fresh.UplinkIfindex = 0, 0
+	fresh.IPv6Side, fresh.IPv4Side = Link{}, Link{}
 	if err := tr.Update(fresh); err != nil {
 		t.Fatal(err)
 	}
-	if c := tr.Config(); c.WANIfindex != 7 || c.UplinkIfindex != 8 || !c.UplinkL3 {
-		t.Errorf("devices after update: %d %d %v, want 7 8 true", c.WANIfindex, c.UplinkIfindex, c.UplinkL3)
+	if c := tr.Config(); c.IPv6Side.Ifindex != 7 || c.IPv4Side.Ifindex != 8 || !c.IPv4Side.L3 {
+		t.Errorf("devices after update: %+v %+v, want 7 and 8 (L3)", c.IPv6Side, c.IPv4Side)
 	}
 
 	if err := tr.Update(brConfig()); err == nil || !strings.Contains(err.Error(), "mode") {

@@ -28,13 +28,17 @@ type localRoutes struct {
 	tun    *netlink.Tuntap
 	index  int
 	routes map[netip.Prefix]bool
+	mtu4   int // the locked MTU of the IPv4 routes
 }
 
-// The device's MTU is the IPv6 side's less 28 bytes (IPv6 header and
-// Fragment Header over IPv4): the IPv4 stack fragments to it what br_ingress4
-// hands over (fragments, and packets with DF clear that would not fit), and
-// br_local translates the pieces.
-func openLocal(xl *dataplane.Translator, name, v6dev string, mode dataplane.AttachMode) (*localRoutes, error) {
+// openLocal creates the device; AttachBR hooks br_local to it. The IPv4
+// routes through it carry a locked MTU of dataplane.FragmentMTU of the
+// IPv6 side and lowest-ipv6-mtu (RFC 7915 s4.1): the IPv4 stack fragments
+// to it what br_ingress4 hands over (fragments, and packets with DF clear
+// that would not fit), and br_local translates the pieces, none larger
+// than lowest-ipv6-mtu. The device's own MTU is the IPv6 side's, so that
+// it keeps IPv6 (which needs 1280) for the BR's own ICMPv6 errors.
+func openLocal(name, v6dev string, lowestIPv6MTU int) (*localRoutes, error) {
 	tun := &netlink.Tuntap{
 		LinkAttrs:  netlink.LinkAttrs{Name: name},
 		Mode:       netlink.TUNTAP_MODE_TUN,
@@ -60,17 +64,14 @@ func openLocal(xl *dataplane.Translator, name, v6dev string, mode dataplane.Atta
 		l.close()
 		return nil, fmt.Errorf("relay: %s: %w", v6dev, err)
 	}
-	if err := netlink.LinkSetMTU(link, v6.Attrs().MTU-28); err != nil {
+	l.mtu4 = dataplane.FragmentMTU(v6.Attrs().MTU, lowestIPv6MTU)
+	if err := netlink.LinkSetMTU(link, v6.Attrs().MTU); err != nil {
 		l.close()
 		return nil, fmt.Errorf("relay: %s mtu: %w", l.name, err)
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		l.close()
 		return nil, fmt.Errorf("relay: %s up: %w", l.name, err)
-	}
-	if err := xl.AttachBRLocal(name, mode); err != nil {
-		l.close()
-		return nil, fmt.Errorf("relay: %w", err)
 	}
 	return l, nil
 }
@@ -104,11 +105,15 @@ func (l *localRoutes) sync(cfg dataplane.Config) error {
 }
 
 func (l *localRoutes) route(p netip.Prefix) *netlink.Route {
-	return &netlink.Route{
+	r := &netlink.Route{
 		LinkIndex: l.index,
 		Dst:       &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
 		Scope:     netlink.SCOPE_LINK,
 	}
+	if p.Addr().Is4() {
+		r.MTU, r.MTULock = l.mtu4, true
+	}
+	return r
 }
 
 // close removes the device (and so its routes): closing the last file

@@ -226,11 +226,11 @@ func startGroup(cfg dataplane.Config, i int, f *domainfile.File, mode dataplane.
 		return nil, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
 	}
 	g := &group{xl: xl}
-	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, mode); err != nil {
-		return g, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
-	}
-	if g.local, err = openLocal(xl, fmt.Sprintf("%s%d", localDevicePrefix, i), f.BR.IPv6Interface, mode); err != nil {
+	if g.local, err = openLocal(fmt.Sprintf("%s%d", localDevicePrefix, i), f.BR.IPv6Interface, cfg.LowestIPv6MTU); err != nil {
 		return g, err
+	}
+	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, g.local.name, mode); err != nil {
+		return g, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
 	}
 	return g, g.local.sync(cfg)
 }
@@ -253,7 +253,7 @@ func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
 		if !ok {
 			i = len(out)
 			index[d.DMR] = i
-			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR})
+			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU})
 		}
 		out[i].FMRs = append(out[i].FMRs, d.Rules...)
 	}

@@ -96,6 +96,23 @@ static __always_inline int port_in_set(__u16 port, __u8 a, __u8 k, __u8 m, __u16
 	return ((port >> m) & ((1U << k) - 1)) == psid;
 }
 
+/* id_into_set puts a PSID into an IPv4 identification the way a port
+ * carries it, so CEs sharing an address never reuse each other's
+ * identifications (RFC 7599 s10.3, RFC 6346 s5.3). It is a function of
+ * the original value, so all fragments of a datagram keep one. */
+static __always_inline __u16 id_into_set(__u16 id, __u8 a, __u8 k, __u8 m, __u16 psid)
+{
+	__u16 mask;
+
+	if (k == 0)
+		return id;
+	mask = ((1U << k) - 1) << m;
+	id = (id & ~mask) | (psid << m);
+	if (a > 0 && (id >> (16 - a)) == 0)
+		id |= 1U << (16 - a);
+	return id;
+}
+
 static __always_inline __u16 psid_of(__u16 port, __u8 k, __u8 m)
 {
 	if (k == 0)
@@ -208,6 +225,13 @@ static __always_inline const struct rule *rule_for_v4(__u32 v4, __u16 port)
 	k.v4 = r->v4;
 	k.psid = psid_of(port, r->psid_k, r->psid_m);
 	return bpf_map_lookup_elem(&rules_psid, &k);
+}
+
+/* needs_port says whether mapping an address under r depends on the port
+ * (a shared address: by PSID, or EA bits beyond the IPv4 suffix). */
+static __always_inline int needs_port(const struct rule *r)
+{
+	return (r->flags & RULE_BY_PSID) || r->psid_k > 0;
 }
 
 /* map_v4 maps an IPv4 address and port inside rule r to the owning CE's MAP

@@ -8,11 +8,15 @@
  * translated twice at once (hairpin). br_ingress4 runs at TC ingress of the
  * IPv4 side: packets to an FMR's IPv4 prefix go to the owning CE. Both hand
  * the result to the stack, which routes it and decrements the TTL once.
+ * br_local runs at the egress of the BR's local device (see below).
  */
-#include "core.h"
+#include "tail.h"
 
-/* br_ce6 validates a CE's MAP address and the port it uses. */
-static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, int noport, __u32 *v4)
+/* br_ce6 validates a CE's MAP address and the port it uses (RFC 7599
+ * s8.3), and returns its IPv4 address; with id set, it records the CE's
+ * PSID for the IPv4 identifications made for it (s10.3). */
+static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 lo, __u16 port, int noport,
+				  __u32 *v4, struct pkt *id)
 {
 	const struct rule *r = lookup_v6(c, hi, lo);
 	__u16 psid;
@@ -23,34 +27,90 @@ static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 l
 		return R_SRC_ADDR;
 	if (!noport && !port_in_set(port, r->psid_a, r->psid_k, r->psid_m, psid))
 		return R_SRC_PORT;
+	if (id) {
+		id->id_psid = psid;
+		id->id_a = r->psid_a;
+		id->id_k = r->psid_k;
+		id->id_m = r->psid_m;
+	}
 	return 0;
 }
 
-/* br_ce4 maps a CE's IPv4 address and port to its MAP address. */
-static __always_inline int br_ce4(__u32 v4, __u16 port, __u64 *hi, __u64 *lo)
+/* br_ce4 maps a CE's IPv4 address and port to its MAP address; nr is the
+ * reason to drop when the mapping needs a port the packet has not. */
+static __always_inline int br_ce4(__u32 v4, __u16 port, int noport, int nr, __u64 *hi, __u64 *lo)
 {
-	const struct rule *r = rule_for_v4(v4, port);
+	const struct rule *r;
 
+	if (noport) {
+		r = lookup_v4(v4);
+		if (r && needs_port(r))
+			return nr;
+	} else {
+		r = rule_for_v4(v4, port);
+	}
 	if (!r || map_v4(r, v4, port, hi, lo))
 		return R_DST_NO_CE;
 	return 0;
+}
+
+/* br_icmp_src is the IPv4 source of an ICMPv6 error from an address that
+ * is no CE's (an IPv6 router of the access network): the configured one,
+ * or RFC 7600's dummy address (RFC 7915 s5.2, RFC 6791). */
+static __always_inline __u32 br_icmp_src(const struct xlat_config *c)
+{
+	return c->icmp_src ? c->icmp_src : DUMMY_V4;
+}
+
+/* br_hairpin translates a CE-to-CE packet twice at once (RFC 7599 s8.4
+ * via s8.3): the IPv4 packet would come straight back into our IPv4 side. */
+static __always_inline int br_hairpin(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u32 saddr, __u32 daddr)
+{
+	struct addrs6 o, i;
+	__u32 isrc, idst;
+	int err;
+
+	if (p->frag == FRAG_LATER)
+		return R_FRAGMENT; /* no port to pick the CE by */
+	err = br_ce4(daddr, p->dport, p->noport, R_PROTO, &o.dhi, &o.dlo);
+	if (err)
+		return err;
+	dmr_embed(c, saddr, &o.shi, &o.slo);
+	if (!p->icmp_err)
+		return rewrite6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
+	/* An error about a hairpinned packet: that one went from the other
+	 * CE (now the destination) through us to this one. */
+	if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
+		return R_SRC_UNKNOWN;
+	isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+	err = br_ce4(isrc, p->in.sport, p->in.noport, R_PROTO, &i.shi, &i.slo);
+	if (err)
+		return err;
+	err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, p->in.noport, &idst, 0);
+	if (err)
+		return err;
+	dmr_embed(c, idst, &i.dhi, &i.dlo);
+	return rewrite6_err(skb, p, &o, &i);
 }
 
 SEC("tc")
 int br_ingress6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
+	__u32 l3 = ETH_HLEN;
 	struct pkt *p;
 	__u64 dst[2];
 	__u64 dhi, dlo;
 	__u32 saddr, daddr;
-	int err;
+	int err, router = 0;
 
 	if (skb->protocol != bpf_htons(ETH_P_IPV6))
 		return PASS;
 	if (!c)
 		return PASS;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + 24, dst, 16))
+	if (c->flags & CFG_V6_L3)
+		l3 = 0;
+	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
 		return PASS;
 	dhi = v6_hi(dst);
 	dlo = v6_lo(dst);
@@ -61,108 +121,106 @@ int br_ingress6(struct __sk_buff *skb)
 	p = pkt_get();
 	if (!p)
 		return drop(R_HELPER);
+	p->l3 = l3;
 	err = parse6(skb, p);
-	if (err)
-		return drop(err);
-	/* RFC 7599 s8.3: the source port (for an error: the inner destination
-	 * port) must belong to the PSID of the source address. */
-	/* Later fragments carry no port: the address must still be a
-	 * well-formed MAP address under its FMR. */
-	err = br_ce6(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr), p->sport, p->frag == FRAG_LATER, &saddr);
+	if (err == R_IPV6_EXTHDR && p->err_ptr) /* RFC 7915 s5.1: segments left */
+		return reply(skb, p, err, 4, 0, p->err_ptr, 0, 0, 0);
 	if (err)
 		return drop(err);
 	daddr = dmr_extract(c, dhi, dlo);
+	/* RFC 7599 s8.3: the source port (for an error: the inner destination
+	 * port) must belong to the PSID of the source address. Later
+	 * fragments carry no port: they pass when their first did. */
+	err = br_ce6(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr), p->sport, p->noport, &saddr, p);
+	if (err == R_SRC_UNKNOWN && p->icmp_err) {
+		/* An IPv6 router of the access network reporting on a packet
+		 * to a CE: translated from the ICMP source address, as long
+		 * as the packet it quotes went to a real CE (below). */
+		saddr = br_icmp_src(c);
+		router = 1;
+	} else if (err) {
+		return reply(skb, p, err, 1, 5, 0, 0, 0, 0); /* RFC 7599 s8.3 */
+	} else if (p->noport && p->frag != FRAG_LATER && p->id_k) {
+		return drop(R_PROTO); /* a shared address needs ports */
+	}
+	if (p->frag) {
+		err = frag6_check(p, daddr);
+		if (err)
+			return drop(err);
+	}
 
+	fin_set(p, R_BR_6TO4, FIN_STACK, 0);
+	p->fin.ttl_check = 1;
+	p->fin.ttl = p->ip6.hlim;
 	if (lookup_v4(daddr)) {
-		/* Hairpin (RFC 7599 s8.4 via s8.3): the IPv4 packet would come
-		 * straight back into our IPv4 side; do both legs at once. */
-		struct addrs6 o, i;
-		__u32 isrc, idst;
-
-		if (p->frag == FRAG_LATER)
-			return drop(R_FRAGMENT); /* no port to pick the CE by */
-		err = br_ce4(daddr, p->dport, &o.dhi, &o.dlo);
+		err = br_hairpin(skb, c, p, saddr, daddr);
 		if (err)
 			return drop(err);
-		dmr_embed(c, saddr, &o.shi, &o.slo);
-		if (!p->icmp_err) {
-			err = rewrite6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
-			if (err)
-				return drop(err);
-			count_xlat(skb, R_BR_HAIRPIN);
-			if (p->ip6.hlim <= 1)
-				count(R_TTL_EXPIRED);
-			return TC_ACT_OK;
-		}
-		/* An error about a hairpinned packet: that one went from the
-		 * other CE (now the destination) through us to this one. */
-		if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
-			return drop(R_SRC_UNKNOWN);
-		isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
-		err = br_ce4(isrc, p->in.sport, &i.shi, &i.slo);
-		if (err)
-			return drop(err);
-		err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
-		if (err)
-			return drop(err);
-		dmr_embed(c, idst, &i.dhi, &i.dlo);
-		err = rewrite6_err(skb, p, &o, &i);
-		if (err)
-			return drop(err);
-		count_xlat(skb, R_BR_HAIRPIN);
-		return TC_ACT_OK;
+		p->fin.xlat = R_BR_HAIRPIN;
+		return finish(skb, c, p);
 	}
 	if (p->icmp_err) {
-		__u32 isrc, idst;
+		__u64 ihi = v6_hi(p->in.ip6.daddr), ilo = v6_lo(p->in.ip6.daddr);
 
 		if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
 			return drop(R_SRC_UNKNOWN);
-		isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
-		err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
-		if (!err)
-			err = xlat_6to4_err(skb, p, saddr, daddr, isrc, idst);
-	} else {
-		err = xlat_6to4(skb, p, saddr, daddr);
+		/* A CE reports only on packets it was sent itself. */
+		if (!router && (ihi != v6_hi(p->ip6.saddr) || ilo != v6_lo(p->ip6.saddr)))
+			return drop(R_ICMP_INNER);
+		p->isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+		err = br_ce6(c, ihi, ilo, p->in.dport, p->in.noport, &p->idst, 0);
+		if (err)
+			return drop(err);
+		p->osrc = saddr;
+		p->odst = daddr;
+		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
+	err = xlat_6to4(skb, p, saddr, daddr);
 	if (err)
 		return drop(err);
-	count_xlat(skb, R_BR_6TO4);
-	if (p->ip6.hlim <= 1)
-		count(R_TTL_EXPIRED);
-	return TC_ACT_OK;
+	return finish(skb, c, p);
 }
 
-/* br_xlat4 translates an IPv4 packet to a CE (RFC 7599 s8.4). */
-static __always_inline int br_xlat4(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u32 daddr)
+/* br_map4 maps an IPv4 packet to a CE (RFC 7599 s8.4) into p->o (and,
+ * for an ICMP error, the packet in error into p->i), then translates it
+ * or, for an error, jumps to the error translation. */
+static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u32 daddr)
 {
-	struct addrs6 o, i;
+	struct addrs6 *o = &p->o, *i = &p->i;
+	__u32 isrc;
 	int err;
 
-	err = parse4(skb, p);
-	if (err)
-		return err;
 	/* The destination port (for an error: the inner source port) picks
 	 * the CE; later fragments use their first fragment's (RFC 7597
 	 * s8.3.3), so a first fragment seen late costs the datagram. */
-	if (p->frag && frag_ports(p) && rule_needs_port(daddr))
-		return R_FRAG_MISS;
-	err = br_ce4(daddr, p->dport, &o.dhi, &o.dlo);
+	if (p->frag)
+		frag_ports(p);
+	err = br_ce4(daddr, p->dport, p->noport, p->frag == FRAG_LATER ? R_FRAG_MISS : R_PROTO, &o->dhi, &o->dlo);
 	if (err)
-		return err;
-	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o.shi, &o.slo);
-	if (!p->icmp_err)
-		return xlat_4to6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
-	err = br_ce4(bpf_ntohl(p->in.ip4.saddr), p->in.sport, &i.shi, &i.slo);
+		return drop(err);
+	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o->shi, &o->slo);
+	if (!p->icmp_err) {
+		err = xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo);
+		if (err)
+			return drop(err);
+		return finish(skb, c, p);
+	}
+	/* The quoted packet must be one the destination CE sent. */
+	isrc = bpf_ntohl(p->in.ip4.saddr);
+	if (isrc != daddr)
+		return drop(R_ICMP_INNER);
+	err = br_ce4(isrc, p->in.sport, p->in.noport, R_PROTO, &i->shi, &i->slo);
 	if (err)
-		return err;
-	dmr_embed(c, bpf_ntohl(p->in.ip4.daddr), &i.dhi, &i.dlo);
-	return xlat_4to6_err(skb, p, &o, &i);
+		return drop(err);
+	dmr_embed(c, bpf_ntohl(p->in.ip4.daddr), &i->dhi, &i->dlo);
+	return tail(skb, p, T_XLAT_ERR4TO6);
 }
 
 SEC("tc")
 int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
+	__u32 l3 = ETH_HLEN;
 	struct pkt *p;
 	__u8 dst[4];
 	__u32 daddr;
@@ -172,28 +230,31 @@ int br_ingress4(struct __sk_buff *skb)
 		return PASS;
 	if (!c)
 		return PASS;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + 16, dst, 4))
+	if (c->flags & CFG_V4_L3)
+		l3 = 0;
+	if (bpf_skb_load_bytes(skb, l3 + 16, dst, 4))
 		return PASS;
 	daddr = bpf_ntohl(*(__be32 *)dst);
 	if (!lookup_v4(daddr)) {
 		count(R_PASS);
 		return PASS;
 	}
-	/* RFC 7915 s4: an IPv4 packet with DF clear that would not fit the
-	 * IPv6 side translated SHOULD be fragmented. A TC program cannot make
-	 * packets, the IPv4 stack can: it forwards the packet to the local
-	 * device (MTU = IPv6 side - 28), fragmenting it, and br_local
-	 * translates each piece. Fragments all take that path, so a
-	 * datagram's pieces stay in order and its first one fills the
+	/* RFC 7915 s4.1: an IPv4 packet with DF clear whose translation would
+	 * exceed lowest-ipv6-mtu SHOULD be fragmented. A TC program cannot
+	 * make packets, the IPv4 stack can: it forwards the packet to the
+	 * local device (routes with an MTU of frag_mtu - 28), fragmenting it,
+	 * and br_local translates each piece. Fragments all take that path,
+	 * so a datagram's pieces stay in order and its first one fills the
 	 * fragment cache before the others need it. */
-	if (c->wan_mtu && (c->flags & CFG_UPLINK_L3)) { /* br_local is attached */
+	if (c->frag_mtu && (c->flags & CFG_LOCAL)) {
 		struct { __be16 len, id, frag; } h;
+		__u16 frag;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN + 2, &h, sizeof(h)))
+		if (bpf_skb_load_bytes(skb, l3 + 2, &h, sizeof(h)))
 			return PASS;
-		__u16 frag = bpf_ntohs(h.frag);
+		frag = bpf_ntohs(h.frag);
 		if ((frag & (IP_MF | IP_OFFMASK)) ||
-		    (!(frag & IP_DF) && !skb->gso_size && bpf_ntohs(h.len) + 20 > c->wan_mtu)) {
+		    (!(frag & IP_DF) && !skb->gso_size && bpf_ntohs(h.len) + 20 > c->frag_mtu)) {
 			count(R_BR_VIA_STACK);
 			return TC_ACT_OK;
 		}
@@ -201,74 +262,61 @@ int br_ingress4(struct __sk_buff *skb)
 	p = pkt_get();
 	if (!p)
 		return drop(R_HELPER);
-	err = br_xlat4(skb, c, p, daddr);
+	p->l3 = l3;
+	err = parse4(skb, p);
+	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed */
+		return reply(skb, p, err, 3, 5, 0, br_icmp_src(c), 0, 0);
 	if (err)
 		return drop(err);
-	count_xlat(skb, R_BR_4TO6);
-	if (p->ip4.ttl <= 1)
-		count(R_TTL_EXPIRED);
-	return TC_ACT_OK;
+	fin_set(p, R_BR_4TO6, FIN_STACK, 0);
+	p->fin.ttl_check = 1;
+	p->fin.ttl = p->ip4.ttl;
+	return br_map4(skb, c, p, daddr);
 }
 
-/*
- * br_local runs at the egress of a link-layer-less device (TUN) that the
- * BR routes the DMR prefix and the CEs' IPv4 prefixes to, so that what the
- * BR's own stack sends there gets translated too: an ICMPv6 Packet Too Big
- * for a packet that grew past the IPv6 link's MTU in translation, a Time
- * Exceeded for a CE's packet whose TTL ran out here. Without it those
- * have no route and PMTU discovery breaks.
- */
-/* The two halves of br_local return a drop reason or 0. They are inlined:
- * the 32-bit JITs (arm, mips) refuse programs with BPF-to-BPF calls and
- * leave them to the interpreter. */
-static __always_inline int br_local4(struct __sk_buff *skb)
+/* br_local4: an IPv4 packet from the BR itself (an ICMPv4 error about a
+ * CE's packet) or a piece the stack fragmented for br_ingress4. */
+static __always_inline int br_local4(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p)
 {
-	const struct xlat_config *c = get_config();
-	struct pkt *p = pkt_get();
 	__u8 dst[4];
 	__u32 daddr;
-
-	if (!c)
-		return R_NO_CONFIG;
-	if (!p)
-		return R_HELPER;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + 16, dst, 4))
-		return R_TRUNCATED;
-	daddr = bpf_ntohl(*(__be32 *)dst);
-	if (!lookup_v4(daddr))
-		return R_LOCAL;
-	return br_xlat4(skb, c, p, daddr);
-}
-
-/* IPv6 from the BR itself to the DMR: only errors about packets from the
- * IPv4 Internet to a CE. */
-static __always_inline int br_local6(struct __sk_buff *skb)
-{
-	const struct xlat_config *c = get_config();
-	struct pkt *p = pkt_get();
-	__u32 saddr, daddr, isrc, idst;
 	int err;
 
-	if (!c)
-		return R_NO_CONFIG;
-	if (!p)
-		return R_HELPER;
+	if (bpf_skb_load_bytes(skb, p->l3 + 16, dst, 4))
+		return drop(R_TRUNCATED);
+	daddr = bpf_ntohl(*(__be32 *)dst);
+	if (!lookup_v4(daddr))
+		return drop(R_LOCAL);
+	err = parse4(skb, p);
+	if (err)
+		return drop(err);
+	fin_side(p, R_BR_4TO6, c->v6_ifindex, c->flags & CFG_V6_L3);
+	return br_map4(skb, c, p, daddr);
+}
+
+/* br_local6: IPv6 from the BR itself to the DMR: only errors about
+ * packets from the IPv4 Internet to a CE. */
+static __always_inline int br_local6(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p)
+{
+	int err;
+
 	err = parse6(skb, p);
 	if (err)
-		return err;
+		return drop(err);
 	if (!p->icmp_err || !dmr_match(c, v6_hi(p->ip6.daddr), v6_lo(p->ip6.daddr)))
-		return R_LOCAL;
-	daddr = dmr_extract(c, v6_hi(p->ip6.daddr), v6_lo(p->ip6.daddr));
-	saddr = DUMMY_V4; /* the BR's IPv6 address has no IPv4 form */
+		return drop(R_LOCAL);
+	p->odst = dmr_extract(c, v6_hi(p->ip6.daddr), v6_lo(p->ip6.daddr));
+	p->osrc = br_icmp_src(c); /* the BR's IPv6 address has no IPv4 form */
 	if (dmr_match(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr)))
-		saddr = dmr_extract(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr));
+		p->osrc = dmr_extract(c, v6_hi(p->ip6.saddr), v6_lo(p->ip6.saddr));
 	if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
-		return R_LOCAL;
-	isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
-	err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, 0, &idst);
+		return drop(R_LOCAL);
+	p->isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
+	err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, p->in.noport, &p->idst, 0);
 	if (err)
-		return err;
-	return xlat_6to4_err(skb, p, saddr, daddr, isrc, idst);
+		return drop(err);
+	fin_side(p, R_BR_6TO4, c->v4_ifindex, c->flags & CFG_V4_L3);
+	return tail(skb, p, T_XLAT_ERR6TO4);
 }
 
 /*
@@ -276,34 +324,38 @@ static __always_inline int br_local6(struct __sk_buff *skb)
  * BR routes the DMR prefix and the CEs' IPv4 prefixes to, so that what the
  * BR's own stack sends there gets translated too: an ICMPv6 Packet Too Big
  * for a packet that grew past the IPv6 link's MTU in translation, a Time
- * Exceeded for a CE's packet whose TTL ran out here. Without it those
- * have no route and PMTU discovery breaks.
+ * Exceeded for a CE's packet whose TTL ran out here, the pieces of a
+ * packet the stack fragmented for br_ingress4. Without it those have no
+ * route and PMTU discovery breaks. Translated packets leave by the other
+ * side's device.
  */
 SEC("tc")
 int br_local(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	__be16 proto = skb->protocol;
-	int err;
+	struct pkt *p;
 
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		return PASS;
 	if (!c)
 		return drop(R_NO_CONFIG);
-	if ((c->flags & CFG_UPLINK_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+	p = pkt_get();
+	if (!p)
 		return drop(R_HELPER);
-	if (proto == bpf_htons(ETH_P_IP)) {
-		err = br_local4(skb);
-		if (err)
-			return drop(err);
-		count_xlat(skb, R_BR_4TO6);
-		return bpf_redirect_neigh(c->wan_ifindex, 0, 0, 0);
+	/* The local device is L3: the redirect to an Ethernet side needs the
+	 * header room bpf_redirect_neigh fills in. */
+	if (c->flags & CFG_LOCAL_L3) {
+		int to_l3 = proto == bpf_htons(ETH_P_IP) ? (c->flags & CFG_V6_L3) : (c->flags & CFG_V4_L3);
+
+		if (to_l3)
+			p->l3 = 0;
+		else if (bpf_skb_change_head(skb, ETH_HLEN, 0))
+			return drop(R_HELPER);
 	}
-	err = br_local6(skb);
-	if (err)
-		return drop(err);
-	count_xlat(skb, R_BR_6TO4);
-	return bpf_redirect_neigh(c->uplink_ifindex, 0, 0, 0);
+	if (proto == bpf_htons(ETH_P_IP))
+		return br_local4(skb, c, p);
+	return br_local6(skb, c, p);
 }
 
 char __license[] SEC("license") = "Dual BSD/GPL";

@@ -24,5 +24,6 @@
 #include "parse.h"
 #include "xlat.h"
 #include "icmp.h"
+#include "reply.h"
 
 #endif /* MAPT_CORE_H */

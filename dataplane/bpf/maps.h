@@ -18,11 +18,20 @@
 #define ETH_P_IP 0x0800
 #define ETH_P_IPV6 0x86DD
 
+#define IPPROTO_HOPOPTS 0
 #define IPPROTO_ICMP 1
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
+#define IPPROTO_DCCP 33
+#define IPPROTO_ROUTING 43
 #define IPPROTO_FRAGMENT 44
+#define IPPROTO_ESP 50
+#define IPPROTO_AH 51
 #define IPPROTO_ICMPV6 58
+#define IPPROTO_DSTOPTS 60
+#define IPPROTO_SCTP 132
+#define IPPROTO_MH 135
+#define IPPROTO_UDPLITE 136
 
 #define IP_DF 0x4000
 #define IP_MF 0x2000
@@ -38,8 +47,19 @@
 /* RFC 7915 s5.1: DF is set when the translated IPv4 packet is larger. */
 #define XLAT_DF_THRESHOLD 1260
 
-/* Drop and event reasons; index of the per-CPU counter array. Keep in sync
- * with counterNames in the Go loader (a test checks the count). */
+/* Largest ICMP errors: RFC 4443 s2.4(c) for ICMPv6 (the IPv6 minimum MTU),
+ * RFC 1812 s4.3.2.3 for ICMPv4. */
+#define ICMP6_ERR_MAX 1280
+#define ICMP4_ERR_MAX 576
+
+/* How long a fragment cache entry stands for its datagram: RFC 791's
+ * suggested reassembly timer. Older entries are misses, so that a reused
+ * identification cannot steer a later fragment (RFC 7599 s10.2-10.3). */
+#define FRAG_TIMEOUT_NS (15ULL * 1000000000ULL)
+
+/* Drop and event reasons; index of the per-CPU counter array. The Go
+ * loader reads the names from this enum in the object's BTF (R_CE_4TO6 is
+ * counter "ce_4to6"), so C is the one source of them. */
 enum reason {
 	R_CE_4TO6 = 0,       /* CE: translated IPv4 -> IPv6 */
 	R_CE_6TO4,           /* CE: translated IPv6 -> IPv4 */
@@ -54,21 +74,33 @@ enum reason {
 	R_SRC_PORT,          /* 6->4: source port/id not in the PSID of the source address (s8.3) */
 	R_SRC_ADDR,          /* 6->4: source is inside an FMR but not a well-formed MAP address */
 	R_DST_NO_CE,         /* 4->6: destination port/id belongs to no CE under the FMR */
-	R_BAD_HDR,           /* malformed IP header (version, length, checksum) */
+	R_BAD_HEADER,        /* malformed IP header (version, length, checksum, option lengths) */
 	R_TRUNCATED,         /* packet shorter than its headers */
-	R_V4_OPTIONS,        /* IPv4 source route, or options on an ICMP error */
-	R_V6_EXTHDR,         /* IPv6 routing header with segments left, AH, ESP, ... */
+	R_IPV4_OPTIONS,      /* IPv4 unexpired source route, or options on an ICMP error */
+	R_IPV6_EXTHDR,       /* IPv6 routing header with segments left, extension header after a fragment header, ... */
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
-	R_PROTO,             /* transport protocol without ports */
+	R_PROTO,             /* transport protocol without ports where the mapping needs them */
 	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */
 	R_UDP_ZERO_CSUM,     /* UDP without checksum we cannot complete (IPv6, fragment, > 2048 bytes) */
 	R_HELPER,            /* a BPF helper failed (no room, ...) */
-	R_FRAG_MISS,         /* 4->6: later fragment whose first one was not seen */
+	R_FRAG_MISS,         /* later fragment whose first one was not seen (or validated, or is older than FRAG_TIMEOUT_NS) */
 	R_LOCAL,             /* BR: own packet on br_local that is not for a CE */
 	R_TOO_BIG,           /* CE 4->6: translated packet exceeds the WAN MTU */
 	R_TTL_EXPIRED,       /* BR: translated, but its TTL/hop limit ends here (the stack answers Time Exceeded) */
 	R_BR_VIA_STACK,      /* BR 4->6: fragment, or DF clear and too big: the stack (re)fragments, br_local translates */
+	R_ICMP_INNER,        /* ICMP error whose quoted packet is not from/to the CE it concerns */
+	R_ICMP_SENT,         /* an ICMP error the translator sent itself (RFC 7915 s4.4, s5.4, RFC 7599 s8.2-8.3) */
+	R_ICMP_LIMITED,      /* an ICMP error the rate limit held back */
 	R_MAX,
+};
+
+/* Bits of xlat_config.flags; the Go loader takes them from this enum. */
+enum cfg_flag {
+	CFG_VALID = 1,
+	CFG_V4_L3 = 2,    /* the IPv4-side device has no link-layer header (the CE's TUN uplink) */
+	CFG_V6_L3 = 4,    /* the IPv6-side device has no link-layer header (PPP, raw-IP WAN) */
+	CFG_LOCAL = 8,    /* BR: br_local runs on a local device, so the stack may fragment for us */
+	CFG_LOCAL_L3 = 16, /* BR: the local device has no link-layer header (TUN) */
 };
 
 struct xlat_config {
@@ -76,26 +108,47 @@ struct xlat_config {
 	__u64 eup_mask_hi, eup_mask_lo;
 	__u64 dmr_hi, dmr_lo; /* DMR prefix, masked */
 	__u64 dmr_mask_hi, dmr_mask_lo;
+	/* ICMP errors the programs send themselves: at most one per gap and
+	 * CPU; 0: none. */
+	__u64 icmp_gap_ns;
 	__u32 v4;             /* CE IPv4 address or prefix */
 	__u32 v4_mask;
-	__u32 wan_ifindex;    /* CE: IPv6 uplink (redirect target of 4->6); BR: IPv6 side */
-	__u32 uplink_ifindex; /* CE: IPv4 uplink (redirect target of 6->4); BR: IPv4 side */
+	/* The devices on each side: CE: the WAN (IPv6) and the IPv4 uplink;
+	 * BR: the CE-facing and the Internet-facing device. They are the
+	 * redirect targets of what is translated towards that side, and
+	 * their MTUs bound what ICMP errors report (RFC 7915 s4.2, s5.2). */
+	__u32 v6_ifindex;
+	__u32 v4_ifindex;
+	__u32 v6_mtu;         /* 0: unknown */
+	__u32 v4_mtu;         /* 0: unknown */
+	/* RFC 7915 s4.1: IPv4 packets with DF clear whose translation would
+	 * exceed this leave as fragments of at most this size
+	 * (min(lowest-ipv6-mtu, IPv6-side MTU)). */
+	__u32 frag_mtu;
+	/* IPv4 source of translated ICMPv6 errors from addresses with no
+	 * IPv4 form: IPv6 routers (RFC 7915 s5.2, RFC 6791). */
+	__u32 icmp_src;
+	/* CE: the stand-in for our own (shared) IPv4 address as a remote
+	 * peer's address: the CEs that share it are reached through it,
+	 * since the stack would deliver the address itself locally (RFC
+	 * 7599 s8.1). 0: none. */
+	__u32 mesh_alias;
+	enum cfg_flag flags;
 	__u16 psid;
 	__u8 psid_a, psid_k, psid_m;
 	__u8 eup_len;
 	__u8 dmr_len;
-	__u8 flags;
 	/* Prefix lengths of the rules kept in rules_v6x, longest first, 0
 	 * ends the list. */
 	__u8 exact_lens[4];
-	/* CE: the WAN's MTU, 0 when unknown. A translated packet larger than
-	 * it (a 1480-byte IPv4 fragment grows by 28) would be dropped by the
-	 * device without a trace; we count it instead. */
-	__u32 wan_mtu;
 };
 
-#define CFG_VALID 1
-#define CFG_UPLINK_L3 2 /* the CE's IPv4 uplink (BR: its local device) has no L2 header (TUN) */
+
+/* RULE_BY_PSID marks a v4 trie entry for an IPv4 address shared by EA-length
+ * 0 rules: the rule is found in rules_psid by (address, PSID). */
+enum rule_flag {
+	RULE_BY_PSID = 1,
+};
 
 /* One mapping rule (BMR/FMR) as stored in the LPM tries and the PSID hash. */
 struct rule {
@@ -104,13 +157,8 @@ struct rule {
 	__u16 psid;         /* EA-length 0 rules: the PSID from PORTPARAMS */
 	__u8 v6_len, v4_len, ea_len;
 	__u8 psid_a, psid_k, psid_m; /* k = sharing bits, m = 16 - a - k */
-	__u8 flags;
-	__u8 pad[3];
+	enum rule_flag flags;
 };
-
-/* RULE_BY_PSID marks a v4 trie entry for an IPv4 address shared by EA-length
- * 0 rules: the rule is found in rules_psid by (address, PSID). */
-#define RULE_BY_PSID 1
 
 struct lpm_v4_key {
 	__u32 prefixlen;
@@ -145,7 +193,43 @@ struct frag_key {
 };
 
 struct frag_val {
+	__u64 seen_ns;
 	__u16 sport, dport;
+	__u32 pad;
+};
+
+/* BR: a first fragment from a CE that passed the port check (RFC 7599
+ * s8.3); later fragments of the datagram pass only from the same source. */
+struct frag6_key {
+	__u64 shi, slo; /* the CE's MAP address */
+	__u32 dst;      /* the translated IPv4 destination */
+	__u32 id;
+	__u8 proto;
+	__u8 pad[7];
+};
+
+/* Tail calls: the ICMP error paths are programs of their own, so that
+ * each program stays within what the verifier can walk (5.10's too). The
+ * entry program leaves what they need in struct pkt (per CPU; a tail call
+ * runs at once on the same CPU) and jumps; the Go loader fills the array
+ * with the programs of these names (the enum's names in lower case). */
+enum tail {
+	T_XLAT_ERR4TO6 = 0, /* program xlat_err4to6 */
+	T_XLAT_ERR6TO4,     /* program xlat_err6to4 */
+	T_ICMP_REPLY,       /* program icmp_reply */
+	T_MAX,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, T_MAX);
+	__type(key, __u32);
+	__type(value, __u32);
+} tails SEC(".maps");
+
+/* Per-CPU state of the ICMP error rate limit. */
+struct icmp_bucket {
+	__u64 last_ns;
 };
 
 /* config holds two slots; active says which one the packets use, so an
@@ -184,9 +268,23 @@ struct {
 } frag_cache SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct frag6_key);
+	__type(value, __u64);
+} frag6_seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct icmp_bucket);
+} icmp_bucket SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, R_MAX);
-	__type(key, __u32);
+	__type(key, __u32); /* enum reason (array keys must be plain ints in BTF) */
 	__type(value, __u64);
 } counters SEC(".maps");
 
@@ -244,7 +342,7 @@ struct {
 	__type(value, struct rule);
 } rules_v4x SEC(".maps");
 
-static __always_inline void count(__u32 reason)
+static __always_inline void count(enum reason reason)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &reason);
 

@@ -39,7 +39,10 @@ struct inner {
 	__u32 len; /* its payload length as its header claims */
 	__u8 proto;
 	__u8 icmp_type;
+	__u8 noport; /* a protocol without ports: mapped by address only */
+	__u8 frag;   /* a first fragment: IPv4 MF set, or an IPv6 Fragment Header */
 	__u16 sport, dport;
+	__u32 frag_id;
 	union {
 		struct iphdr4 ip4;
 		struct iphdr6 ip6;
@@ -51,6 +54,39 @@ struct inner {
 
 #define FRAG_FIRST 1 /* offset 0: carries the transport header */
 #define FRAG_LATER 2 /* no transport header */
+
+/* Addresses of a translated packet (IPv6 halves in host order). */
+struct addrs6 {
+	__u64 shi, slo, dhi, dlo;
+};
+
+/* How a translated packet leaves (finish): counted as xlat, then
+ * redirected to ifindex, or handed to the stack. */
+enum fin_how {
+	FIN_STACK = 0,   /* TC_ACT_OK: the stack routes it */
+	FIN_NEIGH,       /* bpf_redirect_neigh(ifindex) */
+	FIN_EGRESS,      /* bpf_redirect(ifindex): a device without link layer */
+	FIN_INGRESS,     /* bpf_redirect(ifindex, BPF_F_INGRESS): into our own stack */
+};
+
+struct finish {
+	__u32 ifindex;
+	__u8 how;      /* enum fin_how */
+	__u8 xlat;      /* enum reason: the translation counter */
+	__u8 ttl_check; /* BR: count R_TTL_EXPIRED when ttl <= 1 */
+	__u8 ttl;       /* the TTL / hop limit it arrived with */
+	__u8 mtu_check; /* CE: drop R_TOO_BIG above the IPv6 side's MTU */
+};
+
+/* An ICMP error to send in place of the packet (reply.h). */
+struct reply {
+	__u32 rest;    /* header bytes 4-7 */
+	__u32 src;     /* ICMPv4: the source */
+	__u32 ifindex; /* where it goes; 0: back out of the device it came in on */
+	__u8 type, code;
+	__u8 ingress;  /* into the stack of ifindex */
+	__u8 reason;   /* enum reason: the drop it stands for */
+};
 
 /* What the translator needs to know about a packet. */
 struct pkt {
@@ -72,22 +108,47 @@ struct pkt {
 	__u32 frag_id;
 	__u32 optlen;    /* IPv4 options, dropped in translation */
 	__u32 v6ext;     /* IPv6 extension headers (Fragment included), dropped in translation */
+	__u8 noport;     /* no ports to map by: a protocol without them, or a later fragment */
+	__u8 err_ptr;    /* R_IPV6_EXTHDR: offset of the field to report (Parameter Problem) */
+	/* Where an ICMP error's original datagram field ends and its RFC 4884
+	 * extension structure starts (0: no extension). */
+	__u32 ext_off;
+	/* IPv4 identifications made for a sharing CE's packets carry its
+	 * PSID (RFC 7599 s10.3): k > 0 turns this on. */
+	__u16 id_psid;
+	__u8 id_a, id_k, id_m;
 	union {
 		struct iphdr4 ip4;
 		struct iphdr6 ip6;
 	} __attribute__((aligned(8)));
 	struct inner in;
+	/* Handed from the entry programs to the tail calls. */
+	struct addrs6 o, i;                               /* 4->6 error: outer and inner addresses */
+	__u32 osrc, odst, isrc, idst;                     /* 6->4 error: the same, IPv4 */
+	struct finish fin;
+	struct reply reply;
+	enum reason reason; /* the drop reason in hand (also keeps enum reason in the BTF) */
+	enum tail tail;     /* the tail call in progress (keeps enum tail in the BTF) */
 };
 
 /* struct pkt lives in a per-CPU map rather than on the 512-byte stack,
- * which the ICMP error paths need. TC programs do not nest on a CPU
- * (egress runs with bottom halves off), so one slot per CPU is enough. */
+ * which the ICMP error paths need, and carries the state into the tail
+ * calls. TC programs do not nest on a CPU (egress runs with bottom halves
+ * off), so one slot per CPU is enough. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct pkt);
 } pkt_scratch SEC(".maps");
+
+/* pkt_cur is the state an entry program left for its tail call. */
+static __always_inline struct pkt *pkt_cur(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&pkt_scratch, &zero);
+}
 
 static __always_inline struct pkt *pkt_get(void)
 {
@@ -127,56 +188,119 @@ static __always_inline int is_icmp_error(__u8 type, int v6)
 	return type == 3 || type == 11 || type == 12;
 }
 
+/* Transport protocols by what the translator does with them (RFC 7915
+ * s5.1: all are translated; s4.5/s5.5: the checksums with a pseudo-header
+ * are updated). */
+
+/* l4_ports: the ports sit at bytes 0-3, and the mapping may use them. */
+static __always_inline int l4_ports(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE ||
+	       proto == IPPROTO_SCTP || proto == IPPROTO_DCCP;
+}
+
+/* l4_min: the shortest header of a protocol with ports (SCTP: the common
+ * header; DCCP: the generic header with short sequence numbers). */
+static __always_inline __u32 l4_min(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return 20;
+	case IPPROTO_SCTP:
+	case IPPROTO_DCCP:
+		return 12;
+	}
+	return 8;
+}
+
+/* l4_csum_off: where the checksum that covers the pseudo-header sits; 0
+ * for protocols without one (SCTP's CRC32c covers no IP field). */
+static __always_inline __u32 l4_csum_off(__u8 proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return 16;
+	case IPPROTO_UDP:
+	case IPPROTO_UDPLITE:
+	case IPPROTO_DCCP:
+		return 6;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		return 2;
+	}
+	return 0;
+}
+
+/* is_v6_exthdr: the IPv6 headers RFC 7915 s5.1 skips; after a Fragment
+ * Header (s5.1.1) they, AH and mobility drop the packet. */
+static __always_inline int is_v6_exthdr(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	       nh == IPPROTO_AH || nh == IPPROTO_MH || nh == IPPROTO_FRAGMENT;
+}
+
 /* parse_inner_l4 reads the ports (echo identifier) of the packet in error;
- * ICMP errors carry at least 8 bytes of it (RFC 792, RFC 4443). */
+ * ICMP errors carry at least 8 bytes of it (RFC 792, RFC 4443). A later
+ * fragment carries no transport header. */
 static __always_inline int parse_inner_l4(struct __sk_buff *skb, struct inner *in, int v6)
 {
 	__u8 b[8];
 
-	if (bpf_skb_load_bytes(skb, in->l4, b, 8))
-		return R_TRUNCATED;
-	switch (in->proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
+	if (l4_ports(in->proto) || in->proto == IPPROTO_ICMP || in->proto == IPPROTO_ICMPV6) {
+		if (bpf_skb_load_bytes(skb, in->l4, b, 8))
+			return R_TRUNCATED;
+	} else {
+		in->noport = 1;
+		return 0;
+	}
+	if (l4_ports(in->proto)) {
 		in->sport = ((__u16)b[0] << 8) | b[1];
 		in->dport = ((__u16)b[2] << 8) | b[3];
 		return 0;
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		if (in->proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
-			return R_PROTO;
-		in->icmp_type = b[0];
-		if (v6 ? (b[0] != 128 && b[0] != 129) : (b[0] != 8 && b[0] != 0))
-			return R_ICMP_TYPE; /* an error about an error, or not a query */
-		in->sport = ((__u16)b[4] << 8) | b[5];
-		in->dport = in->sport;
-		return 0;
 	}
-	return R_PROTO;
+	if (in->proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+		return R_PROTO;
+	in->icmp_type = b[0];
+	if (v6 ? (b[0] != 128 && b[0] != 129) : (b[0] != 8 && b[0] != 0))
+		return R_ICMP_TYPE; /* an error about an error, or not a query */
+	in->sport = ((__u16)b[4] << 8) | b[5];
+	in->dport = in->sport;
+	return 0;
 }
 
 static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 {
 	struct iphdr4 *h = &in->ip4;
 	__u32 tot;
+	__u16 fo;
 
 	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((h->ver_ihl >> 4) != 4 || (h->ver_ihl & 0xf) < 5)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	if ((h->ver_ihl & 0xf) != 5)
-		return R_V4_OPTIONS;
+		return R_IPV4_OPTIONS;
 	tot = bpf_ntohs(h->tot_len);
 	if (tot < sizeof(*h))
-		return R_BAD_HDR;
-	if (bpf_ntohs(h->frag_off) & IP_OFFMASK)
-		return R_FRAGMENT;
+		return R_BAD_HEADER;
+	fo = bpf_ntohs(h->frag_off);
+	if (fo & IP_OFFMASK)
+		return R_FRAGMENT; /* no transport header to map by */
+	if (fo & IP_MF) {
+		if (h->protocol == IPPROTO_ICMP)
+			return R_FRAGMENT;
+		in->frag = 1;
+		in->frag_id = bpf_ntohs(h->id);
+	}
 	in->len = tot - sizeof(*h);
 	in->proto = h->protocol;
 	in->l4 = in->l3 + sizeof(*h);
 	return parse_inner_l4(skb, in, 0);
 }
 
+/* parse_inner6 reads the IPv6 packet in error: no extension headers but a
+ * Fragment Header of a first fragment, which translation removes (RFC
+ * 7915 s5.3: the packet in error is translated like any other). */
 static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 {
 	struct iphdr6 *h = &in->ip6;
@@ -184,52 +308,77 @@ static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((bpf_ntohl(h->vtcfl) >> 28) != 6)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	in->len = bpf_ntohs(h->plen);
 	in->proto = h->nexthdr;
 	in->l4 = in->l3 + sizeof(*h);
-	switch (in->proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-	case IPPROTO_ICMPV6:
-		return parse_inner_l4(skb, in, 1);
-	case IPPROTO_FRAGMENT:
-		return R_FRAGMENT;
-	case 0:
-	case 43:
-	case 60:
-	case 51:
-	case 50:
-	case 135:
-		return R_V6_EXTHDR;
+	if (in->proto == IPPROTO_FRAGMENT) {
+		__u8 fh[8];
+
+		if (bpf_skb_load_bytes(skb, in->l4, fh, 8))
+			return R_TRUNCATED;
+		if ((((__u16)fh[2] << 8) | fh[3]) >> 3)
+			return R_FRAGMENT; /* a later fragment: no ports */
+		if (is_v6_exthdr(fh[0]) || fh[0] == IPPROTO_ICMPV6 || in->len < 8)
+			return R_FRAGMENT;
+		in->proto = fh[0];
+		in->frag = 1;
+		in->frag_id = ((__u32)fh[4] << 24) | ((__u32)fh[5] << 16) | ((__u32)fh[6] << 8) | fh[7];
+		in->len -= 8;
+		in->l4 += 8;
+	} else if (is_v6_exthdr(in->proto)) {
+		return R_IPV6_EXTHDR;
+	} else if (in->proto == IPPROTO_ICMP) {
+		return R_PROTO;
 	}
-	return R_PROTO;
+	return parse_inner_l4(skb, in, 1);
 }
 
-/* parse_l4 reads the ports (or echo identifier) of a TCP, UDP or ICMP
- * packet; for ICMP errors it parses the packet in error as well. */
+/* icmp_ext_len_off is where an ICMP error of this type keeps its RFC 4884
+ * length attribute (the length of the original datagram field, in 32-bit
+ * words for ICMPv4, 64-bit words for ICMPv6), or 0 when the type has none:
+ * ICMPv4 Destination Unreachable, Time Exceeded and Parameter Problem
+ * (byte 5), ICMPv6 Destination Unreachable and Time Exceeded (byte 4). */
+static __always_inline __u32 icmp_ext_len_off(__u8 type, int v6)
+{
+	if (v6)
+		return (type == 1 || type == 3) ? 4 : 0;
+	return (type == 3 || type == 11 || type == 12) ? 5 : 0;
+}
+
+/* parse_icmp_ext finds an RFC 4884 extension structure: a non-zero length
+ * attribute whose original datagram field fits the message. A length that
+ * does not fit makes the message one without extensions (RFC 4884 s5.4). */
+static __always_inline void parse_icmp_ext(struct pkt *p, int v6)
+{
+	__u32 off = icmp_ext_len_off(p->icmp_type, v6), orig;
+
+	if (!off)
+		return;
+	orig = (p->icmp_rest >> (8 * (7 - off))) & 0xff;
+	orig *= v6 ? 8 : 4;
+	if (orig == 0 || orig < (v6 ? 48 : 28) || 8 + orig > p->l4len)
+		return;
+	p->ext_off = p->l4 + 8 + orig;
+}
+
+/* parse_l4 reads the ports (or echo identifier) of the transport header;
+ * for ICMP errors it parses the packet in error as well. Protocols without
+ * ports are left to the mapping (noport). */
 static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6)
 {
 	__u8 b[8];
 	int err;
 
-	switch (p->proto) {
-	case IPPROTO_TCP:
-		if (p->l4len < 20)
-			return R_TRUNCATED;
-		break;
-	case IPPROTO_UDP:
-	case IPPROTO_ICMP:
-	case IPPROTO_ICMPV6:
-		if (p->l4len < 8)
-			return R_TRUNCATED;
-		break;
-	default:
-		return R_PROTO;
+	if (!l4_ports(p->proto) && p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6) {
+		p->noport = 1;
+		return 0;
 	}
+	if (p->l4len < l4_min(p->proto))
+		return R_TRUNCATED;
 	if (bpf_skb_load_bytes(skb, p->l4, b, 8))
 		return R_TRUNCATED;
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
+	if (l4_ports(p->proto)) {
 		p->sport = ((__u16)b[0] << 8) | b[1];
 		p->dport = ((__u16)b[2] << 8) | b[3];
 		if (p->proto == IPPROTO_UDP) {
@@ -239,14 +388,14 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 				p->udp_nocsum = 1;
 			}
 			if (!p->frag && (((__u32)b[4] << 8) | b[5]) != p->l4len)
-				return R_BAD_HDR;
-		} else {
+				return R_BAD_HEADER;
+		} else if (p->proto == IPPROTO_TCP) {
 			__u8 doff;
 
 			if (bpf_skb_load_bytes(skb, p->l4 + 12, &doff, 1))
 				return R_TRUNCATED;
 			if ((doff >> 4) < 5 || (__u32)(doff >> 4) * 4 > p->l4len)
-				return R_BAD_HDR;
+				return R_BAD_HEADER;
 		}
 		return 0;
 	}
@@ -261,6 +410,8 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 			return err;
 		p->sport = p->in.dport;
 		p->dport = p->in.sport;
+		p->noport = p->in.noport;
+		parse_icmp_ext(p, v6);
 		return 0;
 	}
 	if (v6 ? (b[0] != 128 && b[0] != 129) : (b[0] != 8 && b[0] != 0))
@@ -277,7 +428,7 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
  * p->optlen. RFC 7915 s4.1: options are ignored in translation (they are
  * left out), but a packet with an unexpired source route (LSRR or SSRR
  * whose pointer is still within the option, RFC 791) is discarded
- * (R_V4_OPTIONS). The options are walked one by one: each round tests
+ * (R_IPV4_OPTIONS). The options are walked one by one: each round tests
  * the byte at offset k only when an option starts there (k == next), so
  * one path goes on per round and the verifier's work stays linear. */
 static __always_inline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __s64 *sum)
@@ -292,7 +443,7 @@ static __always_inline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __
 	optlen = ((p->ip4.ver_ihl & 0xf) - 5) * 4;
 	asm volatile("%[n] += -1\n\t%[n] &= 0x3f\n\t%[n] += 1" : [n] "+r"(optlen));
 	if (optlen > 40)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	if (bpf_skb_load_bytes(skb, p->l3 + 20, opt, optlen))
 		return R_TRUNCATED;
 	*sum = bpf_csum_diff(0, 0, (__be32 *)opt, optlen & ~3U, *sum);
@@ -311,16 +462,16 @@ static __always_inline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __
 			continue;
 		}
 		if (k + 1 >= optlen)
-			return R_BAD_HDR;
+			return R_BAD_HEADER;
 		len = opt[k + 1];
 		if (len < 2 || k + len > optlen)
-			return R_BAD_HDR;
+			return R_BAD_HEADER;
 		if (kind == 131 || kind == 137) { /* LSRR, SSRR */
 			if (len < 3)
-				return R_BAD_HDR;
+				return R_BAD_HEADER;
 			ptr = opt[k + 2];
 			if (ptr <= len)
-				return R_V4_OPTIONS; /* unexpired */
+				return R_IPV4_OPTIONS; /* unexpired */
 		}
 		next = k + len;
 	}
@@ -340,9 +491,9 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((h->ver_ihl >> 4) != 4)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	if ((h->ver_ihl & 0xf) < 5)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	sum = bpf_csum_diff(0, 0, (__be32 *)h, sizeof(*h), 0);
 	if ((h->ver_ihl & 0xf) > 5) {
 		int err = ipv4_options(skb, p, &sum);
@@ -351,10 +502,10 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 			return err;
 	}
 	if (csum_fold(sum) != 0)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	tot = bpf_ntohs(h->tot_len);
 	if (tot < sizeof(*h) + p->optlen)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	if (skb->len < p->l3 + tot)
 		return R_TRUNCATED;
 	p->l4 = p->l3 + sizeof(*h) + p->optlen;
@@ -366,19 +517,21 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 	if (fo & (IP_MF | IP_OFFMASK)) {
 		/* RFC 7915 s4.1: fragments get a Fragment Header. ICMP is
 		 * not, since the ICMPv6 checksum needs the whole length. */
-		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		if (p->proto == IPPROTO_ICMP)
 			return R_FRAGMENT;
 		p->mf = !!(fo & IP_MF);
 		p->frag_off = fo & IP_OFFMASK;
 		p->frag_id = bpf_ntohs(h->id);
 		p->frag = p->frag_off ? FRAG_LATER : FRAG_FIRST;
-		if (p->frag == FRAG_LATER)
+		if (p->frag == FRAG_LATER) {
+			p->noport = 1;
 			return 0;
+		}
 	}
 	err = parse_l4(skb, p, 0);
 	/* The ICMP error path assumes a 20-byte outer header. */
 	if (!err && p->icmp_err && p->optlen)
-		return R_V4_OPTIONS;
+		return R_IPV4_OPTIONS;
 	return err;
 }
 
@@ -392,7 +545,7 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((bpf_ntohl(h->vtcfl) >> 28) != 6)
-		return R_BAD_HDR;
+		return R_BAD_HEADER;
 	plen = bpf_ntohs(h->plen);
 	if (skb->len < p->l3 + sizeof(*h) + plen)
 		return R_TRUNCATED;
@@ -401,20 +554,23 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	p->proto = h->nexthdr;
 	/* RFC 7915 s5.1: Hop-by-Hop and Destination Options headers, and a
 	 * Routing header with no segments left, are not translated but left
-	 * out; a Routing header with segments left is dropped. One path
-	 * continues per round, so the verifier's work stays linear. */
+	 * out; a Routing header with segments left is dropped (with a
+	 * Parameter Problem pointing at that field). One path continues per
+	 * round, so the verifier's work stays linear. */
 	for (k = 0; k < V6_EXT_MAX; k++) {
 		__u8 eh[4];
 		__u32 elen;
 
-		if (p->proto != 0 && p->proto != 60 && p->proto != 43)
+		if (p->proto != IPPROTO_HOPOPTS && p->proto != IPPROTO_DSTOPTS && p->proto != IPPROTO_ROUTING)
 			break;
-		if (p->proto == 0 && k != 0)
-			return R_V6_EXTHDR; /* hop-by-hop must come first */
+		if (p->proto == IPPROTO_HOPOPTS && k != 0)
+			return R_IPV6_EXTHDR; /* hop-by-hop must come first */
 		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, eh, 4))
 			return R_TRUNCATED;
-		if (p->proto == 43 && eh[3] != 0)
-			return R_V6_EXTHDR; /* segments left */
+		if (p->proto == IPPROTO_ROUTING && eh[3] != 0) {
+			p->err_ptr = p->l4 - p->l3 + 3; /* segments left */
+			return R_IPV6_EXTHDR;
+		}
 		elen = ((__u32)eh[1] + 1) * 8;
 		if (elen > p->l4len)
 			return R_TRUNCATED;
@@ -423,19 +579,19 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		p->l4len -= elen;
 		p->v6ext += elen;
 	}
-	switch (p->proto) {
-	case IPPROTO_TCP:
-	case IPPROTO_UDP:
-	case IPPROTO_ICMPV6:
-		break;
-	case IPPROTO_FRAGMENT: {
+	if (p->proto == IPPROTO_FRAGMENT) {
 		__u8 fh[8];
 		__u16 fo;
 
 		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, fh, 8))
 			return R_TRUNCATED;
 		p->proto = fh[0];
-		if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		/* RFC 7915 s5.1.1: an extension header (but ESP) after the
+		 * Fragment Header drops the packet; ICMPv6 fragments are not
+		 * translated (the ICMPv4 checksum needs the whole message). */
+		if (is_v6_exthdr(p->proto))
+			return R_IPV6_EXTHDR;
+		if (p->proto == IPPROTO_ICMPV6 || p->proto == IPPROTO_ICMP)
 			return R_FRAGMENT;
 		fo = ((__u16)fh[2] << 8) | fh[3];
 		p->frag_off = fo >> 3;
@@ -445,26 +601,19 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		p->l4 += 8;
 		p->l4len -= 8;
 		p->v6ext += 8;
-		if (p->frag == FRAG_LATER)
+		if (p->frag == FRAG_LATER) {
+			p->noport = 1;
 			return 0;
-		break;
-	}
-	case IPPROTO_ICMP:
-		return R_PROTO;
-	case 0:   /* hop-by-hop (late), or more headers than we skip */
-	case 43:  /* routing */
-	case 60:  /* destination options */
-	case 51:  /* AH */
-	case 50:  /* ESP */
-	case 135: /* mobility */
-		return R_V6_EXTHDR;
-	default:
+		}
+	} else if (p->proto == IPPROTO_HOPOPTS || p->proto == IPPROTO_ROUTING || p->proto == IPPROTO_DSTOPTS) {
+		return R_IPV6_EXTHDR; /* hop-by-hop late, or more headers than we skip */
+	} else if (p->proto == IPPROTO_ICMP) {
 		return R_PROTO;
 	}
 	err = parse_l4(skb, p, 1);
 	/* The ICMP error path assumes no extension headers. */
 	if (!err && p->icmp_err && p->v6ext)
-		return R_V6_EXTHDR;
+		return R_IPV6_EXTHDR;
 	return err;
 }
 

@@ -10,18 +10,6 @@
 
 /* ---- header translation (RFC 7915 s4 and s5) ---- */
 
-static __always_inline __u32 l4_csum_off(const struct pkt *p)
-{
-	switch (p->proto) {
-	case IPPROTO_TCP:
-		return 16;
-	case IPPROTO_UDP:
-		return 6;
-	default:
-		return 2;
-	}
-}
-
 /* sum_bytes adds bytes [off, off+len) of the packet to a checksum, len at
  * most UDP_CSUM_MAX; off must be even relative to the checksummed data. */
 static __always_inline int sum_bytes(struct __sk_buff *skb, __u32 off, __u32 len, __s64 *sum)
@@ -32,6 +20,9 @@ static __always_inline int sum_bytes(struct __sk_buff *skb, __u32 off, __u32 len
 
 	if (!buf)
 		return R_HELPER;
+	/* Hide what the compiler knows of len: it would drop the loop bound
+	 * that the verifier needs when a caller's len is provably small. */
+	asm volatile("" : "+r"(len));
 	for (i = 0; i < UDP_CSUM_MAX / sizeof(buf->b); i++) {
 		__u32 pos = i * sizeof(buf->b);
 		__u32 n;
@@ -92,6 +83,40 @@ static __always_inline int udp_complete(struct __sk_buff *skb, struct pkt *p, co
 	return 0;
 }
 
+/* l4_pseudo_fixup applies a change of the pseudo-header addresses (diff,
+ * from bpf_csum_diff) to the transport checksum at off, for the protocols
+ * that have one. UDP's zero checksum stays zero (MARK_MANGLED_0: "none"). */
+static __always_inline int l4_pseudo_fixup(struct __sk_buff *skb, __u8 proto, __u32 off, __s64 diff)
+{
+	__u64 flags = BPF_F_PSEUDO_HDR;
+
+	if (proto == IPPROTO_UDP)
+		flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, off, 0, diff, flags))
+		return R_HELPER;
+	return 0;
+}
+
+/* icmp_type_fixup rewrites an echo's type (RFC 7915 s4.2, s5.2) and adds
+ * or removes the ICMPv6 pseudo-header (ph: its 40 bytes with the addresses
+ * and the ICMPv6 length) in the checksum. */
+static __always_inline int icmp_type_fixup(struct __sk_buff *skb, const struct pkt *p, __u8 ntype, const __be32 *ph, int to6)
+{
+	__u16 old_tc = ((__u16)p->icmp_type << 8) | p->icmp_code;
+	__be16 otc = bpf_htons(old_tc), ntc = bpf_htons((__u16)ntype << 8);
+	__u32 off = p->l4 + 2;
+	__s64 diff;
+
+	if (bpf_skb_store_bytes(skb, p->l4, &ntc, 2, 0))
+		return R_HELPER;
+	if (bpf_l4_csum_replace(skb, off, otc, ntc, 2))
+		return R_HELPER;
+	diff = to6 ? bpf_csum_diff(0, 0, (__be32 *)ph, 40, 0) : bpf_csum_diff((__be32 *)ph, 40, 0, 0, 0);
+	if (bpf_l4_csum_replace(skb, off, 0, diff, BPF_F_PSEUDO_HDR))
+		return R_HELPER;
+	return 0;
+}
+
 /* xlat_4to6 replaces the IPv4 header at p->l3 by an IPv6 header with the
  * given addresses. TTL is copied: the stack decrements it on each node. */
 static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
@@ -102,7 +127,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	/* The transport header ends up after the IPv6 header and, for a
 	 * fragment, the Fragment Header; IPv4 options are gone. */
 	__u32 nl4 = p->l3 + 40 + (p->frag ? 8 : 0);
-	__u32 csum_off = nl4 + l4_csum_off(p);
+	__u32 coff = l4_csum_off(p->proto);
 	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
 	__u32 fh[2];
 	__s64 diff;
@@ -141,33 +166,18 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 
 	if (p->udp_nocsum)
 		return udp_complete(skb, p, &h6);
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
-		diff = bpf_csum_diff(old, sizeof(old), (__be32 *)h6.saddr, 32, 0);
-		if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
-					BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
-			return R_HELPER;
-		return 0;
-	}
-
-	/* ICMP echo -> ICMPv6 echo: new type, and the checksum gains the
-	 * IPv6 pseudo-header (RFC 7915 s4.2). */
-	{
-		__u16 old_tc = ((__u16)p->icmp_type << 8) | p->icmp_code;
-		__u16 new_tc = (p->icmp_type == 8 ? 128 : 129) << 8;
-		__be16 otc = bpf_htons(old_tc), ntc = bpf_htons(new_tc);
-
-		if (bpf_skb_store_bytes(skb, p->l4, &ntc, 2, 0))
-			return R_HELPER;
-		if (bpf_l4_csum_replace(skb, csum_off, otc, ntc, 2))
-			return R_HELPER;
+	if (p->proto == IPPROTO_ICMP) {
+		/* ICMP echo -> ICMPv6 echo: new type, and the checksum
+		 * gains the IPv6 pseudo-header (RFC 7915 s4.2). */
 		__builtin_memcpy(pseudo, h6.saddr, 32);
 		pseudo[8] = bpf_htonl(p->l4len);
 		pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
-		diff = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), 0);
-		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
-			return R_HELPER;
+		return icmp_type_fixup(skb, p, p->icmp_type == 8 ? 128 : 129, pseudo, 1);
 	}
-	return 0;
+	if (!coff || p->l4len < coff + 2)
+		return 0; /* no pseudo-header checksum (SCTP, GRE, ESP, ...) */
+	diff = bpf_csum_diff(old, sizeof(old), (__be32 *)h6.saddr, 32, 0);
+	return l4_pseudo_fixup(skb, p->proto, nl4 + coff, diff);
 }
 
 /* xlat_6to4 replaces the IPv6 header at p->l3 by an IPv4 header. */
@@ -179,7 +189,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	/* The transport header ends up right after the IPv4 header; the
 	 * extension headers (Fragment Header included) are gone. */
 	__u32 nl4 = p->l3 + sizeof(h4);
-	__u32 csum_off = nl4 + l4_csum_off(p);
+	__u32 coff = l4_csum_off(p->proto);
 	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__s64 diff;
 
@@ -195,7 +205,11 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	} else if (tot > XLAT_DF_THRESHOLD) {
 		h4.frag_off = bpf_htons(IP_DF);
 	} else {
-		h4.id = (__be16)bpf_get_prandom_u32();
+		__u16 id = bpf_get_prandom_u32();
+
+		if (p->id_k)
+			id = id_into_set(id, p->id_a, p->id_k, p->id_m, p->id_psid);
+		h4.id = bpf_htons(id);
 	}
 	h4.ttl = p->ip6.hlim;
 	h4.protocol = p->proto == IPPROTO_ICMPV6 ? IPPROTO_ICMP : p->proto;
@@ -218,29 +232,15 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	if (p->frag == FRAG_LATER)
 		return 0;
 
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) {
-		diff = bpf_csum_diff(pseudo, 32, &h4.saddr, 8, 0);
-		if (bpf_l4_csum_replace(skb, csum_off, 0, diff,
-					BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
-			return R_HELPER;
-		return 0;
-	}
-	{
-		__u16 old_tc = ((__u16)p->icmp_type << 8) | p->icmp_code;
-		__u16 new_tc = (p->icmp_type == 128 ? 8 : 0) << 8;
-		__be16 otc = bpf_htons(old_tc), ntc = bpf_htons(new_tc);
-
-		if (bpf_skb_store_bytes(skb, p->l4, &ntc, 2, 0))
-			return R_HELPER;
-		if (bpf_l4_csum_replace(skb, csum_off, otc, ntc, 2))
-			return R_HELPER;
+	if (p->proto == IPPROTO_ICMPV6) {
 		pseudo[8] = bpf_htonl(p->l4len);
 		pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
-		diff = bpf_csum_diff(pseudo, sizeof(pseudo), 0, 0, 0);
-		if (bpf_l4_csum_replace(skb, csum_off, 0, diff, BPF_F_PSEUDO_HDR))
-			return R_HELPER;
+		return icmp_type_fixup(skb, p, p->icmp_type == 128 ? 8 : 0, pseudo, 0);
 	}
-	return 0;
+	if (!coff || p->l4len < coff + 2)
+		return 0;
+	diff = bpf_csum_diff(pseudo, 32, &h4.saddr, 8, 0);
+	return l4_pseudo_fixup(skb, p->proto, nl4 + coff, diff);
 }
 
 /* rewrite6 changes both addresses of an IPv6 packet in place (the BR's
@@ -260,16 +260,17 @@ static __always_inline int rewrite6(struct __sk_buff *skb, struct pkt *p, __u64 
 		return R_HELPER;
 	if (bpf_skb_store_bytes(skb, p->l3 + 8, na, 32, BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
-	if (bpf_l4_csum_replace(skb, p->l4 + l4_csum_off(p), 0, diff,
-				BPF_F_PSEUDO_HDR | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0)))
-		return R_HELPER;
-	return 0;
+	if (!l4_csum_off(p->proto) || p->frag == FRAG_LATER)
+		return 0;
+	return l4_pseudo_fixup(skb, p->proto, p->l4 + l4_csum_off(p->proto), diff);
 }
 
 /* ---- fragments ---- */
 
 /* frag_ports remembers the ports of a first fragment, or finds them for a
- * later one; it returns -1 when a later fragment's first was not seen. */
+ * later one (RFC 7597 s8.3.3); it returns -1 when a later fragment's first
+ * was not seen, or so long ago (FRAG_TIMEOUT_NS) that the identification
+ * may have been reused. */
 static __always_inline int frag_ports(struct pkt *p)
 {
 	struct frag_key k = {
@@ -278,7 +279,7 @@ static __always_inline int frag_ports(struct pkt *p)
 		.id = (__u16)p->frag_id,
 		.proto = p->proto,
 	};
-	struct frag_val v = {.sport = p->sport, .dport = p->dport};
+	struct frag_val v = {.seen_ns = bpf_ktime_get_ns(), .sport = p->sport, .dport = p->dport};
 	struct frag_val *f;
 
 	if (p->frag == FRAG_FIRST) {
@@ -286,19 +287,40 @@ static __always_inline int frag_ports(struct pkt *p)
 		return 0;
 	}
 	f = bpf_map_lookup_elem(&frag_cache, &k);
-	if (!f)
+	if (!f || v.seen_ns - f->seen_ns > FRAG_TIMEOUT_NS)
 		return -1;
 	p->sport = f->sport;
 	p->dport = f->dport;
+	p->noport = 0;
 	return 0;
 }
 
-/* rule_needs_port says whether mapping v4 depends on the port. */
-static __always_inline int rule_needs_port(__u32 v4)
+/* frag6_check is the BR's guard for fragments from CEs (RFC 7599 s10.2,
+ * s10.3): a first fragment that passed the port check is remembered by its
+ * source MAP address, destination, identification and protocol; a later
+ * fragment passes only when its first did, recently, from the same source.
+ * Otherwise a CE could slip fragments into the datagrams of another CE
+ * that shares its IPv4 address. */
+static __always_inline int frag6_check(const struct pkt *p, __u32 daddr)
 {
-	const struct rule *r = lookup_v4(v4);
+	struct frag6_key k = {
+		.shi = v6_hi(p->ip6.saddr),
+		.slo = v6_lo(p->ip6.saddr),
+		.dst = daddr,
+		.id = p->frag_id,
+		.proto = p->proto,
+	};
+	__u64 now = bpf_ktime_get_ns(), *seen;
 
-	return r && ((r->flags & RULE_BY_PSID) || r->psid_k > 0);
+	if (p->frag == FRAG_FIRST) {
+		bpf_map_update_elem(&frag6_seen, &k, &now, BPF_ANY);
+		return 0;
+	}
+	seen = bpf_map_lookup_elem(&frag6_seen, &k);
+	if (!seen || now - *seen > FRAG_TIMEOUT_NS)
+		return R_FRAG_MISS;
+	return 0;
 }
+
 
 #endif /* MAPT_XLAT_H */

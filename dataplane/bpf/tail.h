@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * How a translated packet leaves (finish), and the tail-called programs
+ * shared by the CE and BR objects: the two ICMP error translations and
+ * the ICMP errors the translator sends itself. An entry program does the
+ * checks and the mapping, leaves the result in struct pkt and jumps; the
+ * tail program translates and finishes as the entry program would have.
+ * Split this way, every program stays well within the verifier's limits
+ * on the oldest kernel we support.
+ */
+#ifndef MAPT_TAIL_H
+#define MAPT_TAIL_H
+
+#include "core.h"
+
+/* fin_set says how a packet translated by this program leaves. */
+static __always_inline void fin_set(struct pkt *p, enum reason xlat, __u8 how, __u32 ifindex)
+{
+	p->fin.xlat = xlat;
+	p->fin.how = how;
+	p->fin.ifindex = ifindex;
+}
+
+/* fin_side is the redirect to one side's device: through the neighbour
+ * table on Ethernet, as it is on a device without link layer. */
+static __always_inline void fin_side(struct pkt *p, enum reason xlat, __u32 ifindex, int l3)
+{
+	fin_set(p, xlat, l3 ? FIN_EGRESS : FIN_NEIGH, ifindex);
+}
+
+/* finish counts a translated packet and sends it on its way. */
+static __always_inline int finish(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p)
+{
+	if (p->fin.mtu_check && c->v6_mtu && !skb->gso_size && skb->len - p->l3 > c->v6_mtu)
+		return drop(R_TOO_BIG);
+	count_xlat(skb, p->fin.xlat);
+	if (p->fin.ttl_check && p->fin.ttl <= 1)
+		count(R_TTL_EXPIRED);
+	switch (p->fin.how) {
+	case FIN_NEIGH:
+		return bpf_redirect_neigh(p->fin.ifindex, 0, 0, 0);
+	case FIN_EGRESS:
+		return bpf_redirect(p->fin.ifindex, 0);
+	case FIN_INGRESS:
+		return bpf_redirect(p->fin.ifindex, BPF_F_INGRESS);
+	}
+	return TC_ACT_OK;
+}
+
+/* tail jumps to one of the tail programs; it returns only when the jump
+ * failed (the program array is not filled in). */
+static __always_inline int tail(struct __sk_buff *skb, struct pkt *p, enum tail idx)
+{
+	p->tail = idx;
+	bpf_tail_call(skb, &tails, idx);
+	return drop(R_HELPER);
+}
+
+/* reply sends, in place of the packet dropped for reason, an ICMP error
+ * (type, code, header bytes 4-7 rest) to its source. ICMPv4 errors come
+ * from src and go to ifindex (into its stack with ingress); ICMPv6 ones
+ * go back out of the device the packet came in on. */
+static __always_inline int reply(struct __sk_buff *skb, struct pkt *p, enum reason reason, __u8 type, __u8 code,
+				 __u32 rest, __u32 src, __u32 ifindex, int ingress)
+{
+	p->reply.reason = reason;
+	p->reply.type = type;
+	p->reply.code = code;
+	p->reply.rest = rest;
+	p->reply.src = src;
+	p->reply.ifindex = ifindex;
+	p->reply.ingress = ingress;
+	return tail(skb, p, T_ICMP_REPLY);
+}
+
+SEC("tc")
+int xlat_err4to6(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	struct pkt *p = pkt_cur();
+	int err;
+
+	if (!c || !p)
+		return drop(R_HELPER);
+	err = xlat_4to6_err(skb, c, p, &p->o, &p->i);
+	if (err)
+		return drop(err);
+	return finish(skb, c, p);
+}
+
+SEC("tc")
+int xlat_err6to4(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	struct pkt *p = pkt_cur();
+	int err;
+
+	if (!c || !p)
+		return drop(R_HELPER);
+	err = xlat_6to4_err(skb, c, p, p->osrc, p->odst, p->isrc, p->idst);
+	if (err)
+		return drop(err);
+	return finish(skb, c, p);
+}
+
+SEC("tc")
+int icmp_reply(struct __sk_buff *skb)
+{
+	const struct xlat_config *c = get_config();
+	struct pkt *p = pkt_cur();
+	struct reply *r;
+	__u32 ifindex;
+
+	if (!c || !p)
+		return drop(R_HELPER);
+	r = &p->reply;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return icmp6_reply(skb, c, p, r->type, r->code, r->rest, r->reason);
+	ifindex = r->ifindex ? r->ifindex : skb->ifindex;
+	return icmp4_reply(skb, c, p, r->type, r->code, r->src, ifindex, r->ingress ? BPF_F_INGRESS : 0, r->reason);
+}
+
+#endif /* MAPT_TAIL_H */
