@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/insomniacslk/dhcp/dhcpv6"
+
 	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/provision"
 )
@@ -33,11 +35,28 @@ type Config struct {
 	LeaveInPlace   bool   // keep the kernel state on stop, for a restart
 	NoDefaultRoute bool   // do not install the IPv4 default route
 	AttachMode     string // "" (auto: TCX, else clsact), "tcx" or "clsact"
+	// UplinkMTU, when set, caps the uplink's MTU below what the WAN allows
+	// (WAN MTU - 28): OpenWrt's `mtu` option, for a path to the BR whose
+	// IPv6 MTU is lower than the WAN link's.
+	UplinkMTU int
+	// DHCPv6 tunes the DHCPv6 client (identity overrides and what it
+	// sends); see provision.ClientConfig.
+	DHCPv6 DHCPv6Options
 	// Static, when set, replaces DHCPv6 S46 provisioning: the domain, and
 	// the end-user prefix (or, when Prefix is not valid, the prefix from
 	// DHCPv6 IA_PD).
 	Static *Static
 	Logger *slog.Logger
+}
+
+// DHCPv6Options are the DHCPv6 client settings an OpenWrt interface
+// section carries (clientid, reqopts, vendorclass, userclass).
+type DHCPv6Options struct {
+	ClientID       []byte
+	IAID           *uint32
+	VendorClass    []byte
+	UserClass      [][]byte
+	RequestOptions []dhcpv6.OptionCode
 }
 
 // Static is a domain configured by hand (ce-agent --domain / --rule).
@@ -49,30 +68,65 @@ type Static struct {
 // update is a new desired state from the lease or the static config.
 type update struct {
 	desired *Desired // nil: withdraw
-	lease   *LeaseStatus
+	lease   *provision.Lease
 	event   string // bound, renewed, changed, expired, ...
+}
+
+// dhcpClient is what the agent asks of its DHCPv6 client besides running
+// it: follow link events, and report its counters.
+type dhcpClient interface {
+	LinkUp()
+	Reopen() error
+	Stats() provision.Stats
 }
 
 // Agent runs the CE.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	kernel  kernel
-	board   statusBoard
-	applied *Desired
-	prefix  netip.Prefix // the delegated prefix in force, for the hook
+	cfg    Config
+	log    *slog.Logger
+	kernel kernel
+	board  statusBoard
+	// hook runs the hook script (runHook); tests replace it.
+	hook func(ctx context.Context, h hookInfo)
+	// dhcp is the DHCPv6 client, nil in static mode with a prefix.
+	dhcp dhcpClient
+	// want is the latest desired state, applied the state in force; they
+	// differ while an apply fails (e.g. the WAN is gone), and the next
+	// chance (a link event, a lease event) tries again.
+	want, applied *Desired
+	lease         *provision.Lease // in force, for the hook; nil in static mode
+	prefix        netip.Prefix     // the delegated prefix in force, for the hook
+	wan           wanState
 }
 
-// kernel applies and removes the CE's kernel state (kernel_linux.go).
+// kernel applies and removes the CE's kernel state (kernel_linux.go; a
+// recording fake in agent_test.go).
 type kernel interface {
 	// apply makes the kernel match d; old is what was applied before (nil
-	// on the first apply). force re-applies every part.
+	// on the first apply). force re-applies every part (re-attaching the
+	// translator).
 	apply(d, old *Desired, force bool) error
 	// withdraw removes everything for old (may be nil: remove leftovers).
 	withdraw(old *Desired) error
+	// refreshWAN re-reads the WAN device after a link event.
+	refreshWAN() (wanState, error)
+	// detach drops the translator after the WAN device went away (its
+	// hooks went with it); the next forced apply attaches a new one.
+	detach() error
+	// uplinkMTU is the MTU the uplink gets: WAN MTU - 28, capped by
+	// Config.UplinkMTU.
+	uplinkMTU() int
 	// counters returns the translator's counters and attach mode.
 	counters() (map[string]uint64, string)
 	close() error
+}
+
+// wanState is what the agent knows of its WAN device.
+type wanState struct {
+	Present bool
+	Index   int
+	MTU     int
+	Carrier bool
 }
 
 // Run runs the agent until ctx ends (SIGTERM in ce-agent), then stops it
@@ -105,60 +159,110 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	cfg.WAN = wan
-	a := &Agent{cfg: cfg, log: cfg.Logger, kernel: k}
 	defer k.close()
-	a.board.s = Status{State: "waiting", WAN: wan, Uplink: cfg.Uplink, Source: "dhcpv6", Since: time.Now().UTC()}
+	cfg.WAN = wan
+	a := newAgent(cfg, k)
+	a.board.s.Source = "dhcpv6"
 	if cfg.Static != nil {
 		a.board.s.Source = "static"
 	}
-	a.board.counters = k.counters
+	links, err := watchWAN(ctx, wan, a.log)
+	if err != nil {
+		return err
+	}
 	stopStatus, err := serveStatus(ctx, cfg.StatusSocket, &a.board)
 	if err != nil {
 		return err
 	}
 	defer stopStatus()
-	return a.loop(ctx)
+	return a.loop(ctx, links)
 }
 
-func (a *Agent) loop(ctx context.Context) error {
+// newAgent assembles an agent around a kernel (Run, and the state-machine
+// tests with a fake).
+func newAgent(cfg Config, k kernel) *Agent {
+	a := &Agent{cfg: cfg, log: cfg.Logger, kernel: k}
+	a.hook = func(ctx context.Context, h hookInfo) { runHook(ctx, a.log, cfg.Hook, h) }
+	a.wan, _ = k.refreshWAN()
+	a.board.s = Status{State: "waiting", WAN: cfg.WAN, Uplink: cfg.Uplink, Since: time.Now().UTC()}
+	a.board.update(func(s *Status) { s.Link = a.linkStatus() })
+	a.board.counters = k.counters
+	return a
+}
+
+// linkStatus is the WAN part of the status.
+func (a *Agent) linkStatus() *LinkStatus {
+	ls := &LinkStatus{State: "up", Ifindex: a.wan.Index, MTU: a.wan.MTU}
+	switch {
+	case !a.wan.Present:
+		ls.State = "absent"
+	case !a.wan.Carrier:
+		ls.State = "no-carrier"
+	}
+	if a.wan.Present {
+		ls.UplinkMTU = a.kernel.uplinkMTU()
+	}
+	return ls
+}
+
+func (a *Agent) loop(ctx context.Context, links <-chan linkEvent) error {
 	updates := make(chan update, 4)
 	srcCtx, cancelSrc := context.WithCancel(ctx)
+	defer cancelSrc()
 	srcDone := make(chan error, 1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	if a.cfg.Static != nil && a.cfg.Static.Prefix.IsValid() {
 		d, err := Derive([]mapt.Domain{a.cfg.Static.Domain}, a.cfg.Static.Prefix)
 		if err != nil {
-			cancelSrc()
 			return err
 		}
 		updates <- update{desired: d, event: "static"}
 		close(srcDone)
 	} else {
+		// The DHCPv6 socket needs the device: wait for it (a PPPoE or
+		// VLAN device may come up after the agent).
+		for !a.wan.Present {
+			a.log.Info("waiting for the WAN device", "wan", a.cfg.WAN)
+			select {
+			case ev := <-links:
+				a.handleLink(ctx, ev)
+			case <-ctx.Done():
+				a.stop()
+				return nil
+			}
+		}
 		client, err := provision.NewClient(provision.ClientConfig{
 			Interface: a.cfg.WAN, StateDir: a.cfg.StateDir, Logger: a.log, ReleaseOnStop: a.cfg.ReleaseOnStop,
+			ClientID: a.cfg.DHCPv6.ClientID, IAID: a.cfg.DHCPv6.IAID, VendorClass: a.cfg.DHCPv6.VendorClass,
+			UserClass: a.cfg.DHCPv6.UserClass, RequestOptions: a.cfg.DHCPv6.RequestOptions,
 		})
 		if err != nil {
-			cancelSrc()
 			return fmt.Errorf("agent: %w", err)
 		}
+		a.dhcp = client
+		a.board.mu.Lock()
+		a.board.dhcp = client.Stats
+		a.board.mu.Unlock()
 		go func() {
 			defer client.Close()
 			srcDone <- client.Run(srcCtx, func(ev provision.Event) { a.leaseEvent(srcCtx, updates, ev) })
 		}()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	var srcErr error
 	for running := true; running; {
 		select {
 		case u := <-updates:
 			a.handle(ctx, u, false)
+		case ev := <-links:
+			a.handleLink(ctx, ev)
 		case <-hup:
 			a.log.Info("SIGHUP: re-applying")
 			a.board.event("SIGHUP: re-applied")
-			if a.applied != nil {
-				a.handle(ctx, update{desired: a.applied, event: "reapply"}, true)
+			if a.want != nil {
+				a.handle(ctx, update{desired: a.want, lease: a.lease, event: "reapply"}, true)
 			}
 		case err, ok := <-srcDone:
 			if ok && err != nil && ctx.Err() == nil {
@@ -184,38 +288,12 @@ func (a *Agent) loop(ctx context.Context) error {
 
 // leaseEvent turns a DHCPv6 lease event into an update.
 func (a *Agent) leaseEvent(ctx context.Context, updates chan<- update, ev provision.Event) {
-	u := update{event: ev.Kind.String()}
-	if ev.Lease != nil {
-		l := ev.Lease
-		u.lease = &LeaseStatus{
-			Prefix: l.Prefix.String(), Obtained: l.Obtained.UTC(), Renew: l.RenewAt().UTC(), Rebind: l.RebindAt().UTC(),
-			Expires: l.Expires().UTC(), Preferred: l.Preferred.String(), Valid: l.Valid.String(), Ignored: l.Ignored,
-			ServerID: fmt.Sprintf("%x", l.ServerID),
-		}
-		if l.ServerAddr.IsValid() {
-			u.lease.Server = l.ServerAddr.String()
-		}
-		for _, why := range l.Ignored {
-			a.log.Warn("S46 container ignored", "reason", why)
-		}
-	}
+	u := update{event: ev.Kind.String(), lease: ev.Lease}
 	switch ev.Kind {
 	case provision.Expired, provision.Released:
 		u.desired = nil
 	default:
-		domains := ev.Lease.Domains
-		prefix := ev.Lease.Prefix
-		if a.cfg.Static != nil {
-			domains = []mapt.Domain{a.cfg.Static.Domain}
-		}
-		d, err := Derive(domains, prefix)
-		if err != nil {
-			a.log.Error("no MAP-T binding from the lease", "prefix", prefix, "err", err)
-			a.board.event("%s: %v", ev.Kind, err)
-			u.desired = nil
-		} else {
-			u.desired = d
-		}
+		u.desired = a.desiredFrom(ev.Lease)
 	}
 	select {
 	case updates <- u:
@@ -223,45 +301,102 @@ func (a *Agent) leaseEvent(ctx context.Context, updates chan<- update, ev provis
 	}
 }
 
-// handle applies an update when it changes anything.
-func (a *Agent) handle(ctx context.Context, u update, force bool) {
-	if u.lease != nil || u.desired == nil {
-		a.board.update(func(s *Status) { s.Lease = u.lease })
+// desiredFrom derives the binding from a lease (or from the static domain
+// with the lease's prefix); nil when there is none, with the reason
+// logged and in the status.
+func (a *Agent) desiredFrom(l *provision.Lease) *Desired {
+	domains := l.Domains
+	if a.cfg.Static != nil {
+		domains = []mapt.Domain{a.cfg.Static.Domain}
 	}
+	if len(domains) == 0 {
+		why := "no MAP-T domain in the lease"
+		if l.Selection != "" {
+			why = l.Selection
+		}
+		a.log.Warn("no MAP-T binding from the lease", "prefix", l.Prefix, "reason", why)
+		a.board.event("no binding: %s", why)
+		return nil
+	}
+	d, err := Derive(domains, l.Prefix)
+	if err != nil {
+		a.log.Error("no MAP-T binding from the lease", "prefix", l.Prefix, "err", err)
+		a.board.event("no binding: %v", err)
+		return nil
+	}
+	return d
+}
+
+// leaseStatus is the status's view of a lease.
+func leaseStatus(l *provision.Lease) *LeaseStatus {
+	ls := &LeaseStatus{
+		Prefix: l.Prefix.String(), Obtained: l.Obtained.UTC(), Renew: l.RenewAt().UTC(), Rebind: l.RebindAt().UTC(),
+		Expires: l.Expires().UTC(), Preferred: l.Preferred.String(), Valid: l.Valid.String(), Ignored: l.Ignored,
+		ServerID: fmt.Sprintf("%x", l.ServerID), Softwire: l.Mechanism, S46Priority: l.S46Priority, Selection: l.Selection,
+		DNS: l.DNS, Search: l.Search, NTP: l.NTP, IgnoredOptions: l.IgnoredOptions,
+	}
+	if l.ServerAddr.IsValid() {
+		ls.Server = l.ServerAddr.String()
+	}
+	return ls
+}
+
+// withdrawal reports whether an event ends the lease.
+func withdrawal(event string) bool {
+	return event == "expired" || event == "released" || event == "stopped"
+}
+
+// handle applies an update when it changes anything, and runs the hook
+// for every lease event (a renewal changes nothing in the kernel but the
+// lifetimes netifd must know).
+func (a *Agent) handle(ctx context.Context, u update, force bool) {
+	hadLease := a.lease != nil
 	switch {
-	case u.lease != nil && (u.event == "expired" || u.event == "released"):
-		a.prefix = netip.Prefix{}
+	case u.lease != nil && withdrawal(u.event):
+		a.lease, a.prefix = nil, netip.Prefix{}
+		a.board.update(func(s *Status) { s.Lease = nil })
 	case u.lease != nil:
-		a.prefix, _ = netip.ParsePrefix(u.lease.Prefix)
+		a.lease, a.prefix = u.lease, u.lease.Prefix
+		ls := leaseStatus(u.lease)
+		a.board.update(func(s *Status) { s.Lease = ls })
 	case u.desired != nil:
 		a.prefix = u.desired.Binding.EndUserPrefix
 	}
+	a.want = u.desired
 	if u.desired.Equal(a.applied) && !force {
-		a.log.Debug("lease event changes nothing", "event", u.event)
+		a.log.Debug("lease event changes nothing in the kernel", "event", u.event)
+		// The hook hears of every lease event, and of the end of a
+		// lease it was told of (the LAN's prefix goes).
+		if u.lease != nil && (!withdrawal(u.event) || hadLease) {
+			a.runHook(ctx, u.event)
+		}
 		return
 	}
 	if u.desired == nil {
-		if a.applied == nil && u.lease != nil && u.event != "expired" && u.event != "released" {
-			// A lease without a usable MAP-T binding: no IPv4, but the
-			// hook still gets the prefix for the LAN.
-			runHook(ctx, a.log, a.cfg.Hook, u.event, nil, a.prefix, a.cfg.WAN, a.cfg.Uplink)
-			return
-		}
 		a.withdraw(ctx, u.event)
 		return
 	}
-	start := time.Now()
-	if err := a.kernel.apply(u.desired, a.applied, force); err != nil {
+	if err := a.apply(u.desired, force, u.event); err != nil {
 		// The old state stays as it was where apply could keep it; a
 		// broken configuration never replaces a working one half-way.
-		a.log.Error("apply failed", "event", u.event, "err", err)
-		a.board.event("%s: apply failed: %v", u.event, err)
 		return
 	}
-	d := u.desired
+	a.runHook(ctx, u.event)
+}
+
+// apply makes the kernel match d and records it; errors are logged and
+// put in the status.
+func (a *Agent) apply(d *Desired, force bool, event string) error {
+	start := time.Now()
+	if err := a.kernel.apply(d, a.applied, force); err != nil {
+		a.log.Error("apply failed", "event", event, "err", err)
+		a.board.event("%s: apply failed: %v", event, err)
+		return err
+	}
 	b := d.Binding
-	a.log.Info("binding applied", "event", u.event, "ipv4", b.IPv4, "psid", b.PSID(), "ports", b.PortSet.String(),
-		"map_address", b.MAPAddress, "dmr", d.DMR, "fmrs", len(d.FMRs), "took", time.Since(start).Round(time.Microsecond))
+	a.log.Info("binding applied", "event", event, "ipv4", b.IPv4, "psid", b.PSID(), "ports", b.PortSet.String(),
+		"map_address", b.MAPAddress, "dmr", d.DMR, "fmrs", len(d.FMRs), "uplink_mtu", a.kernel.uplinkMTU(),
+		"took", time.Since(start).Round(time.Microsecond))
 	a.applied = d
 	a.board.update(func(s *Status) {
 		s.State, s.Since = "bound", time.Now().UTC()
@@ -271,9 +406,10 @@ func (a *Agent) handle(ctx context.Context, u update, force bool) {
 		for _, r := range d.FMRs {
 			s.FMRs = append(s.FMRs, r.String())
 		}
+		s.Link = a.linkStatus()
 	})
-	a.board.event("%s: %s psid %d ports %s", u.event, b.IPv4, b.PSID(), b.PortSet)
-	runHook(ctx, a.log, a.cfg.Hook, u.event, d, a.prefix, a.cfg.WAN, a.cfg.Uplink)
+	a.board.event("%s: %s psid %d ports %s", event, b.IPv4, b.PSID(), b.PortSet)
+	return nil
 }
 
 func (a *Agent) withdraw(ctx context.Context, event string) {
@@ -287,7 +423,20 @@ func (a *Agent) withdraw(ctx context.Context, event string) {
 	a.board.event("%s: IPv4 service withdrawn", event)
 	a.applied = nil
 	a.board.update(func(s *Status) { s.State, s.Since, s.Binding, s.FMRs = event, time.Now().UTC(), nil, nil })
-	runHook(ctx, a.log, a.cfg.Hook, event, nil, a.prefix, a.cfg.WAN, a.cfg.Uplink)
+	a.runHook(ctx, event)
+}
+
+// runHook runs the hook with what is in force now.
+func (a *Agent) runHook(ctx context.Context, event string) {
+	h := hookInfo{event: event, desired: a.applied, prefix: a.prefix, lease: a.lease,
+		wan: a.cfg.WAN, uplink: a.cfg.Uplink, now: time.Now()}
+	if a.applied != nil {
+		h.uplinkMTU = a.kernel.uplinkMTU()
+	}
+	if withdrawal(event) {
+		h.desired, h.lease, h.prefix = nil, nil, netip.Prefix{}
+	}
+	a.hook(ctx, h)
 }
 
 // stop ends the agent: the state stays for a restart, or goes.
@@ -299,9 +448,106 @@ func (a *Agent) stop() {
 	if err := a.kernel.withdraw(a.applied); err != nil {
 		a.log.Error("cleanup failed", "err", err)
 	}
-	if a.applied != nil {
-		runHook(context.Background(), a.log, a.cfg.Hook, "stopped", nil, netip.Prefix{}, a.cfg.WAN, a.cfg.Uplink)
+	if a.applied != nil || a.lease != nil {
+		a.applied, a.lease = nil, nil
+		a.runHook(context.Background(), "stopped")
 	}
 	a.applied = nil
 	a.log.Info("stopped, kernel state removed")
+}
+
+// linkKind is what happened to the WAN device.
+type linkKind int
+
+const (
+	linkCarrierDown linkKind = iota + 1
+	linkCarrierUp
+	linkRemoved
+	linkAdded // created (again) under the WAN's name: a new ifindex
+	linkMTU
+)
+
+func (k linkKind) String() string {
+	switch k {
+	case linkCarrierDown:
+		return "carrier-down"
+	case linkCarrierUp:
+		return "carrier-up"
+	case linkRemoved:
+		return "removed"
+	case linkAdded:
+		return "added"
+	case linkMTU:
+		return "mtu"
+	}
+	return fmt.Sprintf("link(%d)", int(k))
+}
+
+// linkEvent is one change of the WAN device (link_linux.go watches
+// rtnetlink for them).
+type linkEvent struct {
+	kind  linkKind
+	index int
+	mtu   int
+}
+
+// handleLink follows the WAN device:
+//
+//   - carrier lost: nothing to undo; the lease stays valid for its
+//     lifetimes and the translator on its hooks;
+//   - carrier back: the CE may be on another link now; RFC 8415 s18.2.12
+//     has the DHCPv6 client Rebind at once (provision.Client.LinkUp);
+//   - device removed: its TC hooks went with it; the translator is
+//     dropped, uplink and NAT stay for its return;
+//   - device created again under the same name (PPPoE or VLAN reconnect,
+//     driver reload): the translator is attached to the new ifindex, the
+//     DHCPv6 socket is reopened on it and the client Rebinds;
+//   - MTU changed: the uplink's MTU, the MSS clamp and the translator's
+//     too-big limit follow (a forced re-apply).
+func (a *Agent) handleLink(ctx context.Context, ev linkEvent) {
+	if w, err := a.kernel.refreshWAN(); err == nil {
+		a.wan = w
+	} else {
+		a.log.Warn("read the WAN device", "err", err)
+	}
+	defer a.board.update(func(s *Status) { s.Link = a.linkStatus() })
+	switch ev.kind {
+	case linkCarrierDown:
+		a.log.Warn("WAN lost carrier", "wan", a.cfg.WAN)
+		a.board.event("wan %s: carrier lost", a.cfg.WAN)
+	case linkCarrierUp:
+		a.log.Info("WAN carrier back: rebinding", "wan", a.cfg.WAN)
+		a.board.event("wan %s: carrier back", a.cfg.WAN)
+		if a.dhcp != nil {
+			a.dhcp.LinkUp()
+		}
+	case linkRemoved:
+		a.log.Warn("WAN device removed", "wan", a.cfg.WAN)
+		a.board.event("wan %s: device removed", a.cfg.WAN)
+		if err := a.kernel.detach(); err != nil {
+			a.log.Warn("detach the translator", "err", err)
+		}
+	case linkAdded:
+		a.log.Info("WAN device (re)created", "wan", a.cfg.WAN, "ifindex", ev.index, "mtu", ev.mtu)
+		a.board.event("wan %s: device created, ifindex %d", a.cfg.WAN, ev.index)
+		if a.want != nil {
+			if err := a.apply(a.want, true, "relink"); err == nil {
+				a.runHook(ctx, "relink")
+			}
+		}
+		if a.dhcp != nil {
+			if err := a.dhcp.Reopen(); err != nil {
+				a.log.Error("reopen the DHCPv6 socket", "err", err)
+				a.board.event("wan %s: reopen the DHCPv6 socket: %v", a.cfg.WAN, err)
+			}
+		}
+	case linkMTU:
+		a.log.Info("WAN MTU changed", "wan", a.cfg.WAN, "mtu", ev.mtu, "uplink_mtu", a.kernel.uplinkMTU())
+		a.board.event("wan %s: mtu %d, uplink mtu %d", a.cfg.WAN, ev.mtu, a.kernel.uplinkMTU())
+		if a.want != nil {
+			if err := a.apply(a.want, true, "mtu"); err == nil {
+				a.runHook(ctx, "mtu")
+			}
+		}
+	}
 }

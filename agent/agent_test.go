@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/provision"
 )
 
 func rule(t *testing.T, s string) mapt.Rule {
@@ -58,12 +60,21 @@ func TestHookEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := hookEnv("bound", d, d.Binding.EndUserPrefix, "eth0", "mapt0")
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lease := &provision.Lease{Prefix: d.Binding.EndUserPrefix, Obtained: now.Add(-100 * time.Second), Preferred: 1000 * time.Second, Valid: 2000 * time.Second,
+		DNS: []netip.Addr{netip.MustParseAddr("2001:db8:6::53"), netip.MustParseAddr("2001:db8:6::54")}, Search: []string{"isp.example"},
+		NTP: []string{"ntp.isp.example"}, Mechanism: provision.MechanismMAPT, S46Priority: []string{"MAP-E (94)", "MAP-T (95)"},
+		ServerAddr: netip.MustParseAddr("fe80::1")}
+	env := hookEnv(hookInfo{event: "bound", desired: d, prefix: d.Binding.EndUserPrefix, lease: lease, wan: "eth0", uplink: "mapt0", uplinkMTU: 1472, now: now})
 	for _, want := range []string{
 		"MAPT_EVENT=bound", "MAPT_WAN=eth0", "MAPT_UPLINK=mapt0", "MAPT_IPV4=192.0.2.18/32", "MAPT_IPV4_ADDRESS=192.0.2.18",
 		"MAPT_PSID=52", "MAPT_PSID_LEN=8", "MAPT_PSID_OFFSET=6", "MAPT_PORT_COUNT=252",
 		"MAPT_MAP_ADDRESS=2001:db8:12:3400:0:c000:212:34", "MAPT_DMR=64:ff9b::/96", "MAPT_PREFIX=2001:db8:12:3400::/56",
 		"MAPT_FMRS=2001:db8::/40,192.0.2.0/24,16,a=6,k=8,fmr",
+		// What netifd needs for the LAN: lifetimes left now, DNS, search, NTP.
+		"MAPT_PREFIX_PREFERRED=900", "MAPT_PREFIX_VALID=1900", "MAPT_DNS=2001:db8:6::53 2001:db8:6::54",
+		"MAPT_DNS_SEARCH=isp.example", "MAPT_NTP=ntp.isp.example", "MAPT_SOFTWIRE=map-t", "MAPT_S46_PRIORITY=MAP-E (94),MAP-T (95)",
+		"MAPT_SERVER=fe80::1", "MAPT_UPLINK_MTU=1472",
 	} {
 		if !slices.Contains(env, want) {
 			t.Errorf("missing %s in %v", want, env)
@@ -74,12 +85,16 @@ func TestHookEnv(t *testing.T) {
 			t.Errorf("ports: %s", e)
 		}
 	}
-	if env := hookEnv("expired", nil, netip.Prefix{}, "eth0", "mapt0"); len(env) != 3 {
+	if env := hookEnv(hookInfo{event: "expired", wan: "eth0", uplink: "mapt0"}); len(env) != 3 {
 		t.Errorf("withdrawn env = %v", env)
+	}
+	// Lifetimes past their end are 0, not negative.
+	if env := hookEnv(hookInfo{event: "renewed", lease: lease, now: now.Add(time.Hour)}); !slices.Contains(env, "MAPT_PREFIX_VALID=0") {
+		t.Errorf("expired lifetimes: %v", env)
 	}
 	// No binding from a lease that still delegates a prefix: the hook
 	// still learns the prefix (for the LAN).
-	if env := hookEnv("bound", nil, netip.MustParsePrefix("2001:db8:1::/56"), "eth0", "mapt0"); !slices.Contains(env, "MAPT_PREFIX=2001:db8:1::/56") {
+	if env := hookEnv(hookInfo{event: "bound", prefix: netip.MustParsePrefix("2001:db8:1::/56"), wan: "eth0", uplink: "mapt0"}); !slices.Contains(env, "MAPT_PREFIX=2001:db8:1::/56") {
 		t.Errorf("env without binding = %v", env)
 	}
 }

@@ -9,25 +9,69 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/mapt-go/mapt/provision"
 )
 
 // hookTimeout bounds a hook script: a hung script must not stall the
 // lease state machine.
 const hookTimeout = 30 * time.Second
 
+// hookInfo is what a hook run is told.
+type hookInfo struct {
+	event     string
+	desired   *Desired         // the binding in force, nil when none
+	prefix    netip.Prefix     // the delegated prefix, also without a binding
+	lease     *provision.Lease // the DHCPv6 lease in force, nil when none (static)
+	wan       string
+	uplink    string
+	uplinkMTU int
+	now       time.Time
+}
+
+// remaining is the part of a lifetime left at now, in whole seconds, for
+// netifd, which counts lifetimes from when it is told (proto.c).
+func remaining(obtained time.Time, life time.Duration, now time.Time) int64 {
+	left := obtained.Add(life).Sub(now)
+	if left < 0 {
+		return 0
+	}
+	return int64(left / time.Second)
+}
+
 // hookEnv is the environment a hook script sees, in the spirit of
-// odhcp6c's script: the event and, when bound, the binding.
+// odhcp6c's script: the event, the DHCPv6 data the LAN needs (prefix and
+// lifetimes, DNS, search list, NTP) and, when bound, the binding.
 // The delegated prefix is there even without a binding, so that a hook
 // handing the prefix to the LAN keeps doing so while IPv4 is down.
-func hookEnv(event string, d *Desired, prefix netip.Prefix, wan, uplink string) []string {
+func hookEnv(h hookInfo) []string {
 	env := []string{
-		"MAPT_EVENT=" + event,
-		"MAPT_WAN=" + wan,
-		"MAPT_UPLINK=" + uplink,
+		"MAPT_EVENT=" + h.event,
+		"MAPT_WAN=" + h.wan,
+		"MAPT_UPLINK=" + h.uplink,
 	}
+	if l := h.lease; l != nil {
+		dns := make([]string, len(l.DNS))
+		for i, a := range l.DNS {
+			dns[i] = a.String()
+		}
+		env = append(env,
+			fmt.Sprintf("MAPT_PREFIX_PREFERRED=%d", remaining(l.Obtained, l.Preferred, h.now)),
+			fmt.Sprintf("MAPT_PREFIX_VALID=%d", remaining(l.Obtained, l.Valid, h.now)),
+			"MAPT_DNS="+strings.Join(dns, " "),
+			"MAPT_DNS_SEARCH="+strings.Join(l.Search, " "),
+			"MAPT_NTP="+strings.Join(l.NTP, " "),
+			"MAPT_SOFTWIRE="+l.Mechanism,
+			"MAPT_S46_PRIORITY="+strings.Join(l.S46Priority, ","),
+		)
+		if l.ServerAddr.IsValid() {
+			env = append(env, "MAPT_SERVER="+l.ServerAddr.String())
+		}
+	}
+	d := h.desired
 	if d == nil {
-		if prefix.IsValid() {
-			env = append(env, "MAPT_PREFIX="+prefix.String())
+		if h.prefix.IsValid() {
+			env = append(env, "MAPT_PREFIX="+h.prefix.String())
 		}
 		return env
 	}
@@ -40,7 +84,7 @@ func hookEnv(event string, d *Desired, prefix netip.Prefix, wan, uplink string) 
 	for i, r := range d.FMRs {
 		fmrs[i] = r.String()
 	}
-	return append(env,
+	env = append(env,
 		"MAPT_PREFIX="+b.EndUserPrefix.String(),
 		"MAPT_BMR="+b.Rule.String(),
 		"MAPT_IPV4="+b.IPv4.String(),
@@ -55,21 +99,25 @@ func hookEnv(event string, d *Desired, prefix netip.Prefix, wan, uplink string) 
 		"MAPT_FMRS="+strings.Join(fmrs, " "),
 		"MAPT_DOMAIN="+d.Domain,
 	)
+	if h.uplinkMTU > 0 {
+		env = append(env, fmt.Sprintf("MAPT_UPLINK_MTU=%d", h.uplinkMTU))
+	}
+	return env
 }
 
 // runHook runs the script and logs its outcome; it never fails the caller.
-func runHook(ctx context.Context, log *slog.Logger, script, event string, d *Desired, prefix netip.Prefix, wan, uplink string) {
+func runHook(ctx context.Context, log *slog.Logger, script string, h hookInfo) {
 	if script == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, hookTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, script, event)
-	cmd.Env = append(os.Environ(), hookEnv(event, d, prefix, wan, uplink)...)
+	cmd := exec.CommandContext(ctx, script, h.event)
+	cmd.Env = append(os.Environ(), hookEnv(h)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		log.Warn("hook failed", "script", script, "event", event, "err", err, "output", strings.TrimSpace(string(out)))
+		log.Warn("hook failed", "script", script, "event", h.event, "err", err, "output", strings.TrimSpace(string(out)))
 		return
 	}
-	log.Info("hook ran", "script", script, "event", event)
+	log.Info("hook ran", "script", script, "event", h.event)
 }

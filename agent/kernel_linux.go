@@ -39,8 +39,14 @@ func newKernel(cfg Config) (kernel, string, error) {
 		cfg.Logger.Info("picked the WAN", "wan", name, "why", why)
 		wan = name
 	}
+	// A WAN given by name may not exist yet (a PPPoE or VLAN device
+	// comes up later); the agent waits for it.
 	l, err := h.LinkByName(wan)
-	if err != nil {
+	var nf netlink.LinkNotFoundError
+	switch {
+	case errors.As(err, &nf):
+		l = nil
+	case err != nil:
 		h.Close()
 		return nil, "", fmt.Errorf("agent: wan %q: %w", wan, err)
 	}
@@ -59,12 +65,58 @@ func newKernel(cfg Config) (kernel, string, error) {
 // stack would cut oversize datagrams into fragments that no longer fit the
 // WAN once translated. So the stack fragments, or sends Fragmentation
 // Needed, before the translator would have to.
-func (k *linuxKernel) uplinkMTU() int { return k.wan.Attrs().MTU - uplinkOverhead }
+func (k *linuxKernel) uplinkMTU() int {
+	if k.wan == nil {
+		return 0
+	}
+	return capMTU(k.wan.Attrs().MTU, k.cfg.UplinkMTU)
+}
 
-// uplinkOverhead is what translation can add to an IPv4 packet.
-const uplinkOverhead = 20 + 8
+// refreshWAN re-reads the WAN device (after a link event: a new ifindex,
+// a new MTU, the carrier).
+func (k *linuxKernel) refreshWAN() (wanState, error) {
+	l, err := k.h.LinkByName(k.cfg.WAN)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		k.wan = nil
+		return wanState{}, nil
+	}
+	if err != nil {
+		return wanState{}, fmt.Errorf("agent: wan %s: %w", k.cfg.WAN, err)
+	}
+	k.wan = l
+	return linkState(l), nil
+}
+
+// linkState is the agent's view of a link.
+func linkState(l netlink.Link) wanState {
+	a := l.Attrs()
+	return wanState{Present: true, Index: a.Index, MTU: a.MTU, Carrier: carrier(a.RawFlags)}
+}
+
+// carrier reports whether a device is up with its lower layer up
+// (IFF_UP and IFF_LOWER_UP, RFC 2863 operational state as Linux keeps it).
+func carrier(flags uint32) bool {
+	return flags&unix.IFF_UP != 0 && flags&unix.IFF_LOWER_UP != 0
+}
+
+// detach drops the translator: the WAN device it was attached to is gone.
+func (k *linuxKernel) detach() error {
+	if k.xl == nil {
+		return nil
+	}
+	err := k.xl.Close()
+	k.xl = nil
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	return nil
+}
 
 func (k *linuxKernel) apply(d, old *Desired, force bool) error {
+	if k.wan == nil {
+		return fmt.Errorf("agent: wan %s: the device does not exist (waiting for it)", k.cfg.WAN)
+	}
 	b := d.Binding
 	mtu := k.uplinkMTU()
 	up, err := ensureUplink(k.h, k.cfg.Uplink, mtu, b.IPv4.Addr(), !k.cfg.NoDefaultRoute)

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 
@@ -139,4 +141,72 @@ func removeUplink(h *netlink.Handle, name string) error {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// watchWAN follows the WAN device through rtnetlink (RTM_NEWLINK and
+// RTM_DELLINK, RTNLGRP_LINK) and sends what changed: carrier, presence
+// (a device of that name removed or created, which is a new ifindex), MTU.
+// It stops when ctx ends. Events are coalesced: a burst of messages about
+// one change gives one event.
+func watchWAN(ctx context.Context, name string, log *slog.Logger) (<-chan linkEvent, error) {
+	updates := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	failed := make(chan struct{})
+	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) {
+			log.Error("agent: link watch", "err", err)
+			select {
+			case <-failed:
+			default:
+				close(failed)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: watch links: %w", err)
+	}
+	// The state the watch starts from; events are changes from it.
+	var cur wanState
+	if l, err := netlink.LinkByName(name); err == nil {
+		cur = linkState(l)
+	}
+	out := make(chan linkEvent, 16)
+	send := func(ev linkEvent) {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+		}
+	}
+	go func() {
+		defer close(done)
+		for {
+			var u netlink.LinkUpdate
+			select {
+			case <-ctx.Done():
+				return
+			case <-failed:
+				return
+			case u = <-updates:
+			}
+			if u.Link == nil || u.Link.Attrs() == nil {
+				continue
+			}
+			a := u.Link.Attrs()
+			mine := a.Name == name
+			if !mine && !(cur.Present && a.Index == cur.Index) {
+				continue
+			}
+			var next wanState
+			if mine && u.Header.Type != unix.RTM_DELLINK {
+				next = wanState{Present: true, Index: a.Index, MTU: a.MTU, Carrier: carrier(u.IfInfomsg.Flags)}
+			}
+			// A rename away from our name, or a deletion, leaves next
+			// absent.
+			for _, ev := range linkChanges(cur, next) {
+				send(ev)
+			}
+			cur = next
+		}
+	}()
+	return out, nil
 }

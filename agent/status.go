@@ -7,27 +7,32 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/provision"
 )
 
 // Status is what `ce-agent status` shows.
 type Status struct {
-	State      string             `json:"state"` // waiting, bound, expired, stopped
-	WAN        string             `json:"wan"`
-	Uplink     string             `json:"uplink"`
-	Source     string             `json:"source"` // dhcpv6 or static
-	Lease      *LeaseStatus       `json:"lease,omitempty"`
+	State      string            `json:"state"` // waiting, bound, expired, stopped
+	WAN        string            `json:"wan"`
+	Uplink     string            `json:"uplink"`
+	Source     string            `json:"source"` // dhcpv6 or static
+	Lease      *LeaseStatus      `json:"lease,omitempty"`
+	Link       *LinkStatus       `json:"link,omitempty"`
+	DHCPv6     *provision.Stats  `json:"dhcpv6,omitempty"`
 	Binding    *mapt.BindingJSON `json:"binding,omitempty"`
-	FMRs       []string           `json:"fmrs,omitempty"`
-	AttachMode string             `json:"attach_mode,omitempty"`
-	Counters   map[string]uint64  `json:"counters,omitempty"`
-	Events     []Event            `json:"events"`
-	Since      time.Time          `json:"since"`
+	FMRs       []string          `json:"fmrs,omitempty"`
+	AttachMode string            `json:"attach_mode,omitempty"`
+	Counters   map[string]uint64 `json:"counters,omitempty"`
+	Events     []Event           `json:"events"`
+	Since      time.Time         `json:"since"`
 }
 
 // LeaseStatus is the DHCPv6 side of the status.
@@ -42,6 +47,26 @@ type LeaseStatus struct {
 	Preferred string    `json:"preferred"`
 	Valid     string    `json:"valid"`
 	Ignored   []string  `json:"ignored,omitempty"`
+	// Softwire is the mechanism chosen ("map-t") or empty; S46Priority
+	// the server's preference order (RFC 8026); Selection how the
+	// choice was made.
+	Softwire    string   `json:"softwire,omitempty"`
+	S46Priority []string `json:"s46_priority,omitempty"`
+	Selection   string   `json:"selection,omitempty"`
+	// DNS, Search and NTP are what the server offers the LAN (RFC 3646,
+	// RFC 5908).
+	DNS            []netip.Addr `json:"dns,omitempty"`
+	Search         []string     `json:"dns_search,omitempty"`
+	NTP            []string     `json:"ntp,omitempty"`
+	IgnoredOptions []string     `json:"ignored_options,omitempty"`
+}
+
+// LinkStatus is the WAN device as the agent last saw it.
+type LinkStatus struct {
+	State     string `json:"state"` // up, no-carrier, absent
+	Ifindex   int    `json:"ifindex,omitempty"`
+	MTU       int    `json:"mtu,omitempty"`
+	UplinkMTU int    `json:"uplink_mtu,omitempty"`
 }
 
 // Event is one state change, kept for the status.
@@ -58,6 +83,8 @@ type statusBoard struct {
 	s  Status
 	// counters fetches live counters when the status is read.
 	counters func() (map[string]uint64, string)
+	// dhcp fetches the DHCPv6 client's counters, when there is a client.
+	dhcp func() provision.Stats
 }
 
 func (b *statusBoard) update(fn func(*Status)) {
@@ -79,10 +106,18 @@ func (b *statusBoard) snapshot() Status {
 	b.mu.Lock()
 	s := b.s
 	s.Events = append([]Event(nil), b.s.Events...)
-	counters := b.counters
+	if b.s.Link != nil {
+		l := *b.s.Link
+		s.Link = &l
+	}
+	counters, dhcp := b.counters, b.dhcp
 	b.mu.Unlock()
 	if counters != nil {
 		s.Counters, s.AttachMode = counters()
+	}
+	if dhcp != nil {
+		st := dhcp()
+		s.DHCPv6 = &st
 	}
 	return s
 }
@@ -156,13 +191,49 @@ func ReadStatus(path string) (*Status, error) {
 func (s *Status) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "state            %s (since %s)\n", s.State, s.Since.Format(time.RFC3339))
 	fmt.Fprintf(w, "source           %s\n", s.Source)
-	fmt.Fprintf(w, "wan              %s\n", s.WAN)
-	fmt.Fprintf(w, "uplink           %s\n", s.Uplink)
+	if l := s.Link; l != nil {
+		fmt.Fprintf(w, "wan              %s (%s, ifindex %d, mtu %d)\n", s.WAN, l.State, l.Ifindex, l.MTU)
+	} else {
+		fmt.Fprintf(w, "wan              %s\n", s.WAN)
+	}
+	if l := s.Link; l != nil && l.UplinkMTU > 0 {
+		fmt.Fprintf(w, "uplink           %s (mtu %d)\n", s.Uplink, l.UplinkMTU)
+	} else {
+		fmt.Fprintf(w, "uplink           %s\n", s.Uplink)
+	}
 	if l := s.Lease; l != nil {
 		fmt.Fprintf(w, "lease            %s from %s, renew %s, rebind %s, expires %s\n", l.Prefix, l.Server,
 			l.Renew.Format(time.TimeOnly), l.Rebind.Format(time.TimeOnly), l.Expires.Format(time.TimeOnly))
+		if l.Selection != "" {
+			fmt.Fprintf(w, "softwire         %s\n", l.Selection)
+		}
 		for _, why := range l.Ignored {
 			fmt.Fprintf(w, "ignored          %s\n", why)
+		}
+		for _, why := range l.IgnoredOptions {
+			fmt.Fprintf(w, "ignored          %s\n", why)
+		}
+		if len(l.DNS) > 0 {
+			dns := make([]string, len(l.DNS))
+			for i, a := range l.DNS {
+				dns[i] = a.String()
+			}
+			fmt.Fprintf(w, "dns              %s\n", strings.Join(dns, " "))
+		}
+		if len(l.Search) > 0 {
+			fmt.Fprintf(w, "dns-search       %s\n", strings.Join(l.Search, " "))
+		}
+		if len(l.NTP) > 0 {
+			fmt.Fprintf(w, "ntp              %s\n", strings.Join(l.NTP, " "))
+		}
+	}
+	if d := s.DHCPv6; d != nil {
+		fmt.Fprintf(w, "dhcpv6           %d received (%d advertise, %d reply)\n", d.Received, d.Advertises, d.Replies)
+		for _, k := range sortedKeys(d.Counters) {
+			fmt.Fprintf(w, "dhcpv6-dropped   %-24s %d\n", k, d.Counters[k])
+		}
+		if d.Last != "" {
+			fmt.Fprintf(w, "dhcpv6-last      %s %s\n", d.LastAt.Format(time.TimeOnly), d.Last)
 		}
 	}
 	if b := s.Binding; b != nil {

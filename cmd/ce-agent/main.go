@@ -18,7 +18,8 @@ commands:
   run       run the CE: zero-touch DHCPv6 S46 provisioning by default
             ce-agent run [--wan IF] [--state-dir DIR] [--uplink NAME] [--hook SCRIPT]
                          [--status-socket PATH] [--log-level LEVEL] [--release-on-stop]
-                         [--leave-in-place] [--no-default-route]
+                         [--leave-in-place] [--no-default-route] [--log-time=false] [--uplink-mtu N]
+                         [--client-id HEX] [--iaid N] [--vendor-class HEX] [--user-class S] [--reqopt N]
                          [--domain FILE [--domain-name NAME] | --rule RULE ... --dmr PREFIX]
                          [--prefix PREFIX]
   status    show the running agent's lease, binding, counters and events

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+
+	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mapt-go/mapt/agent"
 	"github.com/mapt-go/mapt/domainfile"
@@ -15,7 +20,7 @@ import (
 )
 
 // runAgent is `ce-agent run`: zero-touch by default.
-func runAgent(args []string, _, stderr io.Writer) error {
+func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs := mapcli.NewFlags("run", stderr)
 	var cfg agent.Config
 	fs.StringVar(&cfg.WAN, "wan", "", "WAN interface (default: the one holding the IPv6 default route, or the only one with carrier)")
@@ -28,6 +33,14 @@ func runAgent(args []string, _, stderr io.Writer) error {
 	fs.BoolVar(&cfg.NoDefaultRoute, "no-default-route", false, "do not install the IPv4 default route through the uplink")
 	fs.StringVar(&cfg.AttachMode, "attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logTime := fs.Bool("log-time", true, "timestamps on log lines (off under procd or netifd: syslog adds its own)")
+	fs.IntVar(&cfg.UplinkMTU, "uplink-mtu", 0, "cap the uplink MTU below WAN MTU - 28 (0: none)")
+	clientID := fs.String("client-id", "", "DHCPv6 client identifier: the DUID in hex (default: DUID-LL of the WAN, kept in --state-dir)")
+	iaid := fs.String("iaid", "", "IAID of the IA_PD, decimal or 0x-hex (default: hashed from the WAN's name, kept in --state-dir)")
+	vendorClass := fs.String("vendor-class", "", "DHCPv6 vendor class option payload in hex: enterprise number, then vendor-class-data (RFC 8415 s21.16)")
+	var userClass, reqopts stringList
+	fs.Var(&userClass, "user-class", "DHCPv6 user class item (repeatable, RFC 8415 s21.15)")
+	fs.Var(&reqopts, "reqopt", "extra DHCPv6 option code to request (repeatable)")
 	domainFile := fs.String("domain", "", "static mode: domain file (the format br reads) instead of DHCPv6 S46 options")
 	domainName := fs.String("domain-name", "", "static mode: which domain of --domain (when it has several)")
 	var rules mapcli.RuleFlags
@@ -41,7 +54,13 @@ func runAgent(args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = newLogger(stdout, stderr, level, *logTime)
+	if cfg.UplinkMTU < 0 || cfg.UplinkMTU > 0 && cfg.UplinkMTU < 68 {
+		return mapcli.UsageError{Err: fmt.Errorf("--uplink-mtu %d: IPv4 needs at least 68", cfg.UplinkMTU)}
+	}
+	if cfg.DHCPv6, err = dhcpv6Options(*clientID, *iaid, *vendorClass, userClass, reqopts); err != nil {
+		return err
+	}
 	prefix, err := mapcli.ParsePrefix6("--prefix", *prefixFlag)
 	if err != nil {
 		return err
@@ -75,6 +94,53 @@ func runAgent(args []string, _, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return agent.Run(ctx, cfg)
+}
+
+// stringList collects a repeated string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// dhcpv6Options reads the DHCPv6 client flags (OpenWrt's clientid, reqopts,
+// vendorclass and userclass options, as dhcpv6.sh passes them to odhcp6c).
+func dhcpv6Options(clientID, iaid, vendorClass string, userClass, reqopts []string) (agent.DHCPv6Options, error) {
+	var o agent.DHCPv6Options
+	var err error
+	if clientID != "" {
+		if o.ClientID, err = hex.DecodeString(strings.ReplaceAll(clientID, ":", "")); err != nil || len(o.ClientID) < 2 {
+			return o, mapcli.UsageError{Err: fmt.Errorf("--client-id %q: want a DUID in hex", clientID)}
+		}
+	}
+	if iaid != "" {
+		n, err := strconv.ParseUint(iaid, 0, 32)
+		if err != nil {
+			return o, mapcli.UsageError{Err: fmt.Errorf("--iaid %q: want a 32-bit number", iaid)}
+		}
+		v := uint32(n)
+		o.IAID = &v
+	}
+	if vendorClass != "" {
+		if o.VendorClass, err = hex.DecodeString(vendorClass); err != nil || len(o.VendorClass) < 4 {
+			return o, mapcli.UsageError{Err: fmt.Errorf("--vendor-class %q: want hex, an enterprise number (4 bytes) then data", vendorClass)}
+		}
+	}
+	for _, u := range userClass {
+		if u == "" || len(u) > 0xffff {
+			return o, mapcli.UsageError{Err: fmt.Errorf("--user-class %q: want 1 to 65535 bytes", u)}
+		}
+		o.UserClass = append(o.UserClass, []byte(u))
+	}
+	for _, r := range reqopts {
+		for _, f := range strings.FieldsFunc(r, func(c rune) bool { return c == ',' || c == ' ' }) {
+			n, err := strconv.ParseUint(f, 10, 16)
+			if err != nil || n == 0 {
+				return o, mapcli.UsageError{Err: fmt.Errorf("--reqopt %q: want a DHCPv6 option code, 1-65535", f)}
+			}
+			o.RequestOptions = append(o.RequestOptions, dhcpv6.OptionCode(n))
+		}
+	}
+	return o, nil
 }
 
 // status is `ce-agent status`.
