@@ -46,8 +46,8 @@ type collector struct {
 
 	scrapeErrors atomic.Uint64
 
-	packets, bytes, drops, passed, rules, reloadTime, reloadOK, reloads *prometheus.Desc
-	up, scrapeErrs, buildInfo, healthy, attached, announced             *prometheus.Desc
+	packets, bytes, drops, passed, viaStack, rules, reloadTime, reloadOK, reloads *prometheus.Desc
+	up, scrapeErrs, buildInfo, healthy, attached, announced                       *prometheus.Desc
 }
 
 func newCollector(r *Relay) *collector {
@@ -58,6 +58,7 @@ func newCollector(r *Relay) *collector {
 		bytes:      prometheus.NewDesc("mapt_br_translated_bytes_total", "Bytes of translated packets (as sent), by domain and direction.", []string{"domain", "direction"}, nil),
 		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by domain and reason; the source check's (savi_*) have domain \"\": it runs before any domain's translator.", []string{"domain", "reason"}, nil),
 		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack, by domain.", dom, nil),
+		viaStack:   prometheus.NewDesc("mapt_br_via_stack_packets_total", "IPv4 packets for CEs handed to the BR's stack to be fragmented before translation (fragments, and DF-clear packets too big for the IPv6 side), by domain.", dom, nil),
 		rules:      prometheus.NewDesc("mapt_br_rules", "Mapping rules loaded.", nil, nil),
 		reloadTime: prometheus.NewDesc("mapt_br_last_reload_timestamp_seconds", "When the domain file was last (re)loaded or tried.", nil, nil),
 		reloadOK:   prometheus.NewDesc("mapt_br_last_reload_success", "1 when the last reload succeeded.", nil, nil),
@@ -72,7 +73,7 @@ func newCollector(r *Relay) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.rules, c.reloadTime, c.reloadOK, c.reloads,
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.viaStack, c.rules, c.reloadTime, c.reloadOK, c.reloads,
 		c.up, c.scrapeErrs, c.buildInfo, c.healthy, c.attached, c.announced} {
 		ch <- d
 	}
@@ -133,6 +134,8 @@ func (c *collector) collectCounters(ch chan<- prometheus.Metric) bool {
 				ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(v), domain, dir)
 			case name == "pass":
 				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v), domain)
+			case name == "br_via_stack":
+				ch <- prometheus.MustNewConstMetric(c.viaStack, prometheus.CounterValue, float64(v), domain)
 			case notDrops[name]:
 			default:
 				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), domain, name)
