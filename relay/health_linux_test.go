@@ -1,10 +1,6 @@
 package relay_test
 
 import (
-	"context"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -28,20 +24,7 @@ var anycastYAML = strings.Replace(domainYAML, "  metrics:", `  anycast:
   metrics:`, 1)
 
 // healthz fetches the BR's /healthz: status code and body.
-func (l *mapLab) healthz() (int, string, error) {
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return l.BR.Dial(network, "", addr, 5*time.Second)
-		},
-	}}
-	resp, err := client.Get("http://127.0.0.1:9724/healthz")
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
+func (l *mapLab) healthz() (int, string, error) { return l.BR.Get("http://127.0.0.1:9724/healthz") }
 
 // announced is what the BR has in its anycast table, both families.
 func (l *mapLab) announced(t *testing.T) string {

@@ -139,27 +139,7 @@ func httpGet(ns *testenv.NS, url string) (string, error) {
 
 // metrics scrapes the BR's endpoint (on the BR's own loopback).
 func (l *mapLab) metrics() (map[string]float64, error) {
-	body, err := httpGet(l.BR, "http://127.0.0.1:9724/metrics")
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(strings.NewReader(body))
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, nil
+	return l.BR.Scrape("http://127.0.0.1:9724/metrics")
 }
 
 func udpEcho(t *testing.T, ns *testenv.NS, msg string) {
