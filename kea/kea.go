@@ -266,6 +266,7 @@ rules:
 				continue
 			}
 			frag.PDPools = append(frag.PDPools, PDPool{Prefix: r.IPv6Prefix.Addr().String(), PrefixLen: r.IPv6Prefix.Bits(), DelegatedLen: r.IPv6Prefix.Bits(), OptionData: data})
+			warnings = append(warnings, fmt.Sprintf("domain %q: 1:1 rule %s has no reservation: the first client to ask is delegated %s and gets the rule (kea.reservations binds it to a DUID)", d.Name, r, r.IPv6Prefix))
 			continue
 		}
 		// Kea refuses overlapping pools. A rule nested in another one

@@ -194,9 +194,12 @@ func TestOneToOne(t *testing.T) {
         - duid: 00:03:00:01:02:00:00:00:07:74
           prefix: 2001:db8:ce:774::/64
 `)
-	frag, _, err := GenerateFragment(d, Options{})
+	frag, warnings, err := GenerateFragment(d, Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(warnings) != 2 || !strings.Contains(warnings[1], "1:1 rule 2001:db8:12:3500::/56") {
+		t.Errorf("warnings %q", warnings)
 	}
 	// The subnet: the shared rule only, readable.
 	if len(frag.OptionData) != 4 || frag.OptionData[1].Data != "1, 13, 24, 192.0.2.0, 2001:db8:ce::/51" {
