@@ -134,7 +134,7 @@ func (t *Translator) Update(cfg Config) error {
 		return fmt.Errorf("dataplane: update: mode %v, translator is %v", cfg.Mode, t.mode)
 	}
 	t.mu.Lock()
-	if cfg.IPv6Side.Ifindex == 0 && cfg.IPv4Side.Ifindex == 0 {
+	if cfg.IPv6Side == (Link{}) && cfg.IPv4Side == (Link{}) && cfg.Local == (Link{}) {
 		// What Attach learnt about the devices survives a new binding or
 		// rule set built from scratch.
 		cfg.IPv6Side, cfg.IPv4Side, cfg.Local = t.cfg.IPv6Side, t.cfg.IPv4Side, t.cfg.Local
