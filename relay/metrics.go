@@ -25,8 +25,13 @@ var translated = map[string]string{
 // hands its stack to fragment.
 var notDrops = map[string]bool{
 	"ce_4to6": true, "ce_6to4": true, "pass": true, "br_via_stack": true,
+	"icmp_sent": true, "icmp_limited": true,
 	"savi_checked": true, "savi_exempt": true, "savi_unverified": true,
 }
+
+// icmpResults are the counters of the ICMP errors the translator itself
+// sends (RFC 7915 s4.4, s5.4; RFC 7599 s8.2-8.3), by result label.
+var icmpResults = map[string]string{"icmp_sent": "sent", "icmp_limited": "rate_limited"}
 
 // newRegistry is what /metrics serves: the BR's own metrics, and the
 // process and Go runtime collectors (memory, file descriptors, GC), so
@@ -46,8 +51,8 @@ type collector struct {
 
 	scrapeErrors atomic.Uint64
 
-	packets, bytes, drops, passed, viaStack, rules, reloadTime, reloadOK, reloads *prometheus.Desc
-	up, scrapeErrs, buildInfo, healthy, attached, announced                       *prometheus.Desc
+	packets, bytes, drops, passed, viaStack, icmp, rules, reloadTime, reloadOK, reloads *prometheus.Desc
+	up, scrapeErrs, buildInfo, healthy, attached, announced                             *prometheus.Desc
 }
 
 func newCollector(r *Relay) *collector {
@@ -59,6 +64,7 @@ func newCollector(r *Relay) *collector {
 		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by domain and reason; the source check's (savi_*) have domain \"\": it runs before any domain's translator.", []string{"domain", "reason"}, nil),
 		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack, by domain.", dom, nil),
 		viaStack:   prometheus.NewDesc("mapt_br_via_stack_packets_total", "IPv4 packets for CEs handed to the BR's stack to be fragmented before translation (fragments, and DF-clear packets too big for the IPv6 side), by domain.", dom, nil),
+		icmp:       prometheus.NewDesc("mapt_br_icmp_errors_total", "ICMP errors the translator generated itself, by domain and result (sent, or rate_limited: held back by the rate limit).", []string{"domain", "result"}, nil),
 		rules:      prometheus.NewDesc("mapt_br_rules", "Mapping rules loaded.", nil, nil),
 		reloadTime: prometheus.NewDesc("mapt_br_last_reload_timestamp_seconds", "When the domain file was last (re)loaded or tried.", nil, nil),
 		reloadOK:   prometheus.NewDesc("mapt_br_last_reload_success", "1 when the last reload succeeded.", nil, nil),
@@ -73,7 +79,7 @@ func newCollector(r *Relay) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.viaStack, c.rules, c.reloadTime, c.reloadOK, c.reloads,
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.viaStack, c.icmp, c.rules, c.reloadTime, c.reloadOK, c.reloads,
 		c.up, c.scrapeErrs, c.buildInfo, c.healthy, c.attached, c.announced} {
 		ch <- d
 	}
@@ -136,6 +142,8 @@ func (c *collector) collectCounters(ch chan<- prometheus.Metric) bool {
 				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v), domain)
 			case name == "br_via_stack":
 				ch <- prometheus.MustNewConstMetric(c.viaStack, prometheus.CounterValue, float64(v), domain)
+			case icmpResults[name] != "":
+				ch <- prometheus.MustNewConstMetric(c.icmp, prometheus.CounterValue, float64(v), domain, icmpResults[name])
 			case notDrops[name]:
 			default:
 				ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), domain, name)

@@ -218,6 +218,16 @@ func TestBRTraffic(t *testing.T) {
 	if got := m[`mapt_br_dropped_packets_total{domain="seed",reason="src_port"}`]; got < before+3 {
 		t.Fatalf("src_port drops %v -> %v", before, got)
 	}
+	// The BR answers them with ICMPv6 errors of its own (RFC 7599 s8.3),
+	// rate-limited: counted apart from the drops.
+	if sent, limited := m[`mapt_br_icmp_errors_total{domain="seed",result="sent"}`], m[`mapt_br_icmp_errors_total{domain="seed",result="rate_limited"}`]; sent < 1 || sent+limited < 3 {
+		t.Fatalf("icmp errors: %v sent, %v rate-limited", sent, limited)
+	}
+	for k := range m {
+		if strings.Contains(k, `reason="icmp_sent"`) || strings.Contains(k, `reason="icmp_limited"`) || strings.Contains(k, `reason="br_via_stack"`) {
+			t.Fatalf("%s counted as a drop", k)
+		}
+	}
 	l.CE11b.MustExec("ip", "-6", "addr", "del", mapAddr+"/128", "dev", "wan")
 }
 
