@@ -2,6 +2,7 @@ package provision
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -33,6 +34,10 @@ type keaConfig struct {
 	portParams  string // s46-portparams data: "offset, psid/psid-len"
 	dmr         string // "" leaves the DMR out (an invalid container)
 	rapidCommit bool
+	// extra option-data and option-def entries (options Kea 2.2 has no
+	// definition for: ntp-server 56, s46-priority 111).
+	extra      []map[string]any
+	optionDefs []map[string]any
 }
 
 func (k keaConfig) write(t testing.TB) string {
@@ -45,6 +50,7 @@ func (k keaConfig) write(t testing.TB) string {
 	if k.dmr != "" {
 		opts = append(opts, map[string]any{"space": "s46-cont-mapt-options", "name": "s46-dmr", "data": k.dmr})
 	}
+	opts = append(opts, k.extra...)
 	cfg := map[string]any{"Dhcp6": map[string]any{
 		"interfaces-config": map[string]any{"interfaces": []string{"eth0"}},
 		// No writable /var/lib/kea needed for the server DUID.
@@ -61,6 +67,9 @@ func (k keaConfig) write(t testing.TB) string {
 		}},
 		"loggers": []any{map[string]any{"name": "kea-dhcp6", "output_options": []any{map[string]any{"output": "stdout"}}, "severity": "INFO"}},
 	}}
+	if len(k.optionDefs) > 0 {
+		cfg["Dhcp6"].(map[string]any)["option-def"] = k.optionDefs
+	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -255,4 +264,91 @@ func waitAny(t *testing.T, cl *clientLab, timeout time.Duration) <-chan Event {
 		t.Fatalf("no event within %s; %s", timeout, cl.describe())
 	}
 	return out
+}
+
+// keaLANOptions are the options the LAN needs (RFC 3646 DNS servers and
+// search list, RFC 5908 NTP) and, with prio, a MAP-E and an lw4o6
+// container next to the MAP-T one (always sent: the client asks for MAP-T
+// only) and an S46 priority (RFC 8026). Kea 2.2 has no definitions for
+// options 56 and 111, so they are defined here, 56 as raw bytes.
+func keaLANOptions(prio string) (opts, defs []map[string]any) {
+	fqdn := appendName(nil, "ntp.isp.example")
+	ntp := fmt.Sprintf("0001001020010db8000600000000000000000123 0003%04x%x", len(fqdn), fqdn)
+	opts = []map[string]any{
+		{"name": "dns-servers", "data": "2001:db8:6::53, 2001:db8:6::54"},
+		{"name": "domain-search", "data": "isp.example, lab.isp.example"},
+		{"name": "ntp-server", "code": 56, "csv-format": false, "data": strings.ReplaceAll(ntp, " ", "")},
+	}
+	defs = []map[string]any{{"name": "ntp-server", "code": 56, "type": "binary"}}
+	if prio == "" {
+		return opts, defs
+	}
+	opts = append(opts,
+		map[string]any{"name": "s46-priority", "data": prio},
+		map[string]any{"name": "s46-cont-mape", "always-send": true},
+		map[string]any{"space": "s46-cont-mape-options", "name": "s46-rule", "data": "0, 16, 24, 198.51.100.0, 2001:db8::/40"},
+		map[string]any{"space": "s46-cont-mape-options", "name": "s46-br", "data": "2001:db8:6::1"},
+		map[string]any{"name": "s46-cont-lw", "always-send": true},
+		map[string]any{"space": "s46-cont-lw-options", "name": "s46-br", "data": "2001:db8:6::1"},
+		map[string]any{"space": "s46-cont-lw-options", "name": "s46-v4v6bind", "data": "192.0.2.3, 2001:db8:1:cafe::/64"},
+	)
+	defs = append(defs, map[string]any{"name": "s46-priority", "code": 111, "type": "uint16", "array": true})
+	return opts, defs
+}
+
+// TestKeaLANOptionsAndPriority runs the client against real Kea offering
+// what an ISP's server offers a home router: DNS servers, a search list
+// and NTP servers for the LAN, and three softwire containers (MAP-E,
+// MAP-T, lw4o6) with an S46 priority (RFC 8026) that puts MAP-E first.
+// The client takes MAP-T (the only mechanism it implements), says why,
+// and counts the two containers it ignores. Then the ISP drops MAP-T from
+// its priority: the MAP-T container is ignored too, and the lease carries
+// no domain.
+func TestKeaLANOptionsAndPriority(t *testing.T) {
+	testenv.Require(t, "kea-dhcp6")
+	cl := newLinkLab(t)
+	cl.ce.MustExec("ip", "link", "set", "eth0", "address", ceMAC)
+	kea := keaConfig{dir: cl.lab.Dir(), rule: "0, 13, 24, 192.0.2.0, 2001:db8:ce::/51", portParams: "0, 0/0", dmr: "64:ff9b::/96"}
+	kea.extra, kea.optionDefs = keaLANOptions("94, 95, 96")
+	proc := startKea(t, cl, kea)
+	c, _ := cl.start(t, ClientConfig{NoRapidCommit: true}, nil)
+
+	b := cl.next(t, Bound, 10*time.Second)
+	l := b.Lease
+	wantDNS := []netip.Addr{netip.MustParseAddr("2001:db8:6::53"), netip.MustParseAddr("2001:db8:6::54")}
+	if !reflect.DeepEqual(l.DNS, wantDNS) || !reflect.DeepEqual(l.Search, []string{"isp.example", "lab.isp.example"}) ||
+		!reflect.DeepEqual(l.NTP, []string{"2001:db8:6::123", "ntp.isp.example"}) {
+		t.Errorf("LAN options: dns %v search %v ntp %v", l.DNS, l.Search, l.NTP)
+	}
+	if l.Mechanism != MechanismMAPT || len(l.Domains) != 1 || !reflect.DeepEqual(l.Domains[0], seedDomain(t)) {
+		t.Fatalf("softwire %q domains %+v, want MAP-T with the seed's domain", l.Mechanism, l.Domains)
+	}
+	if !reflect.DeepEqual(l.S46Priority, []string{"MAP-E (94)", "MAP-T (95)", "lw4o6 (96)"}) || !strings.Contains(l.Selection, "MAP-E (94) not implemented") {
+		t.Errorf("priority %q selection %q", l.S46Priority, l.Selection)
+	}
+	if len(l.Ignored) != 2 || !strings.Contains(l.Ignored[0], "MAP-E (94) container 1 ignored") || !strings.Contains(l.Ignored[1], "lw4o6 (96) container 1 ignored") {
+		t.Errorf("ignored %q", l.Ignored)
+	}
+	if n := c.Stats().Counters[IgnoredContainer]; n != 2 {
+		t.Errorf("ignored containers counted %d, want 2 (stats %+v)", n, c.Stats())
+	}
+	t.Logf("selection: %s; ignored: %q", l.Selection, l.Ignored)
+
+	// The ISP takes MAP-T out of its priority list.
+	kea.extra, kea.optionDefs = keaLANOptions("94, 96")
+	kea.write(t)
+	if err := proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var ch Event
+	for ch.Kind != Changed {
+		ch = <-waitAny(t, cl, 6*time.Second)
+		if ch.Kind != Changed && ch.Kind != Renewed {
+			t.Fatalf("event %s, want renewed or changed", ch.Kind)
+		}
+	}
+	if len(ch.Lease.Domains) != 0 || ch.Lease.Mechanism != "" || !strings.Contains(ch.Lease.Selection, "lists no mechanism this CE implements") ||
+		len(ch.Lease.Ignored) != 3 || !strings.Contains(ch.Lease.Ignored[1], "does not list MAP-T") {
+		t.Fatalf("after MAP-T left the priority: domains %+v softwire %q selection %q ignored %q", ch.Lease.Domains, ch.Lease.Mechanism, ch.Lease.Selection, ch.Lease.Ignored)
+	}
 }
