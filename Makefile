@@ -8,7 +8,7 @@ PKGS    := ./...
 
 # Debian packages the tests and the lab use.
 APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
-	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static bird2 \
+	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static bird2 prometheus \
 	qemu-system-x86 qemu-system-arm qemu-system-mips qemu-system-misc \
 	debian-archive-keyring kmod xz-utils cpio
 
