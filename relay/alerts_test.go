@@ -1,0 +1,27 @@
+package relay
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// TestAlertRules checks the shipped Prometheus alert rules with promtool
+// and runs their unit tests (alerts/mapt-br.rules.test.yml: each alert
+// fires on the series it is for, and not on the others).
+func TestAlertRules(t *testing.T) {
+	if _, err := exec.LookPath("promtool"); err != nil {
+		if testenv.InCI() {
+			t.Fatal("promtool (Debian package prometheus) is needed (CI=true: it must run)")
+		}
+		t.Skip("needs promtool (Debian package prometheus)")
+	}
+	for _, args := range [][]string{{"check", "rules", "mapt-br.rules.yml"}, {"test", "rules", "mapt-br.rules.test.yml"}} {
+		cmd := exec.Command("promtool", args...)
+		cmd.Dir = "alerts"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+}
