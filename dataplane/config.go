@@ -226,7 +226,9 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 		eup := b.EndUserPrefix.Masked()
 		x.EupHi, x.EupLo = split128(eup.Addr())
 		x.EupMaskHi, x.EupMaskLo = prefixMask(eup.Bits())
-		x.EupLen = uint8(eup.Bits())
+		// The MAP address is built on the rule's end-user prefix, which
+		// may be shorter than the delegated one (mapt.Binding).
+		x.EupLen = uint8(b.MAPPrefixLen())
 		v4 := b.IPv4.Masked()
 		x.V4 = v4u32(v4.Addr())
 		x.V4Mask = ^uint32(0) << (32 - v4.Bits())

@@ -47,9 +47,30 @@ func (r Rule) Derive(eup netip.Prefix) (Binding, error) {
 		IPv4:          netip.PrefixFrom(v4, v4len),
 		PortSet:       PortSet{PortParams: r.Params(), PSID: psid},
 	}
-	b.MAPAddress = mapAddress(eup, v4, psid)
+	b.MAPAddress = mapAddress(b.mapPrefix(), v4, psid)
+	// RFC 7597 s5.2, s6: the BR knows the end-user prefix only as far as
+	// the rule goes (ipv6-prefix + EA bits), and builds the interface
+	// identifier from there. A longer delegated prefix works only when
+	// that address lies inside it; otherwise CE and BR would disagree.
+	if eup.Bits() > r.EndUserPrefixLen() && !eup.Contains(b.MAPAddress) {
+		return Binding{}, fmt.Errorf("mapt: rule %s: end-user prefix %s is longer than the rule's /%d (ipv6-prefix + EA bits) and the MAP address %s the BR derives lies outside it",
+			r, eup, r.EndUserPrefixLen(), b.MAPAddress)
+	}
 	return b, nil
 }
+
+// mapPrefix is the end-user prefix as the rule defines it (ipv6-prefix +
+// EA bits, RFC 7597 s5.2): what the BR can know, and so what the MAP
+// address is built from.
+func (b Binding) mapPrefix() netip.Prefix {
+	return netip.PrefixFrom(b.EndUserPrefix.Addr(), b.Rule.EndUserPrefixLen()).Masked()
+}
+
+// MAPPrefixLen is the length of the end-user prefix the MAP address is
+// built on (RFC 7599 s6: the prefix overwrites the interface identifier
+// when it is longer than /64): the rule's, which may be shorter than the
+// delegated prefix.
+func (b Binding) MAPPrefixLen() int { return b.Rule.EndUserPrefixLen() }
 
 // splitEA turns EA bits into the CE's IPv4 address/prefix and PSID.
 func (r Rule) splitEA(ea uint64) (netip.Addr, int, uint16) {
@@ -91,7 +112,7 @@ func mapAddress(eup netip.Prefix, v4 netip.Addr, psid uint16) netip.Addr {
 // this CE. For an IPv4 prefix binding it embeds the full address (see the
 // package documentation); otherwise it equals MAPAddress.
 func (b Binding) AddressFor(v4 netip.Addr) netip.Addr {
-	return mapAddress(b.EndUserPrefix, v4, b.PortSet.PSID)
+	return mapAddress(b.mapPrefix(), v4, b.PortSet.PSID)
 }
 
 // MapIPv4 maps an IPv4 destination and port (or ICMP identifier) inside

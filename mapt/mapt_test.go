@@ -80,15 +80,6 @@ func TestDeriveVectors(t *testing.T) {
 			mapAddress: "2001:db8:12:3400:0:a12:3400:0",
 		},
 		{
-			name: "r = 0: the whole address from EA bits",
-			rule: "2001:db8::/32,0.0.0.0/0,40,a=4", eup: "2001:db8:c000:212:3400::/72",
-			ipv4: "192.0.2.18/32", psid: 0x34, k: 8, a: 4,
-			first: []PortRange{{4928, 4943}, {9024, 9039}}, last: PortRange{4928 + 14*4096, 4943 + 14*4096}, count: 15 * 16,
-			// /72: the prefix's 8 bits past /64 (0x34) overwrite the
-			// interface ID's first octet.
-			mapAddress: "2001:db8:c000:212:3400:c000:212:34",
-		},
-		{
 			name: "r = 32 with EA bits: every EA bit is PSID",
 			rule: "2001:db8:ff00::/40,192.0.2.7/32,6,a=2", eup: "2001:db8:ff08::/46",
 			ipv4: "192.0.2.7/32", psid: 2, k: 6, a: 2,
@@ -135,20 +126,77 @@ func TestDeriveVectors(t *testing.T) {
 	}
 }
 
-func TestLongPrefixOverwritesIID(t *testing.T) {
-	r := mustRule(t, "2001:db8::/48,192.0.2.0/24,16,a=6")
-	eup := netip.MustParsePrefix("2001:db8:0:1234:ab00::/72")
-	b, err := r.Derive(eup)
+// TestLongPrefixes: the MAP address is built on the rule's end-user prefix
+// (ipv6-prefix + EA bits), which the BR knows; it overwrites the interface
+// identifier only when that prefix is longer than /64 (RFC 7599 s6). A
+// delegated prefix longer than the rule's is used when the MAP address
+// lies inside it, and refused otherwise, so that CE and BR never disagree.
+func TestLongPrefixes(t *testing.T) {
+	r := mustRule(t, "2001:db8::/48,192.0.2.0/24,16,a=6") // end-user prefixes /64
+	for _, c := range []struct {
+		eup, want string // want "" = refused
+	}{
+		{"2001:db8:0:1234::/64", "2001:db8:0:1234:0:c000:212:34"},
+		{"2001:db8:0:1234::/72", "2001:db8:0:1234:0:c000:212:34"},
+		{"2001:db8:0:1234:0:c000:212:34/128", "2001:db8:0:1234:0:c000:212:34"},
+		{"2001:db8:0:1234:ab00::/72", ""},
+		{"2001:db8:0:1234:1::/80", ""},
+	} {
+		b, err := r.Derive(netip.MustParsePrefix(c.eup))
+		if c.want == "" {
+			if err == nil || !strings.Contains(err.Error(), "longer than the rule's /64") {
+				t.Errorf("%s: binding %v, err %v: want refused", c.eup, b.MAPAddress, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", c.eup, err)
+			continue
+		}
+		if b.MAPAddress != netip.MustParseAddr(c.want) {
+			t.Errorf("%s: map address %s, want %s", c.eup, b.MAPAddress, c.want)
+		}
+		// The BR derives the same.
+		v4, bb, err := r.MapIPv6(b.MAPAddress)
+		if err != nil || v4 != b.IPv4.Addr() || bb.MAPAddress != b.MAPAddress {
+			t.Errorf("%s: BR maps %s to %v %v (%v)", c.eup, b.MAPAddress, v4, bb.MAPAddress, err)
+		}
+	}
+	// A rule whose end-user prefixes are /72: the prefix overwrites the
+	// interface identifier's first octet, on both sides.
+	r72 := mustRule(t, "2001:db8:0:1200::/56,192.0.2.0/24,16,a=6")
+	b, err := r72.Derive(netip.MustParsePrefix("2001:db8:0:1234:ab00::/72"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// EA = 0x1234: suffix 0x12 -> 192.0.2.18, psid 0x34. The /72 prefix
-	// keeps its octet 0xab over the interface ID's first octet.
-	if b.IPv4.Addr() != netip.MustParseAddr("192.0.2.18") || b.PSID() != 0x34 {
-		t.Fatalf("binding %v psid %d", b.IPv4, b.PSID())
+	// EA 0x34ab: 192.0.2.52, PSID 0xab; the IID 0:c000:234:ab keeps its
+	// 56 low bits behind the /72.
+	if want := netip.MustParseAddr("2001:db8:0:1234:ab00:c000:234:ab"); b.MAPAddress != want {
+		t.Fatalf("/72 rule: map address = %s, want %s", b.MAPAddress, want)
 	}
-	if want := netip.MustParseAddr("2001:db8:0:1234:ab00:c000:212:34"); b.MAPAddress != want {
-		t.Fatalf("map address = %s, want %s", b.MAPAddress, want)
+	if _, bb, err := r72.MapIPv6(b.MAPAddress); err != nil || bb.MAPAddress != b.MAPAddress {
+		t.Fatalf("/72 rule: BR maps to %v (%v)", bb.MAPAddress, err)
+	}
+}
+
+// TestNonUnicastRules: a rule's IPv4 prefix must be unicast space a CE
+// can be given; the error names the rule and the field.
+func TestNonUnicastRules(t *testing.T) {
+	for _, s := range []string{
+		"2001:db8::/32,0.0.0.0/0,40,a=4",
+		"2001:db8::/40,0.1.2.0/24,16",
+		"2001:db8::/40,127.0.0.0/24,16",
+		"2001:db8::/40,224.1.0.0/24,16",
+		"2001:db8::/40,240.0.0.0/24,16",
+		"2001:db8:12:3400::/56,255.255.255.255/32,0",
+	} {
+		_, err := ParseRule(s)
+		if err == nil || !strings.Contains(err.Error(), "ipv4-prefix: overlaps") || !strings.Contains(err.Error(), "mapt: rule ") {
+			t.Errorf("%s: %v, want refused naming the rule and ipv4-prefix", s, err)
+		}
+	}
+	if _, err := ParseRule("2001:db8::/40,192.0.2.0/24,16"); err != nil {
+		t.Errorf("unicast rule refused: %v", err)
 	}
 }
 

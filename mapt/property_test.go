@@ -124,3 +124,60 @@ func TestPSIDOfEveryPort(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryAddressAndLongPrefix walks small domains of prefix CEs and
+// shared addresses: every address of a CE's IPv4 prefix maps to the MAP
+// address the CE uses for it and back to the same binding; delegated
+// prefixes longer than the rule's end-user prefix derive the same MAP
+// address the BR does when they contain it, and are refused when not.
+func TestEveryAddressAndLongPrefix(t *testing.T) {
+	for _, s := range []string{
+		"2001:db8::/40,192.0.2.0/24,6",      // /30 per CE
+		"2001:db8::/58,192.0.2.0/28,2",      // /30 per CE, /60 end-user prefixes
+		"2001:db8::/40,192.0.2.0/28,8,a=6",  // shared, /48
+		"2001:db8::/56,192.0.2.0/28,12,a=4", // shared, /68: the prefix overwrites the IID
+	} {
+		r := mustRule(t, s)
+		t.Run(s, func(t *testing.T) {
+			for ea := 0; ea < 1<<r.EABits; ea++ {
+				a := r.IPv6Prefix.Addr().As16()
+				setBits(&a, r.IPv6Prefix.Bits(), r.EABits, uint64(ea))
+				base := netip.PrefixFrom(netip.AddrFrom16(a), r.EndUserPrefixLen())
+				b, err := r.Derive(base)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for v4 := b.IPv4.Addr(); b.IPv4.Contains(v4); v4 = v4.Next() {
+					m6 := b.AddressFor(v4)
+					port, _ := b.PortSet.Port(0)
+					fwd, _, err := r.MapIPv4(v4, port)
+					if err != nil || fwd != m6 {
+						t.Fatalf("%s: CE uses %s, BR maps to %s (%v)", v4, m6, fwd, err)
+					}
+					back, bb, err := r.MapIPv6(m6)
+					if err != nil || back != v4 || bb.MAPAddress != b.MAPAddress {
+						t.Fatalf("%s: BR maps %s back to %s %s (%v)", v4, m6, back, bb.MAPAddress, err)
+					}
+				}
+				for l := r.EndUserPrefixLen() + 1; l <= 128; l += 7 {
+					for _, inside := range []bool{true, false} {
+						p := netip.PrefixFrom(b.MAPAddress, l).Masked()
+						if !inside {
+							// Flip the last bit of the longer prefix.
+							x := p.Addr().As16()
+							x[(l-1)/8] ^= 0x80 >> ((l - 1) % 8)
+							p = netip.PrefixFrom(netip.AddrFrom16(x), l)
+						}
+						lb, err := r.Derive(p)
+						switch {
+						case inside && (err != nil || lb.MAPAddress != b.MAPAddress):
+							t.Fatalf("/%d containing %s: %s, %v", l, b.MAPAddress, lb.MAPAddress, err)
+						case !inside && err == nil:
+							t.Fatalf("/%d %s without %s accepted: %s", l, p, b.MAPAddress, lb.MAPAddress)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -47,6 +47,18 @@ func (r Rule) SharingBits() int {
 	return 0
 }
 
+// nonUnicast are the IPv4 ranges a rule may not hand out: they are no
+// unicast space a host can be given (RFC 1122 s3.2.1.3, RFC 5735).
+var nonUnicast = []struct {
+	p    netip.Prefix
+	what string
+}{
+	{netip.MustParsePrefix("0.0.0.0/8"), "this network"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved, with the limited broadcast address"},
+}
+
 // EndUserPrefixLen is the shortest end-user prefix the rule can derive a
 // binding from: rule IPv6 prefix length + EA bits.
 func (r Rule) EndUserPrefixLen() int { return r.IPv6Prefix.Bits() + r.EABits }
@@ -74,6 +86,11 @@ func (r Rule) Validate() error {
 		return bad("psid-offset %d: outside 0-15", r.PSIDOffset)
 	case r.PSIDLen < 0 || r.PSIDLen > 16:
 		return bad("psid-len %d: outside 0-16", r.PSIDLen)
+	}
+	for _, n := range nonUnicast {
+		if r.IPv4Prefix.Overlaps(n.p) {
+			return bad("ipv4-prefix: overlaps %s (%s), which no CE can be given", n.p, n.what)
+		}
 	}
 	k := r.SharingBits()
 	if r.EABits > 0 {
