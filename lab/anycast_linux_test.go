@@ -465,6 +465,7 @@ func (a *anycastLab) failover(name string, fail, restore func(b *anyBR)) failove
 	t0 := time.Now()
 	fail(b)
 	a.waitPaths(5*time.Second, "br2")
+	moved := time.Since(t0)
 	time.Sleep(2 * time.Second)
 	down := a.loss(t0.Add(-200*time.Millisecond), time.Now().Add(-time.Second))
 	t1 := time.Now()
@@ -472,7 +473,7 @@ func (a *anycastLab) failover(name string, fail, restore func(b *anyBR)) failove
 	a.waitPaths(30*time.Second, "br1", "br2")
 	time.Sleep(2 * time.Second)
 	back := a.loss(t1, time.Now().Add(-time.Second))
-	a.t.Logf("%s: br1 down: %s; back: %s", name, down, back)
+	a.t.Logf("%s: both routers left br1 within %v (polled); br1 down: %s; back: %s", name, moved.Round(time.Millisecond), down, back)
 	a.checkECMP(name + ", br1 back")
 	return failoverResult{name, down, back}
 }
