@@ -35,6 +35,11 @@ type Config struct {
 	LeaveInPlace   bool   // keep the kernel state on stop, for a restart
 	NoDefaultRoute bool   // do not install the IPv4 default route
 	AttachMode     string // "" (auto: TCX, else clsact), "tcx" or "clsact"
+	// LowestIPv6MTU is RFC 7915 s4.1's lowest-ipv6-mtu: IPv4 packets with
+	// DF clear leave as IPv6 fragments of at most this size (0: 1280, the
+	// IPv6 minimum). Raise it where every IPv6 path to the BR and the
+	// mesh peers is known to carry more.
+	LowestIPv6MTU int
 	// UplinkMTU, when set, caps the uplink's MTU below what the WAN allows
 	// (WAN MTU - 28): OpenWrt's `mtu` option, for a path to the BR whose
 	// IPv6 MTU is lower than the WAN link's.

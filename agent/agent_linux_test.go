@@ -70,8 +70,8 @@ func TestStaticBindingLifecycle(t *testing.T) {
 	if s.AttachMode != "tcx" || len(s.Counters) == 0 {
 		t.Fatalf("translator: attach mode %q, counters %v", s.AttachMode, s.Counters)
 	}
-	// The uplink: a TUN device with MTU = WAN MTU - 28, our address, the
-	// default route.
+	// The uplink: a TUN device with MTU = min(WAN MTU, lowest-ipv6-mtu,
+	// 1280 by default) - 28, our address, the default route.
 	link := c.ce.MustExec("ip", "-d", "-j", "link", "show", "mapt0")
 	var links []struct {
 		MTU      int `json:"mtu"`
@@ -79,7 +79,7 @@ func TestStaticBindingLifecycle(t *testing.T) {
 			Kind string `json:"info_kind"`
 		} `json:"linkinfo"`
 	}
-	if err := json.Unmarshal([]byte(link), &links); err != nil || len(links) != 1 || links[0].MTU != 1472 || links[0].LinkInfo.Kind != "tun" {
+	if err := json.Unmarshal([]byte(link), &links); err != nil || len(links) != 1 || links[0].MTU != 1252 || links[0].LinkInfo.Kind != "tun" {
 		t.Fatalf("uplink: %s (%v)", link, err)
 	}
 	if out := c.ce.MustExec("ip", "-4", "addr", "show", "dev", "mapt0"); !strings.Contains(out, "192.0.2.8/32") {

@@ -59,17 +59,18 @@ func newKernel(cfg Config) (kernel, string, error) {
 	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l}, wan, nil
 }
 
-// uplinkMTU is the WAN MTU less 28 bytes: the 20 an IPv6 header adds over
-// an IPv4 one (RFC 7599 s10.1) and the 8 of the Fragment Header an IPv4
-// fragment gains in translation (RFC 7915 s5.1.1). With 20 alone, the
-// stack would cut oversize datagrams into fragments that no longer fit the
-// WAN once translated. So the stack fragments, or sends Fragmentation
-// Needed, before the translator would have to.
+// uplinkMTU is the smaller of the WAN MTU and lowest-ipv6-mtu less 28
+// bytes: the 20 an IPv6 header adds over an IPv4 one (RFC 7599 s10.1) and
+// the 8 of the Fragment Header an IPv4 fragment gains in translation (RFC
+// 7915 s5.1.1). So the stack fragments IPv4 packets with DF clear to
+// pieces whose translations fit lowest-ipv6-mtu (RFC 7915 s4.1), and
+// sends Fragmentation Needed for DF-set ones, before the translator would
+// have to.
 func (k *linuxKernel) uplinkMTU() int {
 	if k.wan == nil {
 		return 0
 	}
-	return capMTU(k.wan.Attrs().MTU, k.cfg.UplinkMTU)
+	return capMTU(k.wan.Attrs().MTU, k.cfg.LowestIPv6MTU, k.cfg.UplinkMTU)
 }
 
 // refreshWAN re-reads the WAN device (after a link event: a new ifindex,
@@ -133,6 +134,17 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 	return k.applyTranslator(d, up.Attrs().Index, force)
 }
 
+// translatorConfig is the translator's configuration for d: the binding
+// and rules, lowest-ipv6-mtu, and the stand-in nat uses for CEs sharing
+// our address (nat.MeshAlias).
+func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
+	cfg := dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs, LowestIPv6MTU: k.cfg.LowestIPv6MTU}
+	if d.Binding.PortSet.Shared() {
+		cfg.MeshAlias = nat.MeshAlias
+	}
+	return cfg
+}
+
 // applyTranslator loads and attaches the translator the first time, and
 // afterwards only rewrites its maps (atomically for the packets). A new
 // uplink device (another ifindex) or a forced re-apply re-attaches.
@@ -142,7 +154,7 @@ func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) e
 		k.xl = nil
 	}
 	if k.xl == nil {
-		xl, err := dataplane.Load(dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs})
+		xl, err := dataplane.Load(k.translatorConfig(d))
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -155,7 +167,8 @@ func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) e
 		return nil
 	}
 	cfg := k.xl.Config()
-	cfg.Binding, cfg.DMR, cfg.FMRs = d.Binding, d.DMR, d.FMRs
+	next := k.translatorConfig(d)
+	cfg.Binding, cfg.DMR, cfg.FMRs, cfg.MeshAlias = next.Binding, next.DMR, next.FMRs, next.MeshAlias
 	if err := k.xl.Update(cfg); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

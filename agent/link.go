@@ -1,12 +1,13 @@
 package agent
 
-// uplinkOverhead is what translation can add to an IPv4 packet.
-const uplinkOverhead = 20 + 8
+import "github.com/mapt-go/mapt/dataplane"
 
-// capMTU is the uplink MTU for a WAN MTU: WAN - 28, capped by a configured
+// capMTU is the uplink MTU for a WAN MTU: dataplane.FragmentMTU of the WAN
+// and lowest-ipv6-mtu (RFC 7915 s4.1; 0: the default 1280), so that no
+// translated packet or fragment exceeds either, capped by a configured
 // maximum (0: none), and at least IPv4's minimum of 68 (RFC 791).
-func capMTU(wanMTU, limit int) int {
-	mtu := wanMTU - uplinkOverhead
+func capMTU(wanMTU, lowestIPv6MTU, limit int) int {
+	mtu := dataplane.FragmentMTU(wanMTU, lowestIPv6MTU)
 	if limit > 0 && limit < mtu {
 		mtu = limit
 	}

@@ -79,7 +79,7 @@ func (k *fakeKernel) detach() error {
 	return nil
 }
 
-func (k *fakeKernel) uplinkMTU() int { return capMTU(k.host.wan.MTU, k.limit) }
+func (k *fakeKernel) uplinkMTU() int { return capMTU(k.host.wan.MTU, 1500, k.limit) }
 
 func (k *fakeKernel) counters() (map[string]uint64, string) { return nil, "fake" }
 
@@ -374,13 +374,15 @@ func TestLinkChanges(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if got := capMTU(1500, 0); got != 1472 {
-		t.Errorf("capMTU(1500) = %d", got)
-	}
-	if got := capMTU(1500, 1280); got != 1280 {
-		t.Errorf("capMTU(1500, 1280) = %d", got)
-	}
-	if got := capMTU(60, 0); got != 68 {
-		t.Errorf("capMTU(60) = %d", got)
+	for _, c := range []struct{ wan, lowest, limit, want int }{
+		{1500, 0, 0, 1252},       // lowest-ipv6-mtu defaults to 1280
+		{1500, 1500, 0, 1472},    // a domain known to carry 1500
+		{1500, 1500, 1280, 1280}, // capped
+		{1400, 1500, 0, 1372},    // the WAN is smaller
+		{60, 1500, 0, 68},
+	} {
+		if got := capMTU(c.wan, c.lowest, c.limit); got != c.want {
+			t.Errorf("capMTU(%d, %d, %d) = %d, want %d", c.wan, c.lowest, c.limit, got, c.want)
+		}
 	}
 }

@@ -63,9 +63,10 @@ type Config struct {
 	ICMPSource netip.Addr
 	// MeshAlias (CE, shared addresses) stands for our own IPv4 address as
 	// the address of the CEs that share it (RFC 7599 s8.1): nat DNATs
-	// LAN packets to our address but another CE's port to it, and the
-	// translator maps it back; packets from those CEs get it as their
-	// source. Invalid: DefaultMeshAlias.
+	// LAN packets to our address but another CE's port to it
+	// (nat.MeshAlias), and the translator maps it back; packets from
+	// those CEs get it as their source, since the stack would take our
+	// own address for a martian. Invalid: none.
 	MeshAlias netip.Addr
 	// ICMPRate is how many ICMP errors per second and CPU the programs
 	// send themselves (RFC 7915 s4.4, s5.4; RFC 7599 s8.2, s8.3); 0 means
@@ -90,11 +91,6 @@ const DefaultLowestIPv6MTU = 1280
 // DefaultICMPRate bounds the ICMP errors the translator sends itself.
 const DefaultICMPRate = 100
 
-// DefaultMeshAlias is the CE's stand-in for the CEs that share its IPv4
-// address. It comes from the IPv4 Service Continuity Prefix
-// (192.0.0.0/29, RFC 7335), which no other MAP node uses, and never
-// leaves the CE: nat's DNAT and conntrack put the real address back.
-var DefaultMeshAlias = netip.AddrFrom4([4]byte{192, 0, 0, 7})
 
 // FragmentOverhead is what translation adds to an IPv4 fragment: 20 bytes
 // of IPv6 over IPv4 header and the 8 of the Fragment Header (RFC 7915
@@ -236,12 +232,8 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 			x.V4Mask = 0
 		}
 		ps := b.PortSet
-		if ps.Len > 0 && b.IPv4.Bits() == 32 {
-			alias := c.MeshAlias
-			if !alias.IsValid() {
-				alias = DefaultMeshAlias
-			}
-			x.MeshAlias = v4u32(alias)
+		if ps.Len > 0 && b.IPv4.Bits() == 32 && c.MeshAlias.IsValid() {
+			x.MeshAlias = v4u32(c.MeshAlias)
 		}
 		x.Psid = ps.PSID
 		x.PsidA = ps.Offset

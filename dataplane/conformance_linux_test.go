@@ -298,6 +298,9 @@ func TestRouterICMPErrors(t *testing.T) {
 	})
 }
 
+// meshAlias is nat.MeshAlias (the agent passes it on).
+var meshAlias = netip.MustParseAddr("192.0.0.7")
+
 // DummyIPv4 is RFC 7600's 192.0.0.8, the source of translated errors
 // from addresses with no IPv4 form when nothing else is configured.
 var DummyIPv4 = netip.MustParseAddr("192.0.0.8")
@@ -663,18 +666,20 @@ func TestBRIdentifications(t *testing.T) {
 // another CE's ports to the alias, and the translator maps the alias back
 // to the address; packets from those CEs get the alias as their source.
 func TestMeshAlias(t *testing.T) {
-	ce := load(t, ceConfig())
+	cfg := ceConfig()
+	cfg.MeshAlias = meshAlias
+	ce := load(t, cfg)
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 7)
 	sibling := bindingFor(t, ruleA, me, portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: ceBinding.PortSet.PSID ^ 1}, 1))
 	sport := portOf(t, sibling.PortSet, 2)
-	out := runCase(t, ce, "ce_egress", pkt4(t, me, DefaultMeshAlias, l4{"tcp", our, sport, 20}, nil), actRedirect, "ce_4to6")
+	out := runCase(t, ce, "ce_egress", pkt4(t, me, meshAlias, l4{"tcp", our, sport, 20}, nil), actRedirect, "ce_4to6")
 	check6(t, out, want6{src: ceBinding.MAPAddress, dst: sibling.MAPAddress, sport: our, dport: sport, next: layers.IPProtocolTCP})
 	out = runCase(t, ce, "ce_ingress", pkt6(t, sibling.MAPAddress, ceBinding.MAPAddress, l4{"tcp", sport, our, 20}, nil), actRedirect, "ce_6to4")
-	check4(t, out, want4{src: DefaultMeshAlias, dst: me, sport: sport, dport: our, proto: layers.IPProtocolTCP})
+	check4(t, out, want4{src: meshAlias, dst: me, sport: sport, dport: our, proto: layers.IPProtocolTCP})
 	// An error from the sibling about our packet to it: both its source
 	// and the quoted destination are the alias.
 	in := icmpErr6(t, sibling.MAPAddress, ceBinding.MAPAddress, 1, 4, 0, inner6(t, ceBinding.MAPAddress, sibling.MAPAddress, l4{"udp", our, sport, 30}, 0))
 	out = runCase(t, ce, "ce_ingress", in, actRedirect, "ce_6to4")
-	checkErr4(t, out, wantErr{osrc: DefaultMeshAlias, odst: me, isrc: me, idst: DefaultMeshAlias, typ: 3, code: 3, isport: our, idport: sport, fullInner: true})
+	checkErr4(t, out, wantErr{osrc: meshAlias, odst: me, isrc: me, idst: meshAlias, typ: 3, code: 3, isport: our, idport: sport, fullInner: true})
 }

@@ -278,6 +278,8 @@ func (st state) config() (cfg Config, ok bool, err error) {
 		for _, r := range rules {
 			s := decodeRule(r.Exprs)
 			switch {
+			case s.dnat:
+				cfg.MeshAlias = s.lo
 			case s.nat && s.ports != nil:
 				cfg.Ports = append(cfg.Ports, *s.ports)
 				lo, hi = s.lo, s.hi
@@ -347,6 +349,7 @@ func (n *NAT) Drops() (GuardDrops, error) {
 type decoded struct {
 	oif    string
 	nat    bool
+	dnat   bool
 	lo, hi netip.Addr
 	ports  *mapt.PortRange
 	mss    int
@@ -373,6 +376,7 @@ func decodeRule(exprs []expr.Any) decoded {
 			}
 		case *expr.NAT:
 			d.nat = true
+			d.dnat = e.Type == expr.NATTypeDestNAT
 			d.lo, _ = netip.AddrFromSlice(regs[e.RegAddrMin])
 			if e.RegAddrMax != 0 {
 				d.hi, _ = netip.AddrFromSlice(regs[e.RegAddrMax])

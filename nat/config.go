@@ -33,11 +33,35 @@ type Config struct {
 	// MTU is the uplink MTU; forwarded TCP SYNs are clamped to MSS
 	// MTU - 40.
 	MTU int
+	// MeshAlias, for an address shared with other CEs, is what packets
+	// to our own address but another CE's port are DNATed to, so that
+	// the stack routes them out of the uplink instead of delivering them
+	// locally (RFC 7599 s8.1); the translator maps it back (see
+	// dataplane.Config.MeshAlias). Invalid: none.
+	MeshAlias netip.Addr
 }
+
+// MeshAlias is the CE's stand-in for the CEs that share its IPv4 address.
+// It comes from the IPv4 Service Continuity Prefix (192.0.0.0/29, RFC
+// 7335), which no MAP node uses, and never leaves the CE: the translator
+// puts the real address in its place, and conntrack undoes the DNAT for
+// the replies.
+var MeshAlias = netip.AddrFrom4([4]byte{192, 0, 0, 7})
 
 // FromBinding builds the configuration for a derived MAP binding.
 func FromBinding(b mapt.Binding, uplink string, mtu int) Config {
-	return Config{Uplink: uplink, Addr: b.IPv4, Ports: b.PortSet.Ranges(), MTU: mtu}
+	c := Config{Uplink: uplink, Addr: b.IPv4, Ports: b.PortSet.Ranges(), MTU: mtu}
+	if b.PortSet.Shared() {
+		c.MeshAlias = MeshAlias
+	}
+	return c
+}
+
+// shared says whether the port set is a part of the ports: then every
+// connection needs NAT into it, and our own address with another CE's
+// port is that CE's.
+func (c Config) shared() bool {
+	return !(len(c.Ports) == 1 && c.Ports[0].First == 0 && c.Ports[0].Last == 65535)
 }
 
 // MSS is the TCP MSS that forwarded SYNs are clamped to.
@@ -56,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.Addr.Addr().IsUnspecified() {
 		return fmt.Errorf("nat: address %s: unspecified", c.Addr)
+	}
+	if a := c.MeshAlias; a.IsValid() && (!a.Is4() || c.Addr.Contains(a)) {
+		return fmt.Errorf("nat: mesh alias %s: not an IPv4 address outside %s", a, c.Addr)
 	}
 	if c.MTU < 68+40 || c.MTU > 65535 {
 		return fmt.Errorf("nat: mtu %d: outside 108-65535", c.MTU)
@@ -164,5 +191,9 @@ func (c Config) String() string {
 	} else {
 		ports += fmt.Sprintf(" %s..%s", rs[0], rs[len(rs)-1])
 	}
-	return fmt.Sprintf("uplink %s addr %s ports %s mtu %d", c.Uplink, c.Addr, ports, c.MTU)
+	s := fmt.Sprintf("uplink %s addr %s ports %s mtu %d", c.Uplink, c.Addr, ports, c.MTU)
+	if c.MeshAlias.IsValid() {
+		s += " mesh-alias " + c.MeshAlias.String()
+	}
+	return s
 }

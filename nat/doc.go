@@ -85,11 +85,35 @@
 // retransmission.
 //
 // ICMP echo identifiers are mapped like ports: given a proto range, the
-// kernel's ICMP NAT rewrites the identifier into it. Protocols without
-// ports (GRE, ESP, ...) get address-only SNAT: the kernel keeps what it
-// cannot rewrite. With a shared address their replies reach the CE only if
-// the BR routes them there, which RFC 7597 leaves undefined; with a full
-// address or prefix they work.
+// kernel's ICMP NAT rewrites the identifier into it. UDP-Lite, SCTP and
+// DCCP have ports at the same place and are mapped like UDP, and the
+// translator carries them (checking their ports like TCP's). Protocols
+// without ports (GRE, ESP, ...) get address-only SNAT, and the translator
+// carries them only for bindings without port sharing (a full address or
+// a prefix): with a shared address no port says which CE a reply is for,
+// so the translator drops them and counts "proto".
+//
+// # Bindings without port sharing
+//
+// A full address or an IPv4 prefix is the CE's alone (RFC 7597 s5.2): the
+// "own" rule first lets packets from its own addresses (LAN hosts given an
+// address of the prefix, the router itself) leave unchanged; private LAN
+// addresses are NAPTed into the prefix, the kernel spreading connections
+// over its addresses (snat to first-last).
+//
+// # CEs sharing our address (mesh, RFC 7599 s8.1)
+//
+// With a shared address, a LAN packet to our own address but a port of
+// another CE's set belongs to that CE, yet the stack would deliver it
+// here. The mesh chains DNAT those (from the LAN in prerouting, from the
+// router in output) to MeshAlias, a stand-in address that routes out of
+// the uplink; the translator maps it back to our address, and packets
+// from those CEs get it as their source. Ports of our own set are not
+// touched: the router's services and port forwards keep them.
+//
+//	chain mesh-prerouting {  # nat, dstnat
+//		iifname != "up0" ip daddr 192.0.2.18 meta l4proto { tcp, udp, dccp, sctp, udplite } th dport != @ports dnat to 192.0.0.7
+//	}
 //
 // Port 0 is never handed out. System ports (1-1023) are used only when the
 // port set contains them, which happens only with a = 0 and PSID 0 (or

@@ -25,10 +25,12 @@ const slotMapName = "slots"
 
 // Chain and set names inside the table.
 const (
-	chainNAT   = "postrouting"
-	chainMSS   = "forward"
-	chainGuard = "guard"
-	setPorts   = "ports"
+	chainNAT     = "postrouting"
+	chainMSS     = "forward"
+	chainGuard   = "guard"
+	chainMeshIn  = "mesh-prerouting"
+	chainMeshOut = "mesh-output"
+	setPorts     = "ports"
 )
 
 // commentPrefix starts the comment of every rule we write; the rest of the
@@ -37,7 +39,7 @@ const commentPrefix = "mapt "
 
 // formatVersion changes whenever the generated rule set changes shape, so
 // that an agent upgrade replaces the table of an older one.
-const formatVersion = "3"
+const formatVersion = "4"
 
 // Buckets is the number of round-robin counters per protocol. A flow's
 // destination (address and port; the address for ICMP) hashes to one of
@@ -79,7 +81,7 @@ func table() *nftables.Table {
 // rules generated for it.
 func fingerprint(c Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v%s|%s|%s|%d|", formatVersion, c.Uplink, c.Addr, c.MTU)
+	fmt.Fprintf(h, "v%s|%s|%s|%d|%s|", formatVersion, c.Uplink, c.Addr, c.MTU, c.MeshAlias)
 	for _, r := range sortedRanges(c.Ports) {
 		fmt.Fprintf(h, "%d-%d,", r.First, r.Last)
 	}
@@ -141,6 +143,17 @@ func build(c *nftables.Conn, cfg Config) error {
 	oif := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
+	}
+	// A binding without port sharing owns all of its addresses' ports:
+	// LAN hosts that hold an address of its prefix (RFC 7597 s5.2: the
+	// prefix is the CE's to route) and the router itself pass unchanged.
+	if !cfg.shared() {
+		c.AddRule(&nftables.Rule{Table: t, Chain: nat, UserData: comment(fp, "own"), Exprs: append(append([]expr.Any{}, oif...),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: net4Mask(cfg.Addr.Bits()), Xor: []byte{0, 0, 0, 0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: cfg.Addr.Masked().Addr().AsSlice()},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		)})
 	}
 	// One regular chain per slot; the round-robin rules jump to them.
 	chunks := cfg.chunks()
@@ -233,8 +246,14 @@ func build(c *nftables.Conn, cfg Config) error {
 	// address-only SNAT.
 	c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: append(append([]expr.Any{}, oif...), snat(cfg.Addr, nil)...), UserData: comment(fp, "other")})
 
-	if err := guard(c, t, cfg, fp); err != nil {
+	ports, err := guard(c, t, cfg, fp)
+	if err != nil {
 		return err
+	}
+	if cfg.MeshAlias.IsValid() {
+		if err := mesh(c, t, cfg, fp, ports); err != nil {
+			return err
+		}
 	}
 
 	// MSS clamping of forwarded SYNs in both directions, so that neither
@@ -270,7 +289,7 @@ func build(c *nftables.Conn, cfg Config) error {
 // packets conntrack does not track or calls invalid (an ICMP error for no
 // known connection, say) are never translated, and must not reach the
 // wire with a LAN address or a port another CE owns.
-func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) error {
+func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) (*nftables.Set, error) {
 	ports := &nftables.Set{Table: t, Name: setPorts, Interval: true, KeyType: nftables.TypeInetService}
 	var elems []nftables.SetElement
 	for _, r := range mergeRanges(cfg.chunks()) {
@@ -280,12 +299,12 @@ func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) error {
 		}
 	}
 	if err := c.AddSet(ports, nil); err != nil {
-		return fmt.Errorf("nat: port set: %w", err)
+		return nil, fmt.Errorf("nat: port set: %w", err)
 	}
 	for len(elems) > 0 {
 		n := min(len(elems), 512)
 		if err := c.SetAddElements(ports, elems[:n]); err != nil {
-			return fmt.Errorf("nat: port set: %w", err)
+			return nil, fmt.Errorf("nat: port set: %w", err)
 		}
 		elems = elems[n:]
 	}
@@ -328,7 +347,7 @@ func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) error {
 		pe = append(pe, nftables.SetElement{Key: []byte{p}})
 	}
 	if err := c.AddSet(protos, pe); err != nil {
-		return fmt.Errorf("nat: protocol set: %w", err)
+		return nil, fmt.Errorf("nat: protocol set: %w", err)
 	}
 	rules[1].exprs = []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
@@ -340,6 +359,57 @@ func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) error {
 		exprs := append(append(append([]expr.Any{}, oif...), r.exprs...), drop...)
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: comment(fp, r.role)})
 	}
+	return ports, nil
+}
+
+// mesh DNATs packets to our own address with a port of another CE that
+// shares it to the mesh alias (RFC 7599 s8.1: the port picks the CE), from
+// the LAN (prerouting) and from the router itself (output), so that they
+// leave by the uplink to be translated to that CE instead of being
+// delivered here. Ports of our own set stay ours: the router's services
+// and port forwards keep them. The ports set is guard's.
+func mesh(c *nftables.Conn, t *nftables.Table, cfg Config, fp string, ports *nftables.Set) error {
+	// An anonymous set binds to one rule: each rule gets its own.
+	match := func() ([]expr.Any, error) {
+		protos := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto}
+		var pe []nftables.SetElement
+		for _, p := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP} {
+			pe = append(pe, nftables.SetElement{Key: []byte{p}})
+		}
+		if err := c.AddSet(protos, pe); err != nil {
+			return nil, fmt.Errorf("nat: mesh protocol set: %w", err)
+		}
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: cfg.Addr.Addr().AsSlice()},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetID: protos.ID, SetName: protos.Name},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetID: ports.ID, SetName: ports.Name, Invert: true},
+			&expr.Immediate{Register: 1, Data: cfg.MeshAlias.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
+		}, nil
+	}
+	in := c.AddChain(&nftables.Chain{
+		Name: chainMeshIn, Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
+	})
+	m, err := match()
+	if err != nil {
+		return err
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: in, UserData: comment(fp, "mesh"), Exprs: append([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(cfg.Uplink)},
+	}, m...)})
+	out := c.AddChain(&nftables.Chain{
+		Name: chainMeshOut, Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
+	})
+	if m, err = match(); err != nil {
+		return err
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: out, UserData: comment(fp, "mesh"), Exprs: m})
 	return nil
 }
 
@@ -353,6 +423,9 @@ func net4Mask(bits int) []byte {
 func expectedComments(cfg Config) map[string][]string {
 	fp := fingerprint(cfg)
 	var nat []string
+	if !cfg.shared() {
+		nat = append(nat, commentPrefix+fp+" own")
+	}
 	for _, p := range portProtos {
 		nat = append(nat, commentPrefix+fp+" "+p.tag)
 	}
@@ -361,6 +434,10 @@ func expectedComments(cfg Config) map[string][]string {
 		chainNAT:   nat,
 		chainMSS:   {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
 		chainGuard: {commentPrefix + fp + " guard-addr", commentPrefix + fp + " guard-port", commentPrefix + fp + " guard-echo"},
+	}
+	if cfg.MeshAlias.IsValid() {
+		want[chainMeshIn] = []string{commentPrefix + fp + " mesh"}
+		want[chainMeshOut] = []string{commentPrefix + fp + " mesh"}
 	}
 	for _, ch := range cfg.chunks() {
 		want[slotChain(ch)] = []string{commentPrefix + fp + " slot"}

@@ -14,6 +14,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/dataplane"
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/internal/mapcli"
 	"github.com/mapt-go/mapt/mapt"
@@ -34,7 +35,9 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.AttachMode, "attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logTime := fs.Bool("log-time", true, "timestamps on log lines (off under procd or netifd: syslog adds its own)")
-	fs.IntVar(&cfg.UplinkMTU, "uplink-mtu", 0, "cap the uplink MTU below WAN MTU - 28 (0: none)")
+	fs.IntVar(&cfg.UplinkMTU, "uplink-mtu", 0, "cap the uplink MTU below min(WAN MTU, lowest-ipv6-mtu) - 28 (0: none)")
+	fs.IntVar(&cfg.LowestIPv6MTU, "lowest-ipv6-mtu", dataplane.DefaultLowestIPv6MTU,
+		"RFC 7915 lowest-ipv6-mtu: IPv4 packets with DF clear leave as IPv6 fragments of at most this size; raise it when every IPv6 path in the domain carries more")
 	clientID := fs.String("client-id", "", "DHCPv6 client identifier: the DUID in hex (default: DUID-LL of the WAN, kept in --state-dir)")
 	iaid := fs.String("iaid", "", "IAID of the IA_PD, decimal or 0x-hex (default: hashed from the WAN's name, kept in --state-dir)")
 	vendorClass := fs.String("vendor-class", "", "DHCPv6 vendor class option payload in hex: enterprise number, then vendor-class-data (RFC 8415 s21.16)")
@@ -55,6 +58,9 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger = newLogger(stdout, stderr, level, *logTime)
+	if cfg.LowestIPv6MTU < 1280 || cfg.LowestIPv6MTU > 65535 {
+		return mapcli.UsageError{Err: fmt.Errorf("--lowest-ipv6-mtu %d: want 1280-65535 (1280 is the IPv6 minimum)", cfg.LowestIPv6MTU)}
+	}
 	if cfg.UplinkMTU < 0 || cfg.UplinkMTU > 0 && cfg.UplinkMTU < 68 {
 		return mapcli.UsageError{Err: fmt.Errorf("--uplink-mtu %d: IPv4 needs at least 68", cfg.UplinkMTU)}
 	}
