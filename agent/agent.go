@@ -218,6 +218,10 @@ func (a *Agent) loop(ctx context.Context, links <-chan linkEvent) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR1: extend the lease now (netifd's renew, as odhcp6c takes it).
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 
 	if a.cfg.Static != nil && a.cfg.Static.Prefix.IsValid() {
 		d, err := Derive([]mapt.Domain{a.cfg.Static.Domain}, a.cfg.Static.Prefix)
@@ -268,6 +272,12 @@ func (a *Agent) loop(ctx context.Context, links <-chan linkEvent) error {
 			a.board.event("SIGHUP: re-applied")
 			if a.want != nil {
 				a.handle(ctx, update{desired: a.want, lease: a.lease, event: "reapply"}, true)
+			}
+		case <-usr1:
+			if a.dhcp != nil {
+				a.log.Info("SIGUSR1: rebinding")
+				a.board.event("SIGUSR1: rebind")
+				a.dhcp.LinkUp()
 			}
 		case err, ok := <-srcDone:
 			if ok && err != nil && ctx.Err() == nil {

@@ -32,7 +32,10 @@ func rebinds(c *testenv.Capture) int {
 // ifindex, the TC hooks and the DHCPv6 socket's device gone), and a lower
 // MTU (the uplink, the MSS clamp and the translator's limit follow).
 func TestCELinkEvents(t *testing.T) {
-	l := up(t, lab.Options{})
+	// The lab's paths carry 1500 bytes: with lowest-ipv6-mtu 1500 the
+	// uplink follows the WAN's MTU (with the default 1280 it would sit at
+	// 1252 whatever the WAN).
+	l := up(t, lab.Options{AgentArgs: []string{"--lowest-ipv6-mtu", "1500"}})
 	startServers(t, l)
 	ce, c1 := l.CEs[0], l.C1
 	udpEcho(t, c1, "")
