@@ -44,6 +44,16 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, d := range f.Domains {
 		fmt.Fprintf(stdout, "domain %s: dmr %s, %d rules\n", d.Name, d.DMR, len(d.Rules))
+		if n := len(d.Kea.Reservations); n > 0 {
+			fmt.Fprintf(stdout, "domain %s: %d kea reservations\n", d.Name, n)
+		}
+	}
+	if a := f.BR.Anycast; a.Table != 0 {
+		fmt.Fprintf(stdout, "anycast: table %d, drain %s, checked every %s", a.Table, a.Drain, a.CheckInterval)
+		if len(a.RequireRoutes) > 0 {
+			fmt.Fprintf(stdout, ", healthy only with routes to %v", a.RequireRoutes)
+		}
+		fmt.Fprintln(stdout)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", f.Path)
 	return nil

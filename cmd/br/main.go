@@ -13,7 +13,8 @@ import (
 const usage = `usage: br COMMAND [flags]
 
 commands:
-  run         run the border relay: attach the translator, follow the file, serve metrics
+  run         run the border relay: attach the translator, follow the file, serve
+              /metrics and /healthz, and with br.anycast announce itself while healthy
               br run --config FILE [--log-level LEVEL] [--attach-mode tcx|clsact]
   lookup      map one address to the other side of the domain
               br lookup (--rule RULE ... | --config FILE) [--json] ADDRESS

@@ -102,6 +102,31 @@ func TestDomainFileCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"data": "1, 13, 24, 192.0.2.0, 2001:db8:ce::/51"`) || !strings.Contains(stderr, "warning: ") {
 		t.Fatalf("kea-config: %d %q %q", code, stdout, stderr)
 	}
+	// An ISP's file: anycast, reservations, every kea setting.
+	const isp = "../../domainfile/testdata/isp.yaml"
+	stdout, stderr, code = testenv.RunBinary(t, bin, "check", "--config", isp)
+	if code != 0 || !strings.Contains(stdout, "domain isp: 2 kea reservations") ||
+		!strings.Contains(stdout, "anycast: table 9724, drain 1.5s, checked every 100ms, healthy only with routes to [2001:db8:ce::1 203.0.113.56]") {
+		t.Fatalf("check isp: %d %q %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = testenv.RunBinary(t, bin, "kea-config", "--config", isp)
+	var conf struct {
+		Dhcp6 struct {
+			ServerID struct {
+				Type         string `json:"type"`
+				EnterpriseID int    `json:"enterprise-id"`
+			} `json:"server-id"`
+			Subnet6 []struct {
+				InterfaceID  string `json:"interface-id"`
+				ValidLife    int    `json:"valid-lifetime"`
+				Reservations []any  `json:"reservations"`
+			} `json:"subnet6"`
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &conf) != nil || conf.Dhcp6.ServerID.EnterpriseID != 32409 ||
+		conf.Dhcp6.Subnet6[0].InterfaceID != "ge-0/0/1.100" || conf.Dhcp6.Subnet6[0].ValidLife != 86400 || len(conf.Dhcp6.Subnet6[0].Reservations) != 2 {
+		t.Fatalf("kea-config isp: %d %+v %q", code, conf, stderr)
+	}
 	// A broken file: one line naming file, line and field; exit 2.
 	bad := t.TempDir() + "/bad.yaml"
 	os.WriteFile(bad, []byte("domains:\n  - name: x\n    dmr: 64:ff9b::/96\n    rules:\n      - ipv6-prefix: 2001:db8::/40\n        ipv4-prefix: 192.0.2.0/24\n        ea-len: 16\n        psid-offset: 9\n"), 0o644)
