@@ -1,10 +1,15 @@
-// Package openwrt holds the OpenWrt feed package for ce-agent (in
-// ce-agent/: the package Makefile, the procd init script, the UCI config,
-// the uci-defaults script and the netifd hook) and the tests that check it
-// without an OpenWrt system: the UCI-to-flags mapping of the init script
-// run against stubs of OpenWrt's shell API (testdata/root), shellcheck on
-// every script, and the cross builds for router CPUs run under qemu-user.
+// Package openwrt holds the OpenWrt package for ce-agent (in ce-agent/: the
+// feed Makefile, the netifd protocol handler 'mapt' and its notify script,
+// the uci-defaults, sysupgrade fallback and uninstall scripts), the tools
+// for releases (release.sh: the pinned source tarball; mkpkg.sh: an .ipk
+// and a files tarball from a prebuilt binary), and the tests that check it
+// all without an OpenWrt system: the handler and notify script run against
+// stubs of netifd's proto_* API that record calls (testdata/root), also
+// with the real agent against real Kea in the lab's namespaces; install,
+// removal and sysupgrade played on a model of UCI; shellcheck on every
+// script; the cross builds for router CPUs run under qemu-user.
 //
 // The agent it runs is the MAP-T CE of RFC 7599 (s5: the CE's NAPT into its
-// port set, RFC 7597 s5.1); its DHCPv6 provisioning is RFC 7598.
+// port set, RFC 7597 s5.1); its DHCPv6 provisioning is RFC 8415 with RFC
+// 7598 (S46 options), RFC 8026 (S46 priority), RFC 3646 and RFC 5908.
 package openwrt

@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// call is one line the OpenWrt stubs in testdata/root log: a procd_*
-// call, a log line, or a ubus/uci/sysctl invocation.
+// call is one line the OpenWrt stubs in testdata/root log: a netifd
+// proto_* call, a log line, or a ubus/uci invocation.
 type call struct {
 	name string
 	args []string
@@ -66,65 +66,44 @@ func runShell(t *testing.T, uci map[string]string, env []string, argv ...string)
 	return r
 }
 
-// runInit runs one function of the init script (start_service,
-// service_triggers) through the stub rc.common.
-func runInit(t *testing.T, uci map[string]string, fn string) shellRun {
+// runHandler runs a function of the proto mapt handler (proto_mapt_setup,
+// proto_mapt_teardown, ...) as netifd would, through
+// testdata/root/netifd-handler.sh: cfg is the interface's configuration
+// (option -> value; lists space-separated), passed as CFG_* variables.
+func runHandler(t *testing.T, uci map[string]string, cfg map[string]string, env []string, fn string, args ...string) shellRun {
 	t.Helper()
-	script, err := filepath.Abs("ce-agent/files/ce-agent.init")
+	handler, err := filepath.Abs("ce-agent/files/mapt.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runShell(t, uci, nil, "testdata/root/rc.common", script, fn)
+	for k, v := range cfg {
+		env = append(env, "CFG_"+k+"="+v)
+	}
+	return runShell(t, uci, env, append([]string{"testdata/root/netifd-handler.sh", handler, fn}, args...)...)
 }
 
-// instance is what procd would get for one service instance.
-type instance struct {
-	argv   []string
-	params map[string][]string // set_param other than command
-}
-
-// instances folds the procd_* calls of a run into instances.
-func (r shellRun) instances(t *testing.T) []instance {
+// rootWith returns a copy of the stub root with more files in it
+// (path inside the root -> contents).
+func rootWith(t *testing.T, files map[string]string) string {
 	t.Helper()
-	var out []instance
-	var cur *instance
-	for _, c := range r.calls {
-		switch c.name {
-		case "open_instance":
-			if cur != nil {
-				t.Fatal("procd_open_instance inside an open instance")
-			}
-			cur = &instance{params: map[string][]string{}}
-		case "close_instance":
-			if cur == nil {
-				t.Fatal("procd_close_instance without procd_open_instance")
-			}
-			out = append(out, *cur)
-			cur = nil
-		case "set_param", "append_param":
-			if cur == nil {
-				t.Fatalf("%s %v outside an instance", c.name, c.args)
-			}
-			if len(c.args) == 0 {
-				t.Fatalf("%s without a parameter name", c.name)
-			}
-			p, v := c.args[0], c.args[1:]
-			switch {
-			case p == "command" && c.name == "set_param":
-				cur.argv = append([]string(nil), v...)
-			case p == "command":
-				cur.argv = append(cur.argv, v...)
-			case c.name == "set_param":
-				cur.params[p] = v
-			default:
-				cur.params[p] = append(cur.params[p], v...)
-			}
+	src, err := filepath.Abs("testdata/root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if out, err := exec.Command("cp", "-a", src+"/.", dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy the stub root: %v: %s", err, out)
+	}
+	for p, body := range files {
+		full := filepath.Join(dst, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if cur != nil {
-		t.Fatal("instance left open")
-	}
-	return out
+	return dst
 }
 
 // logs returns the logger lines of a run, "PRIORITY MESSAGE" each.
