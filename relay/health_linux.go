@@ -52,6 +52,9 @@ type health struct {
 	v4dev string
 
 	syncMu sync.Mutex // one check or announcement at a time
+	// nl asks the kernel to filter route dumps (strict checking), so
+	// listing the anycast table costs that table, not a full BGP table.
+	nl *netlink.Handle
 
 	mu        sync.Mutex
 	problems  []string
@@ -67,8 +70,21 @@ func newHealth(r *Relay, f *domainfile.File, log *slog.Logger) *health {
 	if cfg.CheckInterval == 0 {
 		cfg.CheckInterval = domainfile.DefaultCheckInterval
 	}
-	return &health{r: r, log: log, cfg: cfg, v6dev: f.BR.IPv6Interface, v4dev: f.BR.IPv4Interface,
+	h := &health{r: r, log: log, cfg: cfg, v6dev: f.BR.IPv6Interface, v4dev: f.BR.IPv4Interface,
 		attached: map[string]bool{}, ids: map[*ebpf.Program]ebpf.ProgramID{}}
+	if cfg.Table != 0 {
+		nlh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err == nil && nlh.SetStrictCheck(true) == nil {
+			h.nl = nlh
+		} else {
+			if nlh != nil {
+				nlh.Close()
+			}
+			log.Warn("anycast: kernel-side route dump filtering unavailable; listing whole routing tables", "err", err)
+			h.nl = &netlink.Handle{}
+		}
+	}
+	return h
 }
 
 // start checks now and then every interval until the returned stop is
@@ -90,7 +106,13 @@ func (h *health) start() (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-finished }
+	return func() {
+		close(done)
+		<-finished
+		if h.nl != nil {
+			h.nl.Close()
+		}
+	}
 }
 
 // drain is the graceful stop: withdraw the announcements, then keep
@@ -332,7 +354,10 @@ func (h *health) announce(want map[netip.Prefix]int) (int, error) {
 	table := int(h.cfg.Table)
 	var have []netlink.Route
 	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		rs, err := netlink.RouteListFiltered(family, &netlink.Route{Table: table, Protocol: announceProto}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		rs, err := h.nl.RouteListFiltered(family, &netlink.Route{Table: table, Protocol: announceProto}, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+		if errors.Is(err, unix.ENOENT) {
+			continue // a filtered dump of a table that does not exist (yet)
+		}
 		if err != nil {
 			return 0, fmt.Errorf("list table %d: %w", table, err)
 		}
@@ -346,7 +371,7 @@ func (h *health) announce(want map[netip.Prefix]int) (int, error) {
 			present[p] = true
 			continue
 		}
-		if err := netlink.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
+		if err := h.nl.RouteDel(&rt); err != nil && !errors.Is(err, unix.ESRCH) {
 			errs = append(errs, fmt.Errorf("withdraw %s: %w", p, err))
 		}
 	}
@@ -359,7 +384,7 @@ func (h *health) announce(want map[netip.Prefix]int) (int, error) {
 			LinkIndex: idx, Table: table, Protocol: announceProto, Scope: netlink.SCOPE_LINK,
 			Dst: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())},
 		}
-		if err := netlink.RouteReplace(rt); err != nil {
+		if err := h.nl.RouteReplace(rt); err != nil {
 			errs = append(errs, fmt.Errorf("announce %s: %w", p, err))
 			continue
 		}
