@@ -40,16 +40,16 @@ func keaLANOptions(d6 map[string]any) {
 // netifd would give it, and the agent's notify script reports to the
 // stubs, whose log the test reads.
 type netifdCE struct {
-	t              *testing.T
-	l              *lab.Lab
-	ce             *lab.CE
-	bin, stubLog   string
-	stateDir, run  string
-	agentProc      *testenv.Proc
-	argv, exports  []string
-	notifyPath     string
-	handlerSysctl  string
-	root, uciFiles string
+	t             *testing.T
+	l             *lab.Lab
+	ce            *lab.CE
+	bin, stubLog  string
+	stateDir, run string
+	agentProc     *testenv.Proc
+	argv, exports []string
+	notifyPath    string
+	handlerSysctl string
+	root          string
 }
 
 func newNetifdCE(t *testing.T, l *lab.Lab, bin string) *netifdCE {
