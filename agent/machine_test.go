@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -383,6 +384,58 @@ func TestLinkChanges(t *testing.T) {
 	} {
 		if got := capMTU(c.wan, c.lowest, c.limit); got != c.want {
 			t.Errorf("capMTU(%d, %d, %d) = %d, want %d", c.wan, c.lowest, c.limit, got, c.want)
+		}
+	}
+}
+
+// countingDHCP is a fakeDHCP with counters, as a client that dropped a
+// rogue's Reply and ignored a MAP-E container reports them.
+type countingDHCP struct{ fakeDHCP }
+
+func (countingDHCP) Stats() provision.Stats {
+	return provision.Stats{Received: 9, Advertises: 2, Replies: 7,
+		Counters: map[string]uint64{provision.DropWrongServer: 3, provision.IgnoredContainer: 1},
+		Last:     "wrong_server: REPLY from fe80::6: server-id 0003000102bb00000006, the exchange is with 0003000102aa00000001",
+		LastAt:   time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+// TestStatusShowsDHCPv6 checks that `ce-agent status` (text and JSON)
+// carries the DHCPv6 client's drop counters with the last reason, the
+// softwire choice, the LAN options and the WAN's state.
+func TestStatusShowsDHCPv6(t *testing.T) {
+	m := newMachine(t, upWAN(), Config{})
+	m.a.board.dhcp = countingDHCP{}.Stats
+	l := seedLease(t, "2001:db8:ce:11b::/64", time.Hour)
+	l.Mechanism, l.Selection = provision.MechanismMAPT, "MAP-T chosen: the server's S46 priority is [MAP-E (94), MAP-T (95)]; MAP-E (94) not implemented"
+	l.Ignored = []string{"MAP-E (94) container 1 ignored: mechanism not implemented"}
+	l.DNS, l.Search, l.NTP = []netip.Addr{netip.MustParseAddr("2001:db8:6::53")}, []string{"isp.example"}, []string{"ntp.isp.example"}
+	m.event(provision.Bound, l)
+	s := m.a.board.snapshot()
+	var b strings.Builder
+	s.WriteText(&b)
+	for _, want := range []string{
+		"wan              wan (up, ifindex 7, mtu 1500)\n",
+		"uplink           mapt0 (mtu 1472)\n",
+		"softwire         MAP-T chosen: the server's S46 priority is [MAP-E (94), MAP-T (95)]; MAP-E (94) not implemented\n",
+		"ignored          MAP-E (94) container 1 ignored: mechanism not implemented\n",
+		"dns              2001:db8:6::53\n", "dns-search       isp.example\n", "ntp              ntp.isp.example\n",
+		"dhcpv6           9 received (2 advertise, 7 reply)\n",
+		"dhcpv6-dropped   ignored_container        1\n", "dhcpv6-dropped   wrong_server             3\n",
+		"dhcpv6-last      12:00:00 wrong_server: REPLY from fe80::6",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, b.String())
+		}
+	}
+	j, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"dhcpv6":{"received":9,"advertises":2,"replies":7,"counters":{"ignored_container":1,"wrong_server":3},"last":"wrong_server: REPLY`,
+		`"softwire":"map-t"`, `"dns":["2001:db8:6::53"]`, `"dns_search":["isp.example"]`, `"ntp":["ntp.isp.example"]`,
+		`"link":{"state":"up","ifindex":7,"mtu":1500,"uplink_mtu":1472}`} {
+		if !strings.Contains(string(j), want) {
+			t.Errorf("status JSON lacks %s:\n%s", want, j)
 		}
 	}
 }
