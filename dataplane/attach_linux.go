@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // AttachMode is how programs are hooked to a device.
@@ -44,11 +46,15 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 		return fmt.Errorf("dataplane: attach ce: wan: %w", err)
 	}
 	cfg := t.Config()
-	cfg.IPv4Side = linkOf(up)
+	if cfg.IPv4Side, err = linkOf(up); err != nil {
+		return fmt.Errorf("dataplane: attach ce: uplink: %w", err)
+	}
 	// Packets the CE translates to IPv4 go to the LAN, whose MTU is not
 	// ours to know: the uplink's does not bound what errors report.
 	cfg.IPv4Side.MTU = 0
-	cfg.IPv6Side = linkOf(w)
+	if cfg.IPv6Side, err = linkOf(w); err != nil {
+		return fmt.Errorf("dataplane: attach ce: wan: %w", err)
+	}
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
@@ -84,13 +90,20 @@ func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error
 		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
 	}
 	cfg := t.Config()
-	cfg.IPv6Side, cfg.IPv4Side = linkOf(d6), linkOf(d4)
+	if cfg.IPv6Side, err = linkOf(d6); err != nil {
+		return fmt.Errorf("dataplane: attach br: ipv6 side: %w", err)
+	}
+	if cfg.IPv4Side, err = linkOf(d4); err != nil {
+		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
+	}
 	var dl *net.Interface
 	if local != "" {
 		if dl, err = net.InterfaceByName(local); err != nil {
 			return fmt.Errorf("dataplane: attach br: local device: %w", err)
 		}
-		cfg.Local = linkOf(dl)
+		if cfg.Local, err = linkOf(dl); err != nil {
+			return fmt.Errorf("dataplane: attach br: local device: %w", err)
+		}
 	}
 	if err := t.Update(cfg); err != nil {
 		return err
@@ -111,9 +124,30 @@ func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error
 	return nil
 }
 
-// linkOf describes a device for the programs.
-func linkOf(i *net.Interface) Link {
-	return Link{Ifindex: i.Index, MTU: i.MTU, L3: len(i.HardwareAddr) == 0}
+// linkOf describes a device for the programs, refusing the kinds they
+// cannot handle: an Ethernet device (the programs see the MAC header and
+// send through the neighbour table), or one without link layer (TUN,
+// PPP, raw-IP modems, IP tunnels: bare IP packets, sent as they are).
+func linkOf(i *net.Interface) (Link, error) {
+	l := Link{Ifindex: i.Index, MTU: i.MTU}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return l, err
+	}
+	defer h.Close()
+	nl, err := h.LinkByIndex(i.Index)
+	if err != nil {
+		return l, fmt.Errorf("%s: %w", i.Name, err)
+	}
+	switch t := nl.Attrs().EncapType; t {
+	case "ether":
+	case "none", "ppp", "unknown519", "ipip", "tunnel6", "sit", "gre", "ip6gre":
+		// 519 is ARPHRD_RAWIP (wwan, qmi_wwan), which netlink does not name.
+		l.L3 = true
+	default:
+		return l, fmt.Errorf("%s is a %s device: the translator handles Ethernet devices and devices without link layer (TUN, PPP, raw IP, IP tunnels)", i.Name, t)
+	}
+	return l, nil
 }
 
 func (t *Translator) attach(prog *ebpf.Program, ifindex int, ingress bool, mode AttachMode) error {

@@ -344,15 +344,10 @@ int br_local(struct __sk_buff *skb)
 	if (!p)
 		return drop(R_HELPER);
 	/* The local device is L3: the redirect to an Ethernet side needs the
-	 * header room bpf_redirect_neigh fills in. */
-	if (c->flags & CFG_LOCAL_L3) {
-		int to_l3 = proto == bpf_htons(ETH_P_IP) ? (c->flags & CFG_V6_L3) : (c->flags & CFG_V4_L3);
-
-		if (to_l3)
-			p->l3 = 0;
-		else if (bpf_skb_change_head(skb, ETH_HLEN, 0))
-			return drop(R_HELPER);
-	}
+	 * header room bpf_redirect_neigh fills in (one to a side without
+	 * link layer pulls it again). */
+	if ((c->flags & CFG_LOCAL_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return drop(R_HELPER);
 	if (proto == bpf_htons(ETH_P_IP))
 		return br_local4(skb, c, p);
 	return br_local6(skb, c, p);

@@ -106,15 +106,13 @@ int ce_egress(struct __sk_buff *skb)
 	p = pkt_get();
 	if (!p)
 		return drop(R_HELPER);
-	/* A TUN uplink hands us a bare IP packet: an Ethernet WAN needs the
-	 * header that bpf_redirect_neigh fills in; a WAN without link layer
-	 * takes it bare. */
-	if (c->flags & CFG_V4_L3) {
-		if (c->flags & CFG_V6_L3)
-			p->l3 = 0;
-		else if (bpf_skb_change_head(skb, ETH_HLEN, 0))
-			return drop(R_HELPER);
-	}
+	/* A TUN uplink hands us a bare IP packet: give it the room of an
+	 * Ethernet header, which bpf_redirect_neigh fills in for an Ethernet
+	 * WAN and a redirect to a WAN without link layer pulls again. (It
+	 * also sets the MAC header, which bpf_skb_change_proto measures
+	 * from.) */
+	if ((c->flags & CFG_V4_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return drop(R_HELPER);
 	err = parse4(skb, p);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed, into our stack */
 		return reply(skb, p, err, 3, 5, 0, DUMMY_V4, c->v4_ifindex, 1);
