@@ -91,7 +91,6 @@ const DefaultLowestIPv6MTU = 1280
 // DefaultICMPRate bounds the ICMP errors the translator sends itself.
 const DefaultICMPRate = 100
 
-
 // FragmentOverhead is what translation adds to an IPv4 fragment: 20 bytes
 // of IPv6 over IPv4 header and the 8 of the Fragment Header (RFC 7915
 // s5.1.1).
