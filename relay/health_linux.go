@@ -63,6 +63,10 @@ type health struct {
 	checked   bool
 	draining  bool
 	ids       map[*ebpf.Program]ebpf.ProgramID
+
+	want       map[netip.Prefix]int // see wanted
+	wantGen    uint64
+	wantGroups int
 }
 
 func newHealth(r *Relay, f *domainfile.File, log *slog.Logger) *health {
@@ -134,7 +138,8 @@ func (h *health) drain() {
 func (h *health) check() {
 	h.syncMu.Lock()
 	defer h.syncMu.Unlock()
-	groups, labels, want := h.r.snapshotGroups()
+	groups, labels := h.r.snapshotGroups()
+	want := h.wanted(groups)
 	problems, attached := h.examine(groups, labels)
 	h.mu.Lock()
 	if h.draining {
@@ -164,23 +169,82 @@ func (h *health) check() {
 	}
 }
 
-// snapshotGroups copies the translators, their metric labels and the
-// routes to announce: each DMR and each rule's IPv4 prefix, through the
-// group's local device.
-func (r *Relay) snapshotGroups() ([]*group, []string, map[netip.Prefix]int) {
+// snapshotGroups copies the translators and their metric labels.
+func (r *Relay) snapshotGroups() ([]*group, []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	labels := make([]string, len(r.groups))
-	want := map[netip.Prefix]int{}
 	for i, g := range r.groups {
+		labels[i] = domainLabel(r.file, g.xl.Config().DMR)
+	}
+	return slices.Clone(r.groups), labels
+}
+
+// wanted is what to announce: each DMR and each rule's IPv4 prefix,
+// aggregated (a thousand 1:1 rules of a /24 are one /24), through the
+// group's local device. It is worked out again only after a reload.
+func (h *health) wanted(groups []*group) map[netip.Prefix]int {
+	gen := h.r.state.snapshot().ok
+	if h.want != nil && h.wantGen == gen && len(groups) == h.wantGroups {
+		return h.want
+	}
+	want := map[netip.Prefix]int{}
+	for _, g := range groups {
 		cfg := g.xl.Config()
-		labels[i] = domainLabel(r.file, cfg.DMR)
-		want[cfg.DMR] = g.local.index
+		ps := []netip.Prefix{cfg.DMR}
 		for _, rule := range cfg.FMRs {
-			want[rule.IPv4Prefix] = g.local.index
+			ps = append(ps, rule.IPv4Prefix)
+		}
+		for _, p := range aggregate(ps) {
+			if _, dup := want[p]; !dup {
+				want[p] = g.local.index
+			}
 		}
 	}
-	return slices.Clone(r.groups), labels, want
+	h.want, h.wantGen, h.wantGroups = want, gen, len(groups)
+	return want
+}
+
+// aggregate returns the fewest prefixes that cover exactly the given
+// ones: duplicates and prefixes inside others go, and two halves of a
+// prefix become that prefix, until nothing changes.
+func aggregate(ps []netip.Prefix) []netip.Prefix {
+	ps = slices.Clone(ps)
+	for i, p := range ps {
+		ps[i] = p.Masked()
+	}
+	slices.SortFunc(ps, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	var out []netip.Prefix
+	for _, p := range ps {
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	for changed := true; changed; {
+		changed = false
+		var next []netip.Prefix
+		for i := 0; i < len(out); i++ {
+			p := out[i]
+			if i+1 < len(out) && p.Bits() > 0 && out[i+1].Bits() == p.Bits() {
+				parent := netip.PrefixFrom(p.Addr(), p.Bits()-1).Masked()
+				if parent.Addr() == p.Addr() && parent.Contains(out[i+1].Addr()) {
+					next = append(next, parent)
+					i++
+					changed = true
+					continue
+				}
+			}
+			next = append(next, p)
+		}
+		out = next
+	}
+	return out
 }
 
 // domainLabel names the domains a translator serves: those with its DMR,

@@ -115,7 +115,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // check's; it reports false when a read failed (those series are then
 // missing from this scrape, and mapt_br_up says so).
 func (c *collector) collectCounters(ch chan<- prometheus.Metric) bool {
-	groups, labels, _ := c.r.snapshotGroups()
+	groups, labels := c.r.snapshotGroups()
 	ok := len(groups) > 0
 	for i, g := range groups {
 		domain := labels[i]
