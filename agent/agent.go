@@ -232,7 +232,12 @@ func (a *Agent) loop(ctx context.Context, links <-chan linkEvent) error {
 		close(srcDone)
 	} else {
 		// The DHCPv6 socket needs the device: wait for it (a PPPoE or
-		// VLAN device may come up after the agent).
+		// VLAN device may come up after the agent). Read it again now
+		// that the watch runs, so that a device created in between is
+		// not missed.
+		if w, err := a.kernel.refreshWAN(); err == nil {
+			a.wan = w
+		}
 		for !a.wan.Present {
 			a.log.Info("waiting for the WAN device", "wan", a.cfg.WAN)
 			select {

@@ -184,3 +184,42 @@ func TestRunBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestWANLater starts the agent before its WAN device exists (a PPPoE or
+// VLAN device that comes up after it): it waits, and binds when the
+// device appears.
+func TestWANLater(t *testing.T) {
+	testenv.Require(t, "ip", "nft")
+	l := testenv.New(t)
+	ce, isp := l.NS("ce"), l.NS("isp")
+	c := &ceLab{lab: l, ce: ce, isp: isp, bin: testenv.BuildBinary(t, "./cmd/ce-agent"), dir: l.Dir()}
+	p := c.start(t, "--rule", seedRule, "--dmr", "64:ff9b::/96", "--prefix", "2001:db8:ce:11b::/64")
+	if !testenv.WaitFor(5*time.Second, func() bool { return strings.Contains(p.Output(), "the device does not exist") }) || p.Exited() {
+		t.Fatalf("agent without its WAN:\n%s", p.Output())
+	}
+	l.Veth(ce, "wan", isp, "eth0")
+	s := c.waitState(t, p, "bound")
+	if s.Link == nil || s.Link.State != "up" || s.AttachMode == "" || s.Binding.IPv4 != "192.0.2.8/32" {
+		t.Fatalf("status %+v", s)
+	}
+}
+
+// TestWANLaterDHCPv6: the same with the DHCPv6 client, which needs the
+// device for its socket: it starts soliciting once the device is there.
+func TestWANLaterDHCPv6(t *testing.T) {
+	testenv.Require(t, "ip", "nft")
+	l := testenv.New(t)
+	ce, isp := l.NS("ce"), l.NS("isp")
+	c := &ceLab{lab: l, ce: ce, isp: isp, bin: testenv.BuildBinary(t, "./cmd/ce-agent"), dir: l.Dir()}
+	p := c.start(t)
+	if !testenv.WaitFor(5*time.Second, func() bool { return strings.Contains(p.Output(), "waiting for the WAN device") }) || p.Exited() {
+		t.Fatalf("agent without its WAN:\n%s", p.Output())
+	}
+	if strings.Contains(p.Output(), "soliciting") {
+		t.Fatalf("solicited without a device:\n%s", p.Output())
+	}
+	l.Veth(ce, "wan", isp, "eth0")
+	if !testenv.WaitFor(5*time.Second, func() bool { return strings.Contains(p.Output(), "provision: soliciting") }) || p.Exited() {
+		t.Fatalf("no DHCPv6 once the device came:\n%s", p.Output())
+	}
+}
