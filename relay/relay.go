@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -80,7 +79,9 @@ func Run(ctx context.Context, opts Options) error {
 	if f.BR.IPv6Interface == "" || f.BR.IPv4Interface == "" {
 		return fmt.Errorf("relay: %s: br.ipv6-interface and br.ipv4-interface are required to run", f.Path)
 	}
-	checkForwarding(log)
+	if err := prepareHost(f, log); err != nil {
+		return err
+	}
 	rules := 0
 	for i, cfg := range cfgs {
 		g, err := startGroup(cfg, i, f, opts.AttachMode)
@@ -253,7 +254,7 @@ func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
 		if !ok {
 			i = len(out)
 			index[d.DMR] = i
-			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU})
+			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU, ICMPSource: icmpSource(f)})
 		}
 		out[i].FMRs = append(out[i].FMRs, d.Rules...)
 	}
@@ -326,13 +327,3 @@ func (r *Relay) serveMetrics(addr string) (func(), error) {
 	}, nil
 }
 
-// checkForwarding warns when the kernel will not forward what the
-// translator hands it.
-func checkForwarding(log *slog.Logger) {
-	for _, key := range []string{"net/ipv4/conf/all/forwarding", "net/ipv6/conf/all/forwarding"} {
-		b, err := os.ReadFile("/proc/sys/" + key)
-		if err == nil && strings.TrimSpace(string(b)) != "1" {
-			log.Warn("forwarding is off: translated packets will not be forwarded", "sysctl", strings.ReplaceAll(key, "/", "."))
-		}
-	}
-}

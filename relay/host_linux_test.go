@@ -1,0 +1,52 @@
+package relay
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/mapt-go/mapt/domainfile"
+	"github.com/mapt-go/mapt/testenv"
+)
+
+// TestPrepareHost: forwarding off refuses to start naming the sysctl;
+// strict reverse-path filtering on the IPv6 side becomes loose and IPv6
+// on the IPv4 side comes on, both logged. The namespace test with traffic
+// is lab's TestBRStrictRPFilter.
+func TestPrepareHost(t *testing.T) {
+	l := testenv.New(t)
+	ns := l.NS("br")
+	peer := l.NS("peer")
+	l.Veth(ns, "eth0", peer, "eth0")
+	l.Veth(ns, "eth1", peer, "eth1")
+	f := &domainfile.File{BR: domainfile.BR{IPv6Interface: "eth0", IPv4Interface: "eth1"}}
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	err := ns.Do(func() error { return prepareHost(f, log) })
+	if err == nil || !strings.Contains(err.Error(), "net.ipv4.conf.all.forwarding is 0") {
+		t.Fatalf("forwarding off: %v", err)
+	}
+	ns.Forwarding()
+	ns.Sysctl("net.ipv4.conf.all.rp_filter", "1")
+	ns.Sysctl("net.ipv4.conf.eth0.rp_filter", "1")
+	ns.Sysctl("net.ipv6.conf.eth1.disable_ipv6", "1")
+	if err := ns.Do(func() error { return prepareHost(f, log) }); err != nil {
+		t.Fatal(err)
+	}
+	if v := strings.TrimSpace(ns.MustExec("sysctl", "-n", "net.ipv4.conf.eth0.rp_filter")); v != "2" {
+		t.Errorf("eth0 rp_filter %s, want 2", v)
+	}
+	if v := strings.TrimSpace(ns.MustExec("sysctl", "-n", "net.ipv6.conf.eth1.disable_ipv6")); v != "0" {
+		t.Errorf("eth1 disable_ipv6 %s, want 0", v)
+	}
+	if !strings.Contains(logs.String(), "net.ipv4.conf.eth0.rp_filter") || !strings.Contains(logs.String(), "net.ipv6.conf.eth1.disable_ipv6") {
+		t.Errorf("nothing logged:\n%s", logs.String())
+	}
+	// Loose or off stays as it is.
+	logs.Reset()
+	ns.Sysctl("net.ipv4.conf.all.rp_filter", "0")
+	ns.Sysctl("net.ipv4.conf.eth0.rp_filter", "0")
+	if err := ns.Do(func() error { return prepareHost(f, log) }); err != nil || logs.Len() != 0 {
+		t.Errorf("a host that needs nothing: %v, logged %q", err, logs.String())
+	}
+}
