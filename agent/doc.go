@@ -20,4 +20,13 @@
 // agent stops, everything it created is removed, unless it was told to
 // leave the state in place for a restart; a restarted agent adopts what it
 // finds instead of duplicating it.
+//
+// The agent follows its WAN device through rtnetlink: the carrier's return
+// makes the DHCPv6 client Rebind (RFC 8415 s18.2.12), a device created again
+// under the same name gets the translator and the DHCPv6 socket on its new
+// ifindex, and an MTU change re-applies the uplink MTU, the MSS clamp and
+// the translator. The hook runs on every lease event (a renewal's fresh
+// lifetimes are news for netifd) with the lease's DNS, search list and NTP
+// servers besides the binding. The lifecycle is a state machine over the
+// kernel interface; machine_test.go drives it with a recording fake.
 package agent

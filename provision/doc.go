@@ -30,10 +30,12 @@
 //     never panics.
 //
 // The DHCPv6 client (RFC 8415) keeps one IA_PD (s21.21) on the WAN
-// interface and asks for OPTION_S46_CONT_MAPT in the ORO (RFC 7598 s7:
-// servers send the container only when asked), together with SOL_MAX_RT
-// as s21.24 requires. It builds its messages itself: insomniacslk's
-// NewSolicit would add an IA_NA and a time-based DUID.
+// interface. Its ORO (s21.7) asks for OPTION_S46_CONT_MAPT (RFC 7598 s7:
+// servers send the container only when asked) and OPTION_S46_PRIORITY (RFC
+// 8026 s3), for the DNS servers and search list (RFC 3646) and NTP servers
+// (RFC 5908) the LAN needs, and SOL_MAX_RT as s21.24 requires. It builds
+// its messages itself: insomniacslk's NewSolicit would add an IA_NA and a
+// time-based DUID.
 //
 //	c, err := provision.NewClient(provision.ClientConfig{Interface: "wan", StateDir: "/var/lib/ce-agent"})
 //	defer c.Close()
@@ -63,6 +65,21 @@
 //     (temporary file, fsync, rename) on every change. A restarted client
 //     reports the saved lease at once (Bound, Resumed) and confirms it with
 //     Renew, or Rebind after T2, never with a fresh Solicit.
+//   - Answers: a Reply to Request or Renew counts only from the server the
+//     message named by its Server Identifier (s18.2.2, s18.2.4); a Reply to
+//     Rebind from any (s18.2.5). Datagrams are parsed by parseMessage: a
+//     broken header, framing or critical option (identifiers, IA_PD,
+//     status) drops the message; any other option that does not decode,
+//     or a domain name with characters that could do harm in a shell or
+//     resolv.conf, is left out and named (Lease.IgnoredOptions). Every drop
+//     is counted by reason with the last one kept (Client.Stats).
+//   - Softwires: SelectS46 applies RFC 8026 to the containers: MAP-T when
+//     the server's priority lists it (or sends none), MAP-E and lw4o6
+//     ignored with a reason (Lease.Ignored, Lease.Selection).
+//   - Link events: LinkUp (carrier back) and Reopen (the device created
+//     again: a new socket on the new ifindex) bring a Rebind forward with
+//     Confirm's timing (s18.2.12); without an answer within CNF_MAX_RD
+//     the lease is kept for its lifetimes.
 //   - Events: Bound, Renewed, Rebound, Changed, Expired, Released.
 //     Renewed and Rebound mean that prefix and domains are unchanged
 //     (Lease.SameBinding), so the caller need not touch the kernel;
