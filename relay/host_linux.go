@@ -28,10 +28,12 @@ func setSysctl(key, val string) error {
 //   - forwarding, IPv4 and IPv6: the stack forwards every translated
 //     packet. Refused when off: turning a host into a router is the
 //     operator's decision.
-//   - reverse-path filtering on the IPv6 side: translated CE packets enter
-//     the IPv4 stack there, from CE addresses the BR routes elsewhere (to
-//     its local device), so strict mode (1) drops them all while the BR
-//     counts them as translated. Set to loose (2) on that device, logged.
+//   - reverse-path filtering on the IPv6 side (rpFilterOff): translated
+//     CE packets enter the IPv4 stack there, from CE addresses the BR
+//     routes elsewhere (to its local device), on a device without IPv4
+//     address, which fails even loose mode: the kernel drops them all
+//     while the BR counts them as translated. Turned off for that device,
+//     logged; other devices keep their filtering.
 //   - IPv6 on the IPv4 side: translated Internet packets enter the IPv6
 //     stack there; with disable_ipv6 they vanish. Enabled, logged.
 func prepareHost(f *domainfile.File, log *slog.Logger) error {
@@ -44,24 +46,10 @@ func prepareHost(f *domainfile.File, log *slog.Logger) error {
 			return fmt.Errorf("relay: %s is %s: the BR forwards what it translates; set it to 1", key, v)
 		}
 	}
-	dev := f.BR.IPv6Interface
-	all, err := sysctl("net.ipv4.conf.all.rp_filter")
-	if err != nil {
-		return fmt.Errorf("relay: read net.ipv4.conf.all.rp_filter: %w", err)
+	if err := rpFilterOff(f.BR.IPv6Interface, log); err != nil {
+		return err
 	}
-	key := "net.ipv4.conf." + dev + ".rp_filter"
-	own, err := sysctl(key)
-	if err != nil {
-		return fmt.Errorf("relay: read %s: %w", key, err)
-	}
-	// The kernel applies the larger of "all" and the device's value.
-	if all == "1" && own != "2" || own == "1" {
-		if err := setSysctl(key, "2"); err != nil {
-			return fmt.Errorf("relay: set %s=2 (strict reverse-path filtering drops translated CE packets): %w", key, err)
-		}
-		log.Warn("reverse-path filtering set to loose on the IPv6 side: strict mode drops every translated CE packet",
-			"sysctl", key, "was", own, "all", all, "now", 2)
-	}
+	key := ""
 	key = "net.ipv6.conf." + f.BR.IPv4Interface + ".disable_ipv6"
 	if v, err := sysctl(key); err != nil {
 		return fmt.Errorf("relay: read %s: %w", key, err)
@@ -71,6 +59,62 @@ func prepareHost(f *domainfile.File, log *slog.Logger) error {
 		}
 		log.Warn("IPv6 enabled on the IPv4 side: translated packets enter the IPv6 stack there", "sysctl", key, "was", v)
 	}
+	return nil
+}
+
+// rpFilterOff turns reverse-path filtering off for dev. The kernel applies
+// the larger of net.ipv4.conf.all.rp_filter and the device's value, so
+// when "all" is on, every other device (and "default", for devices made
+// later) first gets the value "all" gave it, and then "all" goes to 0:
+// only dev loses its filtering.
+func rpFilterOff(dev string, log *slog.Logger) error {
+	all, err := sysctl("net.ipv4.conf.all.rp_filter")
+	if err != nil {
+		return fmt.Errorf("relay: read net.ipv4.conf.all.rp_filter: %w", err)
+	}
+	own, err := sysctl("net.ipv4.conf." + dev + ".rp_filter")
+	if err != nil {
+		return fmt.Errorf("relay: read net.ipv4.conf.%s.rp_filter: %w", dev, err)
+	}
+	if all == "0" && own == "0" {
+		return nil
+	}
+	set := func(key, val string) error {
+		if err := setSysctl(key, val); err != nil {
+			return fmt.Errorf("relay: set %s=%s (reverse-path filtering drops translated CE packets on %s): %w", key, val, dev, err)
+		}
+		return nil
+	}
+	if all != "0" {
+		entries, err := os.ReadDir("/proc/sys/net/ipv4/conf")
+		if err != nil {
+			return fmt.Errorf("relay: list net.ipv4.conf: %w", err)
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if name == "all" || name == dev {
+				continue
+			}
+			key := "net.ipv4.conf." + name + ".rp_filter"
+			v, err := sysctl(key)
+			if err != nil {
+				continue // a device that went away
+			}
+			if v < all { // "0" < "1" < "2"
+				if err := set(key, all); err != nil {
+					return err
+				}
+			}
+		}
+		if err := set("net.ipv4.conf.all.rp_filter", "0"); err != nil {
+			return err
+		}
+	}
+	if err := set("net.ipv4.conf."+dev+".rp_filter", "0"); err != nil {
+		return err
+	}
+	log.Warn("reverse-path filtering turned off on the IPv6 side, which has no IPv4 address: it would drop every translated CE packet; other devices keep theirs",
+		"sysctl", "net.ipv4.conf."+dev+".rp_filter", "was", own, "all_was", all)
 	return nil
 }
 
