@@ -260,7 +260,8 @@ func TestAllProtocols(t *testing.T) {
 // TestRouterICMPErrors: ICMPv6 errors from IPv6 routers of the access
 // network (addresses no rule maps) are translated at the BR from the
 // configured ICMP source (RFC 7915 s5.2, RFC 6791; default 192.0.0.8), as
-// long as the packet they quote went to a real CE with a port of its set.
+// long as the packet they quote went to a real CE with a port of its set,
+// and leave by the IPv4 side directly (the source may be the BR's own).
 // A CE may only report on its own packets (icmp_inner).
 func TestRouterICMPErrors(t *testing.T) {
 	cfg := brConfig()
@@ -273,16 +274,16 @@ func TestRouterICMPErrors(t *testing.T) {
 	router := netip.MustParseAddr("2001:db8:f00::1")
 	tcpIn := inner6(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)
 	cases := []errCase{
-		{"packet too big from a router", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actOK, "br_6to4",
+		{"packet too big from a router", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actRedirect, "br_6to4",
 			&wantErr{osrc: cfg.ICMPSource, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1380, isport: 443, idport: our}},
-		{"time exceeded from a router", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
+		{"time exceeded from a router", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actRedirect, "br_6to4",
 			&wantErr{osrc: cfg.ICMPSource, odst: serverV4, isrc: serverV4, idst: me, typ: 11, code: 0, isport: 4053, idport: our, fullInner: true}},
 		{"router error about another ce's port", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
 		{"router error about no ce", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, netip.MustParseAddr("2001:db9::1"), l4{"udp", 4053, our, 30}, 0)), actShot, "src_unknown", nil},
 	}
 	runErrCases(t, br, false, cases)
 	t.Run("default source", func(t *testing.T) {
-		runErrCases(t, dflt, false, []errCase{{"packet too big", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actOK, "br_6to4",
+		runErrCases(t, dflt, false, []errCase{{"packet too big", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actRedirect, "br_6to4",
 			&wantErr{osrc: DummyIPv4, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1380, isport: 443, idport: our}}})
 	})
 	t.Run("a ce reporting on another ce's packet", func(t *testing.T) {

@@ -173,6 +173,11 @@ int br_ingress6(struct __sk_buff *skb)
 			return drop(err);
 		p->osrc = saddr;
 		p->odst = daddr;
+		/* The ICMP source may be the BR's own address: the stack would
+		 * take the error for a martian, so it leaves by the IPv4 side
+		 * at once, the BR's own error as it were. */
+		if (router)
+			fin_side(p, R_BR_6TO4, c->v4_ifindex, c->flags & CFG_V4_L3);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
 	err = xlat_6to4(skb, p, saddr, daddr);
