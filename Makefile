@@ -44,11 +44,11 @@ test: deps build vet
 	$(MAKE) --no-print-directory test-kernels
 
 # Debian kernels of five architectures under qemu-system (TCG), each
-# running the JIT report, the lab path and the dataplane, agent and relay
-# tests (kernels/). Downloads are cached in $$MAPT_KERNELS_CACHE (default
-# ~/.cache/mapt-kernels); KERNELS=mipsel-6.1,amd64 or STEPS=jit,lab run a
-# part; the table goes to kernels/results/latest.md. qemu-system-s390x is
-# in qemu-system-misc.
+# running the JIT report, the lab path and the dataplane tests, the amd64
+# ones the agent's and relay's too (kernels/). Downloads are cached in
+# $$MAPT_KERNELS_CACHE (default ~/.cache/mapt-kernels); KERNELS=mipsel-6.1,amd64
+# or STEPS=jit,lab run a part, FULL=1 every test on every kernel; the table
+# goes to kernels/results/latest.md. qemu-system-s390x is in qemu-system-misc.
 test-kernels: deps
 	$(GO) run ./kernels/cmd/matrix $(KERNELS_FLAGS)
 

@@ -115,10 +115,17 @@ func (a *Archive) apt(dir string, args ...string) ([]byte, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("kernels: %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return out, &AptError{fmt.Errorf("kernels: %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))}
 	}
 	return out, nil
 }
+
+// AptError is a failed apt command: the one kind of error that fresh
+// package lists may cure.
+type AptError struct{ Err error }
+
+func (e *AptError) Error() string { return e.Err.Error() }
+func (e *AptError) Unwrap() error { return e.Err }
 
 // Update runs apt-get update (once per run at most).
 func (a *Archive) Update() error {
@@ -148,6 +155,7 @@ func (a *Archive) ensureLists() error {
 // Pkg is one binary package version.
 type Pkg struct {
 	Name, Version, Arch, SHA256 string
+	MultiArch                   string
 	Depends                     []string // first alternatives, without versions
 }
 
@@ -202,6 +210,8 @@ func parseStanzas(b []byte) []Pkg {
 			cur.Arch = v
 		case "SHA256":
 			cur.SHA256 = v
+		case "Multi-Arch":
+			cur.MultiArch = v
 		case "Depends", "Pre-Depends":
 			for _, alt := range strings.Split(v, ",") {
 				first, _, _ := strings.Cut(alt, "|")
@@ -233,7 +243,7 @@ func (a *Archive) Download(pkgs ...Pkg) ([]string, error) {
 	}
 	for i, p := range pkgs {
 		if ok, err := checkSHA256(paths[i], p.SHA256); !ok {
-			return nil, fmt.Errorf("kernels: %s: downloaded file does not match the archive's SHA256 (%v)", paths[i], err)
+			return nil, &AptError{fmt.Errorf("kernels: %s: downloaded file does not match the archive's SHA256 (%v)", paths[i], err)}
 		}
 	}
 	return paths, nil
@@ -252,13 +262,18 @@ func checkSHA256(file, want string) (bool, error) {
 	return want == "" || hex.EncodeToString(h.Sum(nil)) == want, nil
 }
 
-// Closure resolves roots (name:arch) and the libraries they depend on,
-// recursively: every dependency whose name starts with "lib", in the same
-// architecture. Other dependencies (debconf, adduser, perl) are for
-// installing a package, not for running its binaries; a library that is
-// still missing shows up when the initramfs is assembled (ELF DT_NEEDED).
+// Closure resolves roots (name:arch) and the shared libraries they
+// depend on, recursively: the dependencies Debian marks Multi-Arch: same
+// (libraries are co-installable across architectures, tools are not).
+// Other dependencies (debconf, adduser, perl) are for installing a
+// package, not for running its binaries; a library still missing shows up
+// when the initramfs is assembled (ELF DT_NEEDED).
 func (a *Archive) Closure(arch string, roots ...string) ([]Pkg, error) {
 	seen := map[string]bool{}
+	isRoot := map[string]bool{}
+	for _, r := range roots {
+		isRoot[r] = true
+	}
 	var all []Pkg
 	next := roots
 	for len(next) > 0 {
@@ -272,16 +287,20 @@ func (a *Archive) Closure(arch string, roots ...string) ([]Pkg, error) {
 		if len(specs) == 0 {
 			break
 		}
+		// Purely virtual names print nothing (and are skipped).
 		pkgs, err := a.Show(specs...)
 		if err != nil {
 			return nil, err
 		}
 		next = nil
 		for _, p := range pkgs {
+			if !isRoot[p.Name] && (p.MultiArch != "same" || p.Arch != arch) {
+				continue
+			}
 			all = append(all, p)
 			for _, d := range p.Depends {
 				d, _, _ = strings.Cut(d, ":") // libfoo:any
-				if strings.HasPrefix(d, "lib") && !seen[d] {
+				if !seen[d] {
 					next = append(next, d)
 				}
 			}

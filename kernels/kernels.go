@@ -3,6 +3,7 @@ package kernels
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,29 +27,39 @@ type Kernel struct {
 	MemMiB  int
 	// Triplet is the multiarch directory of the arch's libraries.
 	Triplet string
+	// Full kernels run every test of every step (see Steps).
+	Full bool
+	// Slow is how much slower than amd64 TCG runs the guest (measured):
+	// step timeouts are multiplied by it.
+	Slow float64
 }
 
 // Matrix is every kernel the harness knows, in the order of the report.
 // Debian has no big-endian MIPS and no 5.15 or 6.6 kernels: 5.10 and 6.1
 // bracket OpenWrt's 5.15, and 6.12 covers TCX (6.6+). s390x is the one
 // big-endian target, so the bpfeb objects run somewhere.
+//
+// x86 runs -cpu max without CX16: qemu 7.2's TCG mis-emulates cmpxchg16b
+// on a %gs address (EFLAGS come back as garbage), and 6.12's SLUB uses
+// exactly that on every allocation (double fault at boot); without CX16
+// the kernel takes its other path.
 var Matrix = []Kernel{
 	{ID: "amd64-5.10", Arch: "amd64", Meta: "linux-image-cloud-amd64", Suite: "bullseye", GOARCH: "amd64",
-		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "qemu64"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu"},
+		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Full: true, Slow: 1},
 	{ID: "amd64-6.1", Arch: "amd64", Meta: "linux-image-cloud-amd64", GOARCH: "amd64",
-		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "qemu64"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu"},
+		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Slow: 1},
 	{ID: "amd64-6.12", Arch: "amd64", Meta: "linux-image-cloud-amd64", Suite: "bookworm-backports", GOARCH: "amd64",
-		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "qemu64"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu"},
+		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Full: true, Slow: 1.2},
 	{ID: "arm64-6.1", Arch: "arm64", Meta: "linux-image-arm64", GOARCH: "arm64",
-		Qemu: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "cortex-a57"}, Console: "ttyAMA0", MemMiB: 512, Triplet: "aarch64-linux-gnu"},
+		Qemu: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "cortex-a57"}, Console: "ttyAMA0", MemMiB: 512, Triplet: "aarch64-linux-gnu", Slow: 1.5},
 	// armmp is not an LPAE kernel: highmem=off keeps qemu's PCIe windows
 	// below 4 GiB, where it can reach them.
 	{ID: "armhf-6.1", Arch: "armhf", Meta: "linux-image-armmp", GOARCH: "arm", GOENV: []string{"GOARM=7"},
-		Qemu: "qemu-system-arm", Machine: []string{"-M", "virt,highmem=off", "-cpu", "cortex-a15"}, Console: "ttyAMA0", MemMiB: 512, Triplet: "arm-linux-gnueabihf"},
+		Qemu: "qemu-system-arm", Machine: []string{"-M", "virt,highmem=off", "-cpu", "cortex-a15"}, Console: "ttyAMA0", MemMiB: 512, Triplet: "arm-linux-gnueabihf", Slow: 2},
 	{ID: "mipsel-6.1", Arch: "mipsel", Meta: "linux-image-4kc-malta", GOARCH: "mipsle", GOENV: []string{"GOMIPS=softfloat"},
-		Qemu: "qemu-system-mipsel", Machine: []string{"-M", "malta"}, Console: "ttyS0", MemMiB: 256, Triplet: "mipsel-linux-gnu"},
+		Qemu: "qemu-system-mipsel", Machine: []string{"-M", "malta"}, Console: "ttyS0", MemMiB: 256, Triplet: "mipsel-linux-gnu", Slow: 3},
 	{ID: "s390x-6.1", Arch: "s390x", Meta: "linux-image-s390x", GOARCH: "s390x",
-		Qemu: "qemu-system-s390x", Machine: []string{"-M", "s390-ccw-virtio"}, Console: "ttysclp0", MemMiB: 512, Triplet: "s390x-linux-gnu"},
+		Qemu: "qemu-system-s390x", Machine: []string{"-M", "s390-ccw-virtio"}, Console: "ttysclp0", MemMiB: 512, Triplet: "s390x-linux-gnu", Slow: 2},
 }
 
 // Archs returns the distinct dpkg architectures of ks.
@@ -82,7 +93,7 @@ type Extracted struct {
 	Kernel
 	Root    string // the unpacked tree
 	Release string // the directory under lib/modules
-	Image   string // what qemu boots: vmlinuz, or the ELF vmlinux for malta
+	Image   string // what qemu boots (boot/vmlinuz-RELEASE)
 	Package string // the concrete linux-image package
 }
 
@@ -93,7 +104,7 @@ type Extracted struct {
 func FetchKernel(a *Archive, cache string, k Kernel, refresh bool) (*Extracted, error) {
 	root := filepath.Join(cache, "kernels", k.ID)
 	if !refresh {
-		if e, err := inspect(k, root); err == nil {
+		if e, indexed, err := inspect(k, root); err == nil && indexed {
 			return e, nil
 		}
 	}
@@ -129,14 +140,14 @@ func FetchKernel(a *Archive, cache string, k Kernel, refresh bool) (*Extracted, 
 	if err := extract(root, debs); err != nil {
 		return nil, err
 	}
-	e, err := inspect(k, root)
+	e, _, err := inspect(k, root)
 	if err != nil {
 		return nil, err
 	}
 	if out, err := exec.Command("depmod", "-b", modulesBase(root), e.Release).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("kernels: depmod %s: %w: %s", e.Release, err, out)
 	}
-	return inspect(k, root)
+	return e, nil
 }
 
 // modulesBase is the -b of depmod and modprobe: they look under
@@ -150,22 +161,21 @@ func modulesBase(root string) string {
 	return root
 }
 
-// inspect finds the kernel image and release in an unpacked tree.
-func inspect(k Kernel, root string) (*Extracted, error) {
+// inspect finds the kernel image and release in an unpacked tree, and
+// whether depmod has indexed its modules.
+func inspect(k Kernel, root string) (*Extracted, bool, error) {
 	b, err := os.ReadFile(filepath.Join(root, ".debs"))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rels, _ := filepath.Glob(filepath.Join(modulesBase(root), "lib", "modules", "*"))
 	if len(rels) != 1 {
-		return nil, fmt.Errorf("kernels: %s: want one directory under lib/modules, have %v", root, rels)
+		return nil, false, fmt.Errorf("kernels: %s: want one directory under lib/modules, have %v", root, rels)
 	}
 	e := &Extracted{Kernel: k, Root: root, Release: filepath.Base(rels[0]), Package: strings.TrimSpace(string(b))}
+	// Malta's vmlinuz is an ELF too (it decompresses itself); qemu loads
+	// ELF and the other architectures' images alike.
 	for _, name := range []string{"vmlinuz-", "vmlinux-"} {
-		// MIPS Malta boots the ELF vmlinux, the others the compressed image.
-		if k.Arch == "mipsel" && name == "vmlinuz-" {
-			continue
-		}
 		img := filepath.Join(root, "boot", name+e.Release)
 		if _, err := os.Stat(img); err == nil {
 			e.Image = img
@@ -173,12 +183,10 @@ func inspect(k Kernel, root string) (*Extracted, error) {
 		}
 	}
 	if e.Image == "" {
-		return nil, fmt.Errorf("kernels: %s: no kernel image in %s/boot", k.ID, root)
+		return nil, false, fmt.Errorf("kernels: %s: no kernel image in %s/boot", k.ID, root)
 	}
-	if _, err := os.Stat(filepath.Join(modulesBase(root), "lib", "modules", e.Release, "modules.dep")); err != nil {
-		return e, fmt.Errorf("kernels: %s: not indexed (modules.dep): %w", k.ID, err)
-	}
-	return e, nil
+	_, err = os.Stat(filepath.Join(modulesBase(root), "lib", "modules", e.Release, "modules.dep"))
+	return e, err == nil, nil
 }
 
 // Module is a module file to load, in order.
@@ -202,8 +210,18 @@ func (e *Extracted) ResolveModules(want []string) ([]Module, error) {
 	seen := map[string]bool{}
 	var mods []Module
 	var missing []string
+	showDepends := func(name string) ([]byte, error) {
+		return exec.Command("modprobe", "-C", empty, "-d", base, "-S", e.Release, "--show-depends", name).CombinedOutput()
+	}
 	for _, w := range want {
-		out, err := exec.Command("modprobe", "-C", empty, "-d", base, "-S", e.Release, "--show-depends", w).CombinedOutput()
+		out, err := showDepends(w)
+		if err != nil && strings.HasPrefix(w, "nft_") {
+			// Newer kernels build some expressions (counter since 5.13)
+			// into nf_tables.ko itself: then it is what to load.
+			if nft, nerr := showDepends("nf_tables"); nerr == nil && e.moduleHas(nft, w+"_") {
+				out, err = nft, nil
+			}
+		}
 		if err != nil {
 			missing = append(missing, fmt.Sprintf("%s (%s)", w, strings.TrimSpace(string(out))))
 			continue
@@ -239,6 +257,41 @@ func (e *Extracted) ResolveModules(want []string) ([]Module, error) {
 		}
 	}
 	return mods, nil
+}
+
+// moduleHas reports whether the last module of a --show-depends listing
+// (the one asked for) defines a symbol starting with prefix.
+func (e *Extracted) moduleHas(showDepends []byte, prefix string) bool {
+	var last string
+	for _, line := range strings.Split(string(showDepends), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "insmod" {
+			last = f[1]
+		}
+	}
+	if last == "" {
+		return false
+	}
+	tmp, err := os.MkdirTemp("", "kernels-ko-")
+	if err != nil {
+		return false
+	}
+	defer os.RemoveAll(tmp)
+	ko := filepath.Join(tmp, "m.ko")
+	if decompressModule(last, ko) != nil {
+		return false
+	}
+	f, err := elf.Open(ko)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if strings.HasPrefix(s.Name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // decompressModule writes a module's plain .ko to dst: the guest has no

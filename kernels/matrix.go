@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,9 @@ type Options struct {
 	Kernels []Kernel
 	Steps   []Step
 	Jobs    int           // VMs at a time
-	Timeout time.Duration // per VM, from qemu's start
+	Timeout time.Duration // per VM, from qemu's start (0: the plan's step timeouts and two minutes)
+	Scale   float64       // step timeouts are multiplied by this
+	Full    bool          // every test of every step on every kernel
 	Refresh bool          // ask apt again even for unpacked packages
 	Echo    io.Writer     // the guests' consoles, live (nil: only the log files)
 	Log     func(format string, args ...any)
@@ -103,7 +106,7 @@ func RunMatrix(o Options) (*Report, error) {
 			continue
 		}
 		initrd := filepath.Join(dir, "initramfs.gz")
-		if err := Assemble(initrd, o.Repo, bins[k.Arch], e, sysroots[k.Arch], o.Steps); err != nil {
+		if err := Assemble(initrd, o.Repo, bins[k.Arch], e, sysroots[k.Arch], o.Steps, o.Full, max(o.Scale, 1)); err != nil {
 			fail(err)
 			continue
 		}
@@ -132,7 +135,16 @@ func RunMatrix(o Options) (*Report, error) {
 		o.Log("%s: booting %s", k.ID, filepath.Base(p.e.Image))
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r := Boot(p.e, p.initrd, filepath.Join(o.Work, k.ID, "console.log"), o.Timeout, o.Echo)
+			timeout := o.Timeout
+			if timeout == 0 {
+				timeout = 2 * time.Minute
+				for _, st := range o.Steps {
+					if _, _, ok := planStep(st, k, o.Full); ok {
+						timeout += time.Duration(float64(st.Timeout)*k.Slow*max(o.Scale, 1)) * time.Second
+					}
+				}
+			}
+			r := Boot(p.e, p.initrd, filepath.Join(o.Work, k.ID, "console.log"), timeout, o.Echo)
 			o.Log("%s: %s in %.0fs: %s%s", k.ID, r.Outcome, r.Seconds, r.Result, r.Err)
 			mu.Lock()
 			runs[k.ID] = r
@@ -153,7 +165,8 @@ func RunMatrix(o Options) (*Report, error) {
 // since replaced.
 func withRetry[T any](a *Archive, fetch func() (T, error)) (T, error) {
 	v, err := fetch()
-	if err == nil || a.updated {
+	var aerr *AptError
+	if err == nil || a.updated || !errors.As(err, &aerr) {
 		return v, err
 	}
 	a.Log("%v; updating the package lists and trying again", err)

@@ -52,6 +52,9 @@ func (r *Run) JIT() string {
 	if r.Summary == nil || len(r.Summary.JIT) == 0 {
 		return "?"
 	}
+	if r.Summary.JIT[0].JITEnable == "absent" {
+		return "interp (kernel without JIT)"
+	}
 	var interp []string
 	for _, j := range r.Summary.JIT {
 		if j.Jited == 0 {
@@ -84,6 +87,9 @@ func (r *Run) StepCell(name string) string {
 		return fmt.Sprintf("TIMEOUT (%d passed; %s)", s.Passed, strings.Join(failed, ", "))
 	case s.Exit == 0:
 		c := fmt.Sprintf("pass (%d)", s.Passed)
+		if s.Core {
+			c = fmt.Sprintf("pass (core, %d)", s.Passed)
+		}
 		if len(s.Skipped) > 0 {
 			c += fmt.Sprintf(", %d skipped", len(s.Skipped))
 		}

@@ -56,6 +56,9 @@ type Step struct {
 	// TimeoutSeconds ends the step (SIGQUIT for a goroutine dump, then
 	// SIGKILL); the test binary gets a slightly shorter -test.timeout.
 	TimeoutSeconds int `json:"timeout_seconds"`
+	// Expect are tests that must report a result: a test renamed away
+	// must not pass a step by not running.
+	Expect []string `json:"expect,omitempty"`
 }
 
 // Boot is what the guest found before running anything.
@@ -76,6 +79,9 @@ type StepResult struct {
 	Passed   int      `json:"passed"` // top-level tests
 	Failed   []string `json:"failed,omitempty"`
 	Skipped  []string `json:"skipped,omitempty"`
+	Missing  []string `json:"missing,omitempty"` // of Step.Expect
+	Core     bool     `json:"core,omitempty"`    // only the Expect tests ran
+	Ran      []string `json:"-"`                 // passed top-level tests, for Missing
 	// Lines are the first failure lines of the output (test errors,
 	// panics), for the report.
 	Lines []string `json:"lines,omitempty"`

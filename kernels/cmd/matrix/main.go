@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/mapt-go/mapt/kernels"
 )
@@ -31,7 +30,9 @@ func main() {
 		only    = flag.String("kernels", os.Getenv("KERNELS"), "comma-separated kernels or architectures (default: all; env KERNELS)")
 		steps   = flag.String("steps", os.Getenv("STEPS"), "comma-separated steps: jit, lab, dataplane, agent, relay (default: all; env STEPS)")
 		jobs    = flag.Int("jobs", 2, "VMs at a time")
-		timeout = flag.Duration("timeout", 7*time.Minute, "per VM: the host kills qemu after this")
+		timeout = flag.Duration("timeout", 0, "per VM: the host kills qemu after this (default: the sum of its steps' timeouts and 2m)")
+		full    = flag.Bool("full", os.Getenv("FULL") != "", "every test of every step on every kernel (env FULL)")
+		scale   = flag.Float64("scale", 1, "multiply the guest's step timeouts by this (slow machines)")
 		refresh = flag.Bool("refresh", false, "ask apt again for packages already in the cache")
 		verbose = flag.Bool("v", false, "echo the guests' consoles")
 	)
@@ -59,7 +60,7 @@ func main() {
 		os.Exit(2)
 	}
 	o := kernels.Options{Repo: repo, Cache: *cache, Work: *work, Kernels: ks, Steps: st, Jobs: *jobs,
-		Timeout: *timeout, Refresh: *refresh, Log: logf}
+		Timeout: *timeout, Scale: *scale, Full: *full, Refresh: *refresh, Log: logf}
 	if *verbose {
 		o.Echo = os.Stdout
 	}
