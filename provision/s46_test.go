@@ -107,7 +107,9 @@ func TestRoundTrip(t *testing.T) {
 		{"seed as FMR", []string{"2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr"}, "64:ff9b::/96"},
 		{"two rules, longest match", []string{"2001:db8::/40,192.0.2.0/24,16,fmr", "2001:db8:ce::/51,198.51.100.0/24,13,a=0"}, "2001:db8:122::/48"},
 		{"EA 0, k 16", []string{"2001:db8:1::/64,203.0.113.7/32,0,a=0,k=16,psid=0xffff"}, "2001:db8:122:300::/56"},
-		{"IPv4 /0, EA 40", []string{"2001:db8::/32,0.0.0.0/0,40,a=4"}, "2001:db8::/32"},
+		// The shortest IPv4 prefix mapt still accepts (0/8, 127/8 and 224/3
+		// are refused): prefix4-len 2, 38 EA bits.
+		{"IPv4 /2, EA 38", []string{"2001:db8::/32,128.0.0.0/2,38,a=4"}, "2001:db8::/32"},
 		{"IPv4 prefix per CE", []string{"2001:db8::/40,10.0.0.0/8,16"}, "64:ff9b::/40"},
 	}
 	for _, tc := range tests {
@@ -194,6 +196,7 @@ func TestParseMAPTErrors(t *testing.T) {
 		{"unknown option in rule skipped", rule(seedRule+unknownOpt+seedPP) + seedDMR, ""},
 		{"unknown option in container skipped", unknownOpt + rule(seedRule+seedPP) + seedDMR, ""},
 		{"no portparams: a = 6", rule(otherRule) + seedDMR, ""},
+		{"IPv4 /0 (this network included): ignored", rule("00 28 00 00000000 20 20010db8"+"005d 0004 04 00 0000") + seedDMR, "overlaps 0.0.0.0/8"},
 		{"empty", "", "no S46_RULE (89)"},
 		{"truncated header", rule(seedRule+seedPP) + seedDMR + "005b00", "3 trailing bytes"},
 		{"option longer than container", rule(seedRule+seedPP) + "005b 00ff 60", "S46_DMR (91): option-length 255 exceeds"},
