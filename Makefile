@@ -78,6 +78,11 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./agent/ ./provision/ ./nat/
 	$(GO) run ./bench/cmd/headline -bin $(BIN) -out bench/results -readme README.md
 
+# Every fuzz target for FUZZTIME each (default 60s): make fuzz FUZZTIME=10m.
+# Not part of make test (the seed corpora run there as plain tests).
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
 # Static, stripped ce-agent and br for router CPUs (mips, mipsle, arm,
 # arm64, amd64) into build/cross/ARCH/, with a size table; fails when
 # ce-agent for mipsle exceeds its size budget (scripts/cross.sh).
