@@ -54,7 +54,7 @@ func TestInvalidContainer(t *testing.T) {
 	}}
 	l := lab.Up(t, o)
 	c := l.CEs[0]
-	if !testenv.WaitFor(15*time.Second, func() bool { return strings.Contains(c.Agent.Output(), "S46 container ignored") }) {
+	if !testenv.WaitFor(15*time.Second, func() bool { return strings.Contains(c.Agent.Output(), "MAP-T container 1 ignored") }) {
 		t.Fatalf("no log line for the invalid container:\n%s", c.Agent.Output())
 	}
 	if !strings.Contains(c.Agent.Output(), "DMR") {
