@@ -268,7 +268,7 @@ int br_ingress4(struct __sk_buff *skb)
 	if (!p)
 		return drop(R_HELPER);
 	p->l3 = l3;
-	err = parse4(skb, p);
+	err = parse4(skb, p, 1);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed */
 		return reply(skb, p, err, 3, 5, 0, br_icmp_src(c), 0, 0);
 	if (err)
@@ -292,7 +292,7 @@ static __always_inline int br_local4(struct __sk_buff *skb, const struct xlat_co
 	daddr = bpf_ntohl(*(__be32 *)dst);
 	if (!lookup_v4(daddr))
 		return drop(R_LOCAL);
-	err = parse4(skb, p);
+	err = parse4(skb, p, 1);
 	if (err)
 		return drop(err);
 	fin_side(p, R_BR_4TO6, c->v6_ifindex, c->flags & CFG_V6_L3);

@@ -113,7 +113,7 @@ int ce_egress(struct __sk_buff *skb)
 	 * from.) */
 	if ((c->flags & CFG_V4_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
 		return drop(R_HELPER);
-	err = parse4(skb, p);
+	err = parse4(skb, p, 1);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed, into our stack */
 		return reply(skb, p, err, 3, 5, 0, DUMMY_V4, c->v4_ifindex, 1);
 	if (err)

@@ -156,7 +156,11 @@ static __always_inline struct pkt *pkt_get(void)
 	struct pkt *p = bpf_map_lookup_elem(&pkt_scratch, &zero);
 
 	if (p) {
-		__builtin_memset(p, 0, sizeof(*p));
+		/* Only the fields before the headers need to start at zero:
+		 * the headers are loaded, and what follows them (the packet
+		 * in error, the tail-call state) is written before it is
+		 * read. Zeroing all of it cost the fast path 40 stores. */
+		__builtin_memset(p, 0, __builtin_offsetof(struct pkt, ip4));
 		p->l3 = ETH_HLEN;
 	}
 	return p;
@@ -274,6 +278,8 @@ static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 	__u32 tot;
 	__u16 fo;
 
+	in->noport = 0;
+	in->frag = 0;
 	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((h->ver_ihl >> 4) != 4 || (h->ver_ihl & 0xf) < 5)
@@ -305,6 +311,8 @@ static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 {
 	struct iphdr6 *h = &in->ip6;
 
+	in->noport = 0;
+	in->frag = 0;
 	if (bpf_skb_load_bytes(skb, in->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
 	if ((bpf_ntohl(h->vtcfl) >> 28) != 6)
@@ -479,8 +487,10 @@ static __always_inline int ipv4_options(struct __sk_buff *skb, struct pkt *p, __
 	return 0;
 }
 
-/* parse4 validates an IPv4 header at p->l3 and the transport header. */
-static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
+/* parse4 validates an IPv4 header at p->l3 and the transport header;
+ * verify checks the header checksum, which a packet the local stack built
+ * or forwarded (the CE's egress) already has right. */
+static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int verify)
 {
 	struct iphdr4 *h = &p->ip4;
 	__s64 sum;
@@ -494,14 +504,14 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p)
 		return R_BAD_HEADER;
 	if ((h->ver_ihl & 0xf) < 5)
 		return R_BAD_HEADER;
-	sum = bpf_csum_diff(0, 0, (__be32 *)h, sizeof(*h), 0);
+	sum = verify ? bpf_csum_diff(0, 0, (__be32 *)h, sizeof(*h), 0) : 0;
 	if ((h->ver_ihl & 0xf) > 5) {
 		int err = ipv4_options(skb, p, &sum);
 
 		if (err)
 			return err;
 	}
-	if (csum_fold(sum) != 0)
+	if (verify && csum_fold(sum) != 0)
 		return R_BAD_HEADER;
 	tot = bpf_ntohs(h->tot_len);
 	if (tot < sizeof(*h) + p->optlen)

@@ -13,12 +13,16 @@
 
 #include "core.h"
 
-/* fin_set says how a packet translated by this program leaves. */
+/* fin_set says how a packet translated by this program leaves, with no
+ * TTL or MTU check (the callers that want one set it after). */
 static __always_inline void fin_set(struct pkt *p, enum reason xlat, __u8 how, __u32 ifindex)
 {
 	p->fin.xlat = xlat;
 	p->fin.how = how;
 	p->fin.ifindex = ifindex;
+	p->fin.ttl_check = 0;
+	p->fin.ttl = 0;
+	p->fin.mtu_check = 0;
 }
 
 /* fin_side is the redirect to one side's device: through the neighbour
