@@ -87,6 +87,39 @@ func (a *clsactAttachment) detach() error {
 	return nil
 }
 
+func (a *clsactAttachment) release() error {
+	a.h.Close()
+	return nil
+}
+
+// dropClsact removes our cls_bpf filter from a hook, left there by an
+// earlier run in clsact mode, once prog runs on the hook's TCX chain.
+func dropClsact(prog *ebpf.Program, ifindex int, ingress bool) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	parent := uint32(netlink.HANDLE_MIN_EGRESS)
+	if ingress {
+		parent = netlink.HANDLE_MIN_INGRESS
+	}
+	link := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifindex}}
+	filters, err := h.FilterList(link, parent)
+	if err != nil {
+		return
+	}
+	name := "mapt"
+	if info, _ := prog.Info(); info != nil {
+		name = "mapt-" + info.Name
+	}
+	for _, f := range filters {
+		if bf, ok := f.(*netlink.BpfFilter); ok && bf.Priority == clsactPrio && bf.Handle == clsactHandle && bf.Name == name {
+			h.FilterDel(bf)
+		}
+	}
+}
+
 // dropQdisc removes the clsact qdisc if we created it and no filter is
 // left on it.
 func (a *clsactAttachment) dropQdisc() {

@@ -25,7 +25,11 @@ const (
 
 // attachment is one program on one hook.
 type attachment interface {
+	// detach takes the program off the hook (and removes its pin).
 	detach() error
+	// release drops our handles and leaves the program on the hook when
+	// something else holds it there (a pin, a cls_bpf filter).
+	release() error
 }
 
 // AttachCE hooks the CE programs to its devices in the caller's network
@@ -58,10 +62,10 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
-	if err := t.attach(t.Prog4to6(), up.Index, false, mode); err != nil {
+	if err := t.attach(t.name4to6(), up.Index, false, mode); err != nil {
 		return fmt.Errorf("dataplane: attach ce: uplink %s egress: %w", uplink, err)
 	}
-	if err := t.attach(t.Prog6to4(), w.Index, true, mode); err != nil {
+	if err := t.attach(t.name6to4(), w.Index, true, mode); err != nil {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach ce: wan %s ingress: %w", wan, err)
 	}
@@ -108,15 +112,15 @@ func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
-	if err := t.attach(t.Prog6to4(), d6.Index, true, mode); err != nil {
+	if err := t.attach(t.name6to4(), d6.Index, true, mode); err != nil {
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v6dev, err)
 	}
-	if err := t.attach(t.Prog4to6(), d4.Index, true, mode); err != nil {
+	if err := t.attach(t.name4to6(), d4.Index, true, mode); err != nil {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v4dev, err)
 	}
 	if dl != nil {
-		if err := t.attach(t.coll.Programs["br_local"], dl.Index, false, mode); err != nil {
+		if err := t.attach("br_local", dl.Index, false, mode); err != nil {
 			t.Detach()
 			return fmt.Errorf("dataplane: attach br: local %s egress: %w", local, err)
 		}
@@ -150,14 +154,31 @@ func linkOf(i *net.Interface) (Link, error) {
 	return l, nil
 }
 
-func (t *Translator) attach(prog *ebpf.Program, ifindex int, ingress bool, mode AttachMode) error {
+// attach hooks the program name to a device. A pinned translator finds
+// its link of an earlier run in the pin directory: on the same hook it is
+// kept (its program replaced atomically when ours differs), elsewhere (a
+// device that went away) a new link replaces it. Whatever an earlier run
+// left on the other kind of hook (a cls_bpf filter when we attach with
+// TCX, a pinned link when with clsact) goes once ours is in place.
+func (t *Translator) attach(name string, ifindex int, ingress bool, mode AttachMode) error {
+	prog := t.coll.Programs[name]
+	if prog == nil {
+		return fmt.Errorf("no program %s in the %s object", name, t.mode)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	pin := ""
+	if t.pin != nil {
+		pin = t.pin.linkPath(name)
+	}
 	if mode == AttachAuto || mode == AttachTCX {
-		a, err := attachTCX(prog, ifindex, ingress)
+		a, err := attachTCX(prog, ifindex, ingress, pin)
 		if err == nil {
 			t.attached = append(t.attached, a)
 			t.attachMode = AttachTCX
+			if pin != "" {
+				dropClsact(prog, ifindex, ingress)
+			}
 			return nil
 		}
 		if mode == AttachTCX || !errors.Is(err, ebpf.ErrNotSupported) {
@@ -172,7 +193,25 @@ func (t *Translator) attach(prog *ebpf.Program, ifindex int, ingress bool, mode 
 	}
 	t.attached = append(t.attached, a)
 	t.attachMode = AttachClsact
+	if pin != "" {
+		dropPinnedLink(pin)
+	}
 	return nil
+}
+
+// name4to6 and name6to4 are the programs of Prog4to6 and Prog6to4.
+func (t *Translator) name4to6() string {
+	if t.mode == CE {
+		return "ce_egress"
+	}
+	return "br_ingress4"
+}
+
+func (t *Translator) name6to4() string {
+	if t.mode == CE {
+		return "ce_ingress"
+	}
+	return "br_ingress6"
 }
 
 // AttachMode reports how the programs are attached ("" when they are not).

@@ -47,6 +47,15 @@ type Translator struct {
 	attached   []attachment
 	attachMode AttachMode
 	closed     bool
+
+	// pin is where the translator is pinned (LoadPinned); nil when it
+	// lives only as long as this process's file descriptors.
+	pin *pinState
+	// awaitAttach is set while an adopted translator (AdoptKept) runs the
+	// configuration of the earlier run: a configuration without devices
+	// is not written until Attach supplies them, so that the live
+	// programs never see one.
+	awaitAttach bool
 }
 
 // Load loads the programs for cfg.Mode (without attaching them) and writes
@@ -58,49 +67,15 @@ func Load(cfg Config) (*Translator, error) {
 	if err := CheckKernel(); err != nil {
 		return nil, err
 	}
-	var (
-		spec *ebpf.CollectionSpec
-		err  error
-	)
-	if cfg.Mode == CE {
-		spec, err = loadCe()
-	} else {
-		spec, err = loadBr()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dataplane: load %s spec: %w", cfg.Mode, err)
-	}
-	names, err := reasonNames(spec)
-	if err != nil {
-		return nil, err
-	}
-	tails, err := tailNames(spec)
+	spec, names, tails, err := loadSpec(cfg.Mode)
 	if err != nil {
 		return nil, err
 	}
 	capacity := cfg.capacity()
-	for _, name := range ruleMaps {
-		m := spec.Maps[name]
-		m.MaxEntries = uint32(capacity)
-		if m.Type == ebpf.Hash && capacity <= preallocMax {
-			m.Flags &^= unix.BPF_F_NO_PREALLOC
-		}
-	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	sizeMaps(spec, capacity)
+	coll, err := newCollection(spec, cfg.Mode, tails)
 	if err != nil {
-		// A *ebpf.VerifierError inside carries the whole log (%+v).
-		return nil, fmt.Errorf("dataplane: load %s programs: %w", cfg.Mode, err)
-	}
-	for i, name := range tails {
-		prog := coll.Programs[name]
-		if prog == nil {
-			coll.Close()
-			return nil, fmt.Errorf("dataplane: tail call %d: no program %s in the %s object", i, name, cfg.Mode)
-		}
-		if err := coll.Maps["tails"].Put(uint32(i), prog); err != nil {
-			coll.Close()
-			return nil, fmt.Errorf("dataplane: tail call %s: %w", name, err)
-		}
+		return nil, err
 	}
 	t := &Translator{mode: cfg.Mode, coll: coll, names: names, cap: capacity, slot: 1}
 	t.tables = ruleTables{}
@@ -109,6 +84,66 @@ func Load(cfg Config) (*Translator, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// loadSpec reads the object for mode, with the names of its counters and
+// of its tail-call programs.
+func loadSpec(mode Mode) (spec *ebpf.CollectionSpec, names, tails []string, err error) {
+	if mode == CE {
+		spec, err = loadCe()
+	} else {
+		spec, err = loadBr()
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("dataplane: load %s spec: %w", mode, err)
+	}
+	if names, err = reasonNames(spec); err != nil {
+		return nil, nil, nil, err
+	}
+	if tails, err = tailNames(spec); err != nil {
+		return nil, nil, nil, err
+	}
+	if programVariant != "" {
+		for _, p := range spec.Programs {
+			p.Instructions = variantOf(p.Instructions)
+		}
+	}
+	return spec, names, tails, nil
+}
+
+// sizeMaps sets the rule maps' size, preallocated up to preallocMax.
+func sizeMaps(spec *ebpf.CollectionSpec, capacity int) {
+	for _, name := range ruleMaps {
+		m := spec.Maps[name]
+		m.MaxEntries = uint32(capacity)
+		if m.Type == ebpf.Hash && capacity <= preallocMax {
+			m.Flags &^= unix.BPF_F_NO_PREALLOC
+		} else if m.Type == ebpf.Hash {
+			m.Flags |= unix.BPF_F_NO_PREALLOC
+		}
+	}
+}
+
+// newCollection loads the programs and maps of spec and fills the
+// tail-call array.
+func newCollection(spec *ebpf.CollectionSpec, mode Mode, tails []string) (*ebpf.Collection, error) {
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	if err != nil {
+		// A *ebpf.VerifierError inside carries the whole log (%+v).
+		return nil, fmt.Errorf("dataplane: load %s programs: %w", mode, err)
+	}
+	for i, name := range tails {
+		prog := coll.Programs[name]
+		if prog == nil {
+			coll.Close()
+			return nil, fmt.Errorf("dataplane: tail call %d: no program %s in the %s object", i, name, mode)
+		}
+		if err := coll.Maps["tails"].Put(uint32(i), prog); err != nil {
+			coll.Close()
+			return nil, fmt.Errorf("dataplane: tail call %s: %w", name, err)
+		}
+	}
+	return coll, nil
 }
 
 // Mode reports whether this is a CE or a BR translator.
@@ -149,6 +184,13 @@ func (t *Translator) Update(cfg Config) error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.awaitAttach && cfg.IPv6Side.Ifindex == 0 {
+		// Adopted and not attached yet: the pinned configuration goes
+		// on until Attach brings the devices.
+		t.cfg = cfg
+		return nil
+	}
+	t.awaitAttach = false
 
 	m := t.coll.Maps
 	if err := putAll(m["rules_v6"], tables.v6); err != nil {
@@ -305,23 +347,14 @@ func (t *Translator) MapMemory() (uint64, error) {
 
 // Prog4to6 is the program translating IPv4 to IPv6 (CE: uplink egress;
 // BR: IPv4-side ingress).
-func (t *Translator) Prog4to6() *ebpf.Program {
-	if t.mode == CE {
-		return t.coll.Programs["ce_egress"]
-	}
-	return t.coll.Programs["br_ingress4"]
-}
+func (t *Translator) Prog4to6() *ebpf.Program { return t.coll.Programs[t.name4to6()] }
 
 // Prog6to4 is the program translating IPv6 to IPv4 (CE: WAN ingress; BR:
 // IPv6-side ingress).
-func (t *Translator) Prog6to4() *ebpf.Program {
-	if t.mode == CE {
-		return t.coll.Programs["ce_ingress"]
-	}
-	return t.coll.Programs["br_ingress6"]
-}
+func (t *Translator) Prog6to4() *ebpf.Program { return t.coll.Programs[t.name6to4()] }
 
-// Close detaches the programs and releases them and their maps. Closing
+// Close detaches the programs and releases them and their maps, and
+// removes the pins of a pinned translator: nothing of it is left. Closing
 // twice is harmless.
 func (t *Translator) Close() error {
 	err := t.Detach()
@@ -330,6 +363,33 @@ func (t *Translator) Close() error {
 	if !t.closed {
 		t.closed = true
 		t.coll.Close()
+		if t.pin != nil {
+			err = errors.Join(err, removePins(t.pin.dir))
+		}
 	}
 	return err
+}
+
+// LeaveInPlace releases this process's hold on the translator and leaves
+// it running: pinned links and maps stay in the BPF filesystem (a restart
+// adopts them with LoadPinned) and cls_bpf filters stay on their hooks.
+// An unpinned translator on TCX stops with its links. Closing afterwards
+// is harmless.
+func (t *Translator) LeaveInPlace() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	var errs []error
+	for _, a := range t.attached {
+		errs = append(errs, a.release())
+	}
+	t.attached = nil
+	t.coll.Close()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("dataplane: leave in place: %w", err)
+	}
+	return nil
 }
