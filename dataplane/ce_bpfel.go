@@ -221,7 +221,8 @@ const (
 	ceReasonR_ICMP_INNER    ceReason = 27
 	ceReasonR_ICMP_SENT     ceReason = 28
 	ceReasonR_ICMP_LIMITED  ceReason = 29
-	ceReasonR_MAX           ceReason = 30
+	ceReasonR_SRC_MARTIAN   ceReason = 30
+	ceReasonR_MAX           ceReason = 31
 )
 
 type ceRule struct {

@@ -684,3 +684,37 @@ func TestMeshAlias(t *testing.T) {
 	out = runCase(t, ce, "ce_ingress", in, actRedirect, "ce_6to4")
 	checkErr4(t, out, wantErr{osrc: meshAlias, odst: me, isrc: me, idst: meshAlias, typ: 3, code: 3, isport: our, idport: sport, fullInner: true})
 }
+
+// TestMartianSource: the BR discards IPv4 packets from sources a router
+// must not forward (RFC 7915 s4.1, RFC 1812 s5.3.7), silently and counted;
+// the addresses quoted inside an ICMP error are translated all the same.
+func TestMartianSource(t *testing.T) {
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 5)
+	br := load(t, brConfig())
+	for _, src := range []string{"0.1.2.3", "127.0.0.1", "224.0.0.5", "239.255.255.250", "240.0.0.1", "255.255.255.255"} {
+		t.Run(src, func(t *testing.T) {
+			in := pkt4(t, netip.MustParseAddr(src), me, l4{"udp", 53, our, 20}, nil)
+			runCase(t, br, "br_ingress4", in, actShot, "src_martian")
+		})
+	}
+	t.Run("edges are unicast", func(t *testing.T) {
+		for _, src := range []string{"1.0.0.1", "126.255.255.255", "128.0.0.1", "223.255.255.254"} {
+			in := pkt4(t, netip.MustParseAddr(src), me, l4{"udp", 53, our, 20}, nil)
+			runCase(t, br, "br_ingress4", in, actOK, "br_4to6")
+		}
+	})
+	t.Run("inside an icmp error", func(t *testing.T) {
+		lo := netip.MustParseAddr("127.0.0.1")
+		in := icmpErr4(t, serverV4, me, 3, 1, 0, inner4(t, me, lo, l4{"udp", our, 53, 20}, 0))
+		out := runCase(t, br, "br_ingress4", in, actOK, "br_4to6")
+		d, err := decodeL4(out)
+		if err != nil || !d.has(layers.LayerTypeICMPv6) || len(d.icmp6.Payload) < 44 {
+			t.Fatalf("not an ICMPv6 error: %v", err)
+		}
+		inner := d.icmp6.Payload[4:]
+		if got, want := netip.AddrFrom16([16]byte(inner[24:40])), mapt.Embed(dmr, lo); got != want {
+			t.Errorf("quoted destination %v, want %v", got, want)
+		}
+	})
+}

@@ -122,6 +122,18 @@ static __always_inline __u16 psid_of(__u16 port, __u8 k, __u8 m)
 
 /* ---- RFC 6052 embedding (DMR lengths 32..64 and 96, u-octet zero) ---- */
 
+/* v4_martian: an IPv4 source that RFC 1812 s5.3.7 says a router must not
+ * forward: "this network" (0/8), loopback (127/8), multicast, class E and
+ * the limited broadcast (224/3). RFC 7915 s4.1: the translator SHOULD
+ * silently discard such packets (the addresses inside an ICMP error are
+ * translated all the same, for troubleshooting). */
+static __always_inline int v4_martian(__u32 a)
+{
+	__u32 o = a >> 24;
+
+	return o == 0 || o == 127 || o >= 224;
+}
+
 /* dmr_match: inside the DMR, with the RFC 6052 u-octet (bits 64-71) zero. */
 static __always_inline int dmr_match(const struct xlat_config *c, __u64 hi, __u64 lo)
 {

@@ -203,6 +203,8 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 	err = br_ce4(daddr, p->dport, p->noport, p->frag == FRAG_LATER ? R_FRAG_MISS : R_PROTO, &o->dhi, &o->dlo);
 	if (err)
 		return drop(err);
+	if (v4_martian(bpf_ntohl(p->ip4.saddr)))
+		return drop(R_SRC_MARTIAN);
 	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o->shi, &o->slo);
 	if (!p->icmp_err) {
 		err = xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo);

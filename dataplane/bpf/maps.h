@@ -91,6 +91,7 @@ enum reason {
 	R_ICMP_INNER,        /* ICMP error whose quoted packet is not from/to the CE it concerns */
 	R_ICMP_SENT,         /* an ICMP error the translator sent itself (RFC 7915 s4.4, s5.4, RFC 7599 s8.2-8.3) */
 	R_ICMP_LIMITED,      /* an ICMP error the rate limit held back */
+	R_SRC_MARTIAN,       /* BR 4->6: source a router must not forward (0/8, 127/8, 224/3; RFC 7915 s4.1) */
 	R_MAX,
 };
 
