@@ -35,6 +35,12 @@ type Config struct {
 	LeaveInPlace   bool   // keep the kernel state on stop, for a restart
 	NoDefaultRoute bool   // do not install the IPv4 default route
 	AttachMode     string // "" (auto: TCX, else clsact), "tcx" or "clsact"
+	// PinRoot is where the translator is pinned, so that it keeps
+	// forwarding while the agent is away (killed, restarting, upgrading)
+	// and the next start adopts it: dataplane.DefaultPinRoot when empty,
+	// "-" for no pinning (the translator then ends with the process on
+	// TCX).
+	PinRoot string
 	// LowestIPv6MTU is RFC 7915 s4.1's lowest-ipv6-mtu: IPv4 packets with
 	// DF clear leave as IPv6 fragments of at most this size (0: 1280, the
 	// IPv6 minimum). Raise it where every IPv6 path to the BR and the
@@ -160,11 +166,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("agent: state dir: %w", err)
 	}
+	unlock, err := lockStateDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	k, wan, err := newKernel(cfg)
 	if err != nil {
 		return err
 	}
 	defer k.close()
+	release, err := claimWAN(wan, cfg.StatusSocket)
+	if err != nil {
+		return err
+	}
+	defer release()
 	cfg.WAN = wan
 	a := newAgent(cfg, k)
 	a.board.s.Source = "dhcpv6"

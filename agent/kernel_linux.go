@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -22,6 +23,9 @@ type linuxKernel struct {
 	// xl is the translator, attached to uplinkIndex and the WAN.
 	xl          *dataplane.Translator
 	uplinkIndex int
+	// pinDir is where xl is pinned ("" when it is not: no BPF filesystem,
+	// or Config.PinRoot "-").
+	pinDir string
 }
 
 func newKernel(cfg Config) (kernel, string, error) {
@@ -56,7 +60,25 @@ func newKernel(cfg Config) (kernel, string, error) {
 		return nil, "", fmt.Errorf("agent: %w", err)
 	}
 	cfg.WAN = wan
-	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l}, wan, nil
+	return &linuxKernel{cfg: cfg, log: cfg.Logger, h: h, nat: n, wan: l, pinDir: pinDir(cfg, wan)}, wan, nil
+}
+
+// pinDir prepares the pin root and returns the translator's directory
+// in it, or "" to run unpinned (said in the log: the translator then
+// stops with the agent).
+func pinDir(cfg Config, wan string) string {
+	root := cfg.PinRoot
+	switch root {
+	case "-":
+		return ""
+	case "":
+		root = dataplane.DefaultPinRoot
+	}
+	if err := dataplane.PreparePinRoot(root); err != nil {
+		cfg.Logger.Warn("translator not pinned: it will stop with the agent", "err", err)
+		return ""
+	}
+	return filepath.Join(root, dataplane.CEPinName(wan))
 }
 
 // uplinkMTU is the smaller of the WAN MTU and lowest-ipv6-mtu less 28
@@ -148,13 +170,27 @@ func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
 // applyTranslator loads and attaches the translator the first time, and
 // afterwards only rewrites its maps (atomically for the packets). A new
 // uplink device (another ifindex) or a forced re-apply re-attaches.
+//
+// A pinned translator is adopted where an earlier run (killed, or
+// stopped with LeaveInPlace) left it, and re-attaching it keeps it on its
+// hooks: neither a restart nor a forced re-apply interrupts the packets.
 func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) error {
 	if k.xl != nil && (force || uplinkIndex != k.uplinkIndex) {
-		k.xl.Close()
+		if k.pinDir != "" {
+			k.xl.LeaveInPlace() // adopted again below
+		} else {
+			k.xl.Close()
+		}
 		k.xl = nil
 	}
 	if k.xl == nil {
-		xl, err := dataplane.Load(k.translatorConfig(d))
+		var xl *dataplane.Translator
+		var err error
+		if k.pinDir != "" {
+			xl, err = dataplane.LoadPinned(k.translatorConfig(d), k.pinDir)
+		} else {
+			xl, err = dataplane.Load(k.translatorConfig(d))
+		}
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -162,7 +198,9 @@ func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) e
 			xl.Close()
 			return fmt.Errorf("agent: %w", err)
 		}
-		k.log.Info("translator attached", "mode", xl.AttachMode(), "uplink", k.cfg.Uplink, "wan", k.cfg.WAN)
+		adoption, why := xl.Adoption()
+		k.log.Info("translator attached", "mode", xl.AttachMode(), "uplink", k.cfg.Uplink, "wan", k.cfg.WAN,
+			"pinned", k.pinDir, "adoption", adoption, "why", why)
 		k.xl, k.uplinkIndex = xl, uplinkIndex
 		return nil
 	}
@@ -201,9 +239,14 @@ func (k *linuxKernel) counters() (map[string]uint64, string) {
 	return c, string(k.xl.AttachMode())
 }
 
-// close releases our handles. A translator still loaded stays attached
-// when it can outlive us (clsact filters); TCX links end with the process.
+// close releases our handles. A translator still loaded (LeaveInPlace)
+// stays attached when it can outlive us: pinned, or in clsact filters;
+// unpinned TCX links end with the process.
 func (k *linuxKernel) close() error {
+	if k.xl != nil {
+		k.xl.LeaveInPlace()
+		k.xl = nil
+	}
 	k.h.Close()
 	return k.nat.Close()
 }

@@ -182,7 +182,7 @@ func LoadPinned(cfg Config, dir string) (*Translator, error) {
 	old := openPins(dir, spec)
 	defer old.close()
 	capacity := cfg.capacity()
-	if n := old.capacity(); cfg.Capacity == 0 && n >= tables.size() {
+	if n := old.capacity(); cfg.Capacity == 0 && n > 0 && n >= tables.size() {
 		// Rules that still fit keep the maps they are in.
 		capacity = n
 	}

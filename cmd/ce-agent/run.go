@@ -33,6 +33,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.LeaveInPlace, "leave-in-place", false, "keep the kernel state when stopped, for a restart")
 	fs.BoolVar(&cfg.NoDefaultRoute, "no-default-route", false, "do not install the IPv4 default route through the uplink")
 	fs.StringVar(&cfg.AttachMode, "attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
+	fs.StringVar(&cfg.PinRoot, "pin-dir", dataplane.DefaultPinRoot, "directory on a BPF filesystem where the translator is pinned, so that it keeps forwarding while the agent is away and a restart adopts it (- for none)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logTime := fs.Bool("log-time", true, "timestamps on log lines (off under procd or netifd: syslog adds its own)")
 	fs.IntVar(&cfg.UplinkMTU, "uplink-mtu", 0, "cap the uplink MTU below min(WAN MTU, lowest-ipv6-mtu) - 28 (0: none)")
