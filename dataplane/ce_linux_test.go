@@ -427,7 +427,8 @@ func TestCounterNames(t *testing.T) {
 	}
 	for _, want := range []string{"ce_4to6", "ce_6to4", "br_4to6", "br_6to4", "br_hairpin", "pass", "src_not_ours",
 		"dst_port", "src_port", "src_addr", "src_unknown", "dst_no_ce", "bad_header", "truncated", "ipv4_options",
-		"ipv6_exthdr", "fragment", "proto", "icmp_type", "frag_miss", "too_big", "ttl_expired", "br_via_stack"} {
+		"ipv6_exthdr", "fragment", "proto", "icmp_type", "frag_miss", "too_big", "ttl_expired", "br_via_stack",
+		"icmp_inner", "icmp_sent", "icmp_limited", "src_martian"} {
 		if !slices.Contains(ceNames, want) {
 			t.Errorf("no counter %q in %v", want, ceNames)
 		}

@@ -39,6 +39,11 @@ type BR struct {
 	// clear are fragmented to in translation (RFC 7915 s4.1); default
 	// DefaultLowestIPv6MTU.
 	LowestIPv6MTU int
+	// ICMPRate (icmp-rate) bounds the ICMP errors the translator sends
+	// itself in place of packets it drops (RFC 7915 s4.4, s5.4; RFC 7599
+	// s8.3), per second and CPU; "off" (-1) sends none. Default
+	// DefaultICMPRate.
+	ICMPRate int
 	// Anycast (anycast) has the BR put its announcements in a kernel
 	// routing table while it is healthy, for a routing daemon to export
 	// (see relay/anycast).
@@ -77,6 +82,10 @@ const (
 // DefaultLowestIPv6MTU is RFC 7915 s4.1's default for lowest-ipv6-mtu: the
 // IPv6 minimum MTU, which every IPv6 path carries.
 const DefaultLowestIPv6MTU = 1280
+
+// DefaultICMPRate is the default icmp-rate, the translator's own (see
+// dataplane.DefaultICMPRate).
+const DefaultICMPRate = 100
 
 // Domain is one MAP domain and its DHCPv6 server settings.
 type Domain struct {
@@ -123,7 +132,7 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	p := parser{path: path}
-	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics, LowestIPv6MTU: DefaultLowestIPv6MTU}}
+	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics, LowestIPv6MTU: DefaultLowestIPv6MTU, ICMPRate: DefaultICMPRate}}
 	if top == nil {
 		return nil, &Error{Path: path, Line: 1, Err: errors.New("empty file: want a domains list")}
 	}
@@ -331,6 +340,21 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 			}
 			if br.LowestIPv6MTU < 1280 {
 				return p.errf(v, field, "%d is below the IPv6 minimum MTU 1280", br.LowestIPv6MTU)
+			}
+			return nil
+		case "icmp-rate":
+			var r string
+			if err := p.str(v, field, &r); err != nil {
+				return err
+			}
+			n, err := strconv.ParseUint(r, 10, 32)
+			switch {
+			case r == "off":
+				br.ICMPRate = -1
+			case err != nil || n == 0 || n > 1000000:
+				return p.errf(v, field, "%q: want errors per second and CPU (1-1000000) or off", r)
+			default:
+				br.ICMPRate = int(n)
 			}
 			return nil
 		case "anycast":

@@ -254,7 +254,7 @@ func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
 		if !ok {
 			i = len(out)
 			index[d.DMR] = i
-			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU, ICMPSource: icmpSource(f)})
+			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU, ICMPSource: icmpSource(f), ICMPRate: f.BR.ICMPRate})
 		}
 		out[i].FMRs = append(out[i].FMRs, d.Rules...)
 	}

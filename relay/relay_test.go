@@ -27,4 +27,9 @@ func TestTranslatorConfigs(t *testing.T) {
 	if cfgs[0].DMR.String() != "2001:db8:ffff::/64" || len(cfgs[0].FMRs) != 1 || cfgs[1].DMR.String() != "64:ff9b::/96" || len(cfgs[1].FMRs) != 2 {
 		t.Fatalf("grouping: %+v", cfgs)
 	}
+	for _, c := range cfgs {
+		if c.ICMPRate != 20 || c.LowestIPv6MTU != 1400 || c.ICMPSource.String() != "198.51.100.1" {
+			t.Errorf("br settings not passed on: rate %d, lowest-ipv6-mtu %d, icmp source %v", c.ICMPRate, c.LowestIPv6MTU, c.ICMPSource)
+		}
+	}
 }
