@@ -326,4 +326,3 @@ func (r *Relay) serveMetrics(addr string) (func(), error) {
 		srv.Shutdown(ctx)
 	}, nil
 }
-
