@@ -2,6 +2,7 @@ package bench
 
 import (
 	"net/netip"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -21,6 +22,11 @@ func bins(t *testing.T) string {
 func TestSmoke(t *testing.T) {
 	testenv.Require(t, "ip", "iperf3", "tayga", "nft", "kea-dhcp6", "tcpdump", "ping", "ss")
 	cfg := Config{Bin: bins(t), Duration: time.Second, Reps: 1, Logf: t.Logf}
+	// With perf, the profiles too (not required: not every machine has
+	// it).
+	if _, err := exec.LookPath("perf"); err == nil {
+		cfg.Profile = true
+	}
 	paths := UpAll(t, cfg)
 	if len(paths) != len(Variants) {
 		t.Fatalf("%d paths, want %d", len(paths), len(Variants))
@@ -43,6 +49,12 @@ func TestSmoke(t *testing.T) {
 			}
 			if q, ok := res.Ratio(p.Variant, f); !ok || q <= 0 {
 				t.Errorf("%s %s: no ratio to %s", p.Variant, f.Name, res.Variants[0])
+			}
+			if !cfg.Profile || !f.UDP {
+				continue
+			}
+			if pr, ok := res.Profile(p.Variant, f); !ok || pr.PathNS <= 0 || pr.Packets <= 0 || len(pr.Symbols) == 0 {
+				t.Errorf("%s %s: profile %+v", p.Variant, f.Name, pr)
 			}
 		}
 	}
@@ -92,7 +104,7 @@ func checkWire(t *testing.T, p *Path) {
 	if !ok {
 		t.Fatalf("%s: no UDP in %v", p.Variant, pkts[0])
 	}
-	if src.Is6() && (udp.SrcPort < 55296 || udp.SrcPort > 57343) {
+	if p.PortSet && (udp.SrcPort < 55296 || udp.SrcPort > 57343) {
 		t.Fatalf("%s: source port %d outside CE 11b's port set 55296-57343", p.Variant, udp.SrcPort)
 	}
 }

@@ -50,7 +50,7 @@ func (r *Results) Chart() *image.RGBA {
 	fill(img, image.Rect(left, top+plotH, left+plotW, top+plotH+1), black)
 
 	// Legend, top right.
-	lx := w - right - 3*150
+	lx := w - right - len(r.Variants)*150
 	for i, v := range r.Variants {
 		x := lx + i*150
 		fill(img, image.Rect(x, 72, x+20, 92), palette(i))
@@ -61,6 +61,11 @@ func (r *Results) Chart() *image.RGBA {
 	groupW := (plotW - groupGap*(n+1)) / n
 	nv := max(len(r.Variants), 1)
 	barW := (groupW - barGapInGroup*(nv-1)) / nv
+	// Labels over narrow bars (many variants) in the small font.
+	ls := scale
+	if textWidth("100%", scale) > barW+barGapInGroup {
+		ls = 1
+	}
 	for gi, f := range Figures {
 		gx := left + groupGap + gi*(groupW+groupGap)
 		for vi, v := range r.Variants {
@@ -79,8 +84,8 @@ func (r *Results) Chart() *image.RGBA {
 			if ly < top-30 {
 				ly = top - 30
 			}
-			drawText(img, x+(barW-textWidth(pct, scale))/2, ly, pct, scale, black)
-			drawText(img, x+(barW-textWidth(raw, scale))/2, ly+18, raw, scale, black)
+			drawText(img, x+(barW-textWidth(pct, ls))/2, ly, pct, ls, black)
+			drawText(img, x+(barW-textWidth(raw, ls))/2, ly+9*ls, raw, ls, black)
 		}
 		name := strings.ToUpper(f.Name)
 		unit := "(" + strings.ToUpper(f.Unit) + ")"
@@ -105,10 +110,10 @@ func (r *Results) baseline() string {
 	return r.Variants[0]
 }
 
-// palette gives variant i its colour: grey for the baseline, then blue
-// and orange.
+// palette gives variant i its colour: grey for the baseline, then green,
+// purple, blue and orange.
 func palette(i int) color.RGBA {
-	p := []color.RGBA{{150, 150, 150, 255}, {31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}}
+	p := []color.RGBA{{150, 150, 150, 255}, {44, 160, 44, 255}, {148, 103, 189, 255}, {31, 119, 180, 255}, {255, 127, 14, 255}}
 	return p[i%len(p)]
 }
 

@@ -41,6 +41,14 @@ type Results struct {
 	Variants []string `json:"variants"`
 	// Samples[variant][figure name] lists one sample per repetition.
 	Samples map[string]map[string][]Sample `json:"samples"`
+	// Load is the machine's 1-minute load average at the start of each
+	// repetition, CPUs its number of cores: the machine is shared.
+	Load []float64 `json:"load,omitempty"`
+	CPUs int       `json:"cpus,omitempty"`
+	// Profiles, when taken, one per UDP figure and variant, each the
+	// sum of ProfileRuns runs.
+	Profiles    []Profile `json:"profiles,omitempty"`
+	ProfileRuns int       `json:"profile_runs,omitempty"`
 }
 
 // Add records a sample.
@@ -103,34 +111,202 @@ func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 	return v.Value / base.Value, true
 }
 
-// Markdown renders the results as a table: one row per figure, for each
-// variant its median with the range of the samples (UDP: and the median
-// run's loss) and its ratio to the baseline (see Ratio).
-func (r *Results) Markdown() string {
-	var b strings.Builder
-	runs := fmt.Sprintf("median of %d runs of %s each", r.Reps, r.Duration)
-	if r.Reps == 1 {
-		runs = fmt.Sprintf("one run of %s", r.Duration)
+// Targets are issue 15's: the median ratio of TargetVariant to the
+// baseline each figure must reach.
+var Targets = map[string]float64{
+	"TCP c1 -> s":      0.95,
+	"TCP s -> c1":      0.95,
+	"UDP 64 B c1 -> s": 0.90,
+	"UDP 64 B s -> c1": 0.90,
+}
+
+// TargetVariant is the variant the targets are for.
+const TargetVariant = "map-t"
+
+// RatioRange is Ratio with the smallest and largest per-run ratio (all
+// three the ratio of the medians when the runs are not paired).
+func (r *Results) RatioRange(variant string, f Figure) (lo, med, hi float64, ok bool) {
+	med, ok = r.Ratio(variant, f)
+	if !ok {
+		return 0, 0, 0, false
 	}
-	fmt.Fprintf(&b, "Linux %s, %s; %s.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), runs)
-	b.WriteString("| figure |")
-	for i, v := range r.Variants {
-		fmt.Fprintf(&b, " %s |", v)
-		if i > 0 {
-			fmt.Fprintf(&b, " %s / %s |", v, r.Variants[0])
+	lo, hi = med, med
+	bs, vs := r.Samples[r.Variants[0]][f.Name], r.Samples[variant][f.Name]
+	if len(bs) > 0 && len(bs) == len(vs) {
+		for i := range bs {
+			q := vs[i].Value / bs[i].Value
+			lo, hi = min(lo, q), max(hi, q)
 		}
+	}
+	return lo, med, hi, true
+}
+
+// Markdown renders the results: Summary, then the top kernel symbols of
+// each profile and what grew from one variant to the next.
+func (r *Results) Markdown() string {
+	return r.summary(true)
+}
+
+// Summary renders the ratio table (the attribution: each variant adds a
+// part), the targets, the measured figures, the per-packet cost and,
+// when profiles were taken, the path's CPU time per packet by part.
+func (r *Results) Summary() string {
+	return r.summary(false)
+}
+
+func (r *Results) summary(symbols bool) string {
+	var b strings.Builder
+	runs := fmt.Sprintf("%d runs of %s each per figure and variant, interleaved", r.Reps, r.Duration)
+	if r.Reps == 1 {
+		runs = fmt.Sprintf("one run of %s per figure and variant", r.Duration)
+	}
+	fmt.Fprintf(&b, "Linux %s, %s; %s%s.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), runs, r.loadNote())
+	if len(r.Variants) > 1 {
+		fmt.Fprintf(&b, "Ratio to %s, measured in the same run: median (min-max) of the per-run ratios, each run against the %s run just before it.\n\n", r.Variants[0], r.Variants[0])
+		b.WriteString(r.ratioTable())
+		if t := r.targets(); t != "" {
+			b.WriteString("\n" + t)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Measured: median (min-max) over the runs; UDP: the median run's loss.\n\n")
+	b.WriteString(r.valueTable())
+	if c := r.addedCost(); c != "" {
+		b.WriteString("\n" + c)
+	}
+	if len(r.Profiles) > 0 {
+		b.WriteString("\n" + r.profileNote() + "\n\n")
+		if symbols {
+			b.WriteString(r.profileMarkdown())
+		} else {
+			for _, f := range Figures {
+				var ps []Profile
+				for _, v := range r.Variants {
+					if p, ok := r.Profile(v, f); ok {
+						ps = append(ps, p)
+					}
+				}
+				if len(ps) > 0 {
+					fmt.Fprintf(&b, "%s, CPU ns per packet on the path by part:\n\n%s\n", f.Name, r.partsTable(ps))
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// loadNote says how loaded the machine was at the start of the runs.
+func (r *Results) loadNote() string {
+	var l []float64
+	for _, x := range r.Load {
+		if x >= 0 {
+			l = append(l, x)
+		}
+	}
+	if len(l) == 0 {
+		return ""
+	}
+	cpus := ""
+	if r.CPUs > 0 {
+		cpus = fmt.Sprintf(" on %d cores", r.CPUs)
+	}
+	return fmt.Sprintf("; 1-minute load average at the start of each run %.1f-%.1f%s", slices.Min(l), slices.Max(l), cpus)
+}
+
+func (r *Results) profileNote() string {
+	runs := "one extra UDP run"
+	if r.ProfileRuns > 1 {
+		runs = fmt.Sprintf("%d extra UDP runs", r.ProfileRuns)
+	}
+	return "Profiles (`perf record -e cpu-clock -a -g`, " + runs + " per figure and variant after the measured ones): " +
+		"the path is the sending process and ksoftirqd (veth forwards in the sender's softirq, so CE, switch, BR and the " +
+		"server's stack all run there), self time per packet sent, in ns; other load is the share of the machine's CPU " +
+		"time that other tasks used meanwhile."
+}
+
+// ratioTable has one row per variant: the baseline's medians, then each
+// variant's ratio to them.
+func (r *Results) ratioTable() string {
+	var b strings.Builder
+	b.WriteString("| variant |")
+	for _, f := range Figures {
+		fmt.Fprintf(&b, " %s |", f.Name)
+	}
+	b.WriteString(" adds |\n|---|")
+	for range Figures {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|\n")
+	for i, v := range r.Variants {
+		fmt.Fprintf(&b, "| %s |", v)
+		for _, f := range Figures {
+			if i == 0 {
+				if m, ok := r.Median(v, f); ok {
+					fmt.Fprintf(&b, " %s %s |", formatValue(m.Value), f.Unit)
+				} else {
+					b.WriteString(" - |")
+				}
+				continue
+			}
+			lo, med, hi, ok := r.RatioRange(v, f)
+			switch {
+			case !ok:
+				b.WriteString(" - |")
+			case lo == hi:
+				fmt.Fprintf(&b, " %.2f |", med)
+			default:
+				fmt.Fprintf(&b, " %.2f (%.2f-%.2f) |", med, lo, hi)
+			}
+		}
+		fmt.Fprintf(&b, " %s |\n", Describe[v])
+	}
+	return b.String()
+}
+
+// targets says whether TargetVariant met each target, when it was
+// measured.
+func (r *Results) targets() string {
+	if !slices.Contains(r.Variants[1:], TargetVariant) {
+		return ""
+	}
+	var parts []string
+	for _, f := range Figures {
+		want, ok := Targets[f.Name]
+		if !ok {
+			continue
+		}
+		lo, med, hi, ok := r.RatioRange(TargetVariant, f)
+		if !ok {
+			continue
+		}
+		verdict := "met"
+		if med < want {
+			verdict = "not met"
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f-%.2f), target %.2f: %s", f.Name, med, lo, hi, want, verdict))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Targets (issue 15; %s / %s, median of the runs): %s.\n", TargetVariant, r.Variants[0], strings.Join(parts, "; "))
+}
+
+// valueTable has one row per variant: each figure's median (min-max)
+// and, for UDP, the median run's loss.
+func (r *Results) valueTable() string {
+	var b strings.Builder
+	b.WriteString("| variant |")
+	for _, f := range Figures {
+		fmt.Fprintf(&b, " %s (%s) |", f.Name, f.Unit)
 	}
 	b.WriteString("\n|---|")
-	for i := range r.Variants {
+	for range Figures {
 		b.WriteString("---:|")
-		if i > 0 {
-			b.WriteString("---:|")
-		}
 	}
 	b.WriteString("\n")
-	for _, f := range Figures {
-		fmt.Fprintf(&b, "| %s (%s) |", f.Name, f.Unit)
-		for i, v := range r.Variants {
+	for _, v := range r.Variants {
+		fmt.Fprintf(&b, "| %s |", v)
+		for _, f := range Figures {
 			m, ok := r.Median(v, f)
 			switch {
 			case !ok:
@@ -140,18 +316,8 @@ func (r *Results) Markdown() string {
 			default:
 				fmt.Fprintf(&b, " %s%s |", formatValue(m.Value), r.spread(v, f))
 			}
-			if i > 0 {
-				if q, ok := r.Ratio(v, f); ok {
-					fmt.Fprintf(&b, " %.2f |", q)
-				} else {
-					b.WriteString(" - |")
-				}
-			}
 		}
 		b.WriteString("\n")
-	}
-	if c := r.addedCost(); c != "" {
-		b.WriteString("\n" + c)
 	}
 	return b.String()
 }

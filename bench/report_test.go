@@ -85,14 +85,22 @@ func TestMedianRatio(t *testing.T) {
 }
 
 func TestMarkdown(t *testing.T) {
-	md := sampleResults().Markdown()
+	r := sampleResults()
+	r.Load, r.CPUs = []float64{1.5, 0.25, 3}, 2
+	md := r.Markdown()
 	for _, want := range []string{
-		"Linux 6.18.0, 2026-11-26 11:00 UTC; median of 3 runs of 5s each.",
-		"| figure | plain | map-t | map-t / plain | tayga | tayga / plain |",
-		"|---|---:|---:|---:|---:|---:|",
-		"| TCP c1 -> s (Gbit/s) | 20.0 (10.0-30.0) | 10.0 (5.00-15.0) | 0.50 | 2.00 (1.00-3.00) | 0.15 |",
-		"| TCP s -> c1 (Gbit/s) | - | - | - | - | - |",
-		"| UDP 64 B c1 -> s (kpps) | 300 (200-400), loss 10% | 150 (100-300), loss 20% | 0.75 | 60.0 (50.0-70.0), loss 10% | 0.20 |",
+		"Linux 6.18.0, 2026-11-26 11:00 UTC; 3 runs of 5s each per figure and variant, interleaved; 1-minute load average at the start of each run 0.2-3.0 on 2 cores.",
+		"| variant | TCP c1 -> s | TCP s -> c1 | UDP 64 B c1 -> s | UDP 64 B s -> c1 | adds |",
+		"|---|---:|---:|---:|---:|---|",
+		"| plain | 20.0 Gbit/s | - | 300 kpps | - | " + Describe["plain"] + " |",
+		// Per-run ratios 15/30, 5/10, 10/20; 100/400, 300/300, 150/200.
+		"| map-t | 0.50 | - | 0.75 (0.25-1.00) | - | " + Describe["map-t"] + " |",
+		"| tayga | 0.15 (0.03-0.20) | - | 0.20 (0.12-0.35) | - | " + Describe["tayga"] + " |",
+		"Targets (issue 15; map-t / plain, median of the runs): TCP c1 -> s 0.50 (0.50-0.50), target 0.95: not met; UDP 64 B c1 -> s 0.75 (0.25-1.00), target 0.90: not met.",
+		"| variant | TCP c1 -> s (Gbit/s) | TCP s -> c1 (Gbit/s) | UDP 64 B c1 -> s (kpps) | UDP 64 B s -> c1 (kpps) |",
+		"| plain | 20.0 (10.0-30.0) | - | 300 (200-400), loss 10% | - |",
+		"| map-t | 10.0 (5.00-15.0) | - | 150 (100-300), loss 20% | - |",
+		"| tayga | 2.00 (1.00-3.00) | - | 60.0 (50.0-70.0), loss 10% | - |",
 	} {
 		if !strings.Contains(md, want+"\n") {
 			t.Errorf("table lacks line %q:\n%s", want, md)
@@ -101,6 +109,47 @@ func TestMarkdown(t *testing.T) {
 	// The sample runs all lost packets: no per-packet cost is derived.
 	if strings.Contains(md, "Time per packet") {
 		t.Errorf("per-packet cost from lossy runs:\n%s", md)
+	}
+	// No profiles, no profile section; the summary is then the whole.
+	if strings.Contains(md, "Profiles") || r.Summary() != md {
+		t.Errorf("profile section without profiles:\n%s", md)
+	}
+	// A target met says so.
+	r.Samples["map-t"][Figures[0].Name] = r.Samples["plain"][Figures[0].Name]
+	if md := r.Markdown(); !strings.Contains(md, "TCP c1 -> s 1.00 (1.00-1.00), target 0.95: met;") {
+		t.Errorf("target met not reported:\n%s", md)
+	}
+	// Without the target variant, no targets line.
+	r.Variants = []string{"plain", "tayga"}
+	if md := r.Markdown(); strings.Contains(md, "Targets") {
+		t.Errorf("targets without %s:\n%s", TargetVariant, md)
+	}
+	// One run: no ranges.
+	one := &Results{Kernel: "6.18.0", Duration: time.Second, Reps: 1, Variants: []string{"plain", "map-t"}}
+	one.Add("plain", Figures[0], Sample{Value: 10})
+	one.Add("map-t", Figures[0], Sample{Value: 9})
+	for _, want := range []string{"one run of 1s per figure and variant.", "| map-t | 0.90 | - | - | - |", "| map-t | 9.00 | - | - | - |"} {
+		if md := one.Markdown(); !strings.Contains(md, want) {
+			t.Errorf("one run: no %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestSelectVariants(t *testing.T) {
+	vs, err := SelectVariants([]string{"map-t", "nft"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(VariantNames(vs), " "); got != "plain nft map-t" {
+		t.Errorf("selected %q, want the baseline first, in the order of Variants", got)
+	}
+	if _, err := SelectVariants([]string{"nosuch"}); err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Errorf("unknown variant: %v", err)
+	}
+	for _, v := range Variants {
+		if Describe[v.Name] == "" {
+			t.Errorf("variant %s has no description", v.Name)
+		}
 	}
 }
 
@@ -177,7 +226,7 @@ func TestChart(t *testing.T) {
 func TestFontCoversChart(t *testing.T) {
 	r := sampleResults()
 	texts := []string{"MAP-T HEADLINE BENCHMARK - LINUX " + r.Kernel, "RATIO TO (MEDIAN OF 3 PAIRED RUNS OF 5S), RAW MEDIAN BELOW", "0123456789%.-"}
-	texts = append(texts, r.Variants...)
+	texts = append(texts, VariantNames(Variants)...)
 	for _, f := range Figures {
 		texts = append(texts, f.Name, "("+f.Unit+")")
 	}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,16 @@ type Config struct {
 	Reps     int           // repetitions of each measurement
 	Variants []Variant     // default: Variants
 	Logf     func(format string, args ...any)
+	// Profile: after the measured repetitions, one more UDP run of each
+	// figure and variant under `perf record -e cpu-clock -a -g` (see
+	// Profile). Needs perf.
+	Profile bool
+	// ProfileRuns is the number of profiled runs of each figure and
+	// variant, merged (default 1).
+	ProfileRuns int
+	// PerfDir keeps the perf.data files there; empty: a temporary
+	// directory, removed.
+	PerfDir string
 }
 
 // Run brings every variant up (in its own namespaces, all at once), then
@@ -71,11 +82,12 @@ func MeasureAll(paths []*Path, c Config) (*Results, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Results{Kernel: kernel(), Date: time.Now().UTC(), Duration: c.Duration.Truncate(time.Second), Reps: c.Reps}
+	r := &Results{Kernel: kernel(), Date: time.Now().UTC(), Duration: c.Duration.Truncate(time.Second), Reps: c.Reps, CPUs: runtime.NumCPU()}
 	for _, p := range paths {
 		r.Variants = append(r.Variants, p.Variant)
 	}
 	for rep := 1; rep <= c.Reps; rep++ {
+		r.Load = append(r.Load, loadAverage())
 		for _, f := range Figures {
 			for _, p := range paths {
 				s, err := Measure(p, f, c.Duration)
@@ -87,11 +99,30 @@ func MeasureAll(paths []*Path, c Config) (*Results, error) {
 				if f.UDP {
 					loss = fmt.Sprintf(" (loss %.0f%%)", 100*s.Loss)
 				}
-				c.Logf("bench: run %d/%d %-18s %-6s %8s %s%s", rep, c.Reps, f.Name, p.Variant, formatValue(s.Value), f.Unit, loss)
+				c.Logf("bench: run %d/%d %-18s %-7s %8s %s%s", rep, c.Reps, f.Name, p.Variant, formatValue(s.Value), f.Unit, loss)
 			}
 		}
 	}
+	if c.Profile {
+		if err := profileAll(r, paths, c); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// iperfArgs is the iperf3 client's command line for a figure.
+func iperfArgs(f Figure, secs int) []string {
+	args := []string{"iperf3", "-c", testenv.SeedServer, "-J", "--connect-timeout", "5000", "-t", strconv.Itoa(secs)}
+	if f.Reverse {
+		args = append(args, "-R")
+	}
+	if f.UDP {
+		args = append(args, "-u", "-l", "64", "-b", "0")
+	} else if secs >= 3 {
+		args = append(args, "-O", "1")
+	}
+	return args
 }
 
 // Measure runs iperf3 for one figure across the path. TCP: the receiver's
@@ -100,19 +131,10 @@ func MeasureAll(paths []*Path, c Config) (*Results, error) {
 // the packets that reached the receiving namespace's eth0 per second, and
 // the fraction of those sent that did not.
 func Measure(p *Path, f Figure, d time.Duration) (Sample, error) {
-	secs := int(d / time.Second)
-	args := []string{"iperf3", "-c", testenv.SeedServer, "-J", "--connect-timeout", "5000", "-t", strconv.Itoa(secs)}
-	if f.Reverse {
-		args = append(args, "-R")
-	}
+	args := iperfArgs(f, int(d/time.Second))
 	receiver := p.Server
 	if f.Reverse {
 		receiver = p.Client
-	}
-	if f.UDP {
-		args = append(args, "-u", "-l", "64", "-b", "0")
-	} else if secs >= 3 {
-		args = append(args, "-O", "1")
 	}
 	before, err := rxPackets(receiver)
 	if err != nil {
@@ -157,6 +179,23 @@ func rxPackets(ns *testenv.NS) (uint64, error) {
 		return 0, fmt.Errorf("bench: %s rx_packets %q: %w", ns.Short, out, err)
 	}
 	return n, nil
+}
+
+// loadAverage is the machine's 1-minute load average, or -1.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // kernel is the running kernel's release.

@@ -2,12 +2,15 @@ package bench
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/mapt-go/mapt/lab"
+	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/nat"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -23,6 +26,11 @@ type Path struct {
 	// between CE and BR: CE 11b's MAP address and s in the DMR (or
 	// tayga's prefix) when translated, IPv4 addresses otherwise.
 	WANSource, WANDest string
+	// PortSet: c1's packets leave the CE with a source port of CE 11b's
+	// port set (55296-57343), not wherever masquerade put them.
+	PortSet bool
+	// iperf is the iperf3 server on Server.
+	iperf *testenv.Proc
 }
 
 // Variant is one data path under test.
@@ -34,11 +42,59 @@ type Variant struct {
 }
 
 // Variants are the paths of the headline benchmark; the first is the
-// baseline.
+// baseline. The first four add one part of MAP-T's CE at a time on the
+// same topology (issue 15, attribution): plain routing and masquerade,
+// then our nftables table in place of masquerade, then the uplink TUN
+// device between LAN and WAN, then the translators of CE and BR.
 var Variants = []Variant{
 	{Name: "plain", Up: UpPlain},
+	{Name: "nft", Up: UpNFT},
+	{Name: "nft+tun", Up: UpNFTTUN},
 	{Name: "map-t", Up: UpMAPT},
 	{Name: "tayga", Up: UpTayga},
+}
+
+// Describe says, for the report, what each variant adds to the one before
+// it (or what it is).
+var Describe = map[string]string{
+	"plain":   "IPv4 routing, CE masquerades onto its WAN address",
+	"nft":     "our nftables table (nat package: port-set slots, guard, MSS clamp) instead of masquerade",
+	"nft+tun": "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects to and from the WAN, no translation",
+	"map-t":   "+ the translators (CE and BR): our MAP-T, zero-touch lab",
+	"tayga":   "tayga (userspace SIIT over TUN) as both translators",
+}
+
+// VariantNames lists the names of vs.
+func VariantNames(vs []Variant) []string {
+	var n []string
+	for _, v := range vs {
+		n = append(n, v.Name)
+	}
+	return n
+}
+
+// SelectVariants returns the variants named (in the order of Variants),
+// and an error for a name that is not one. The baseline comes first
+// whether named or not: the ratios need it.
+func SelectVariants(names []string) ([]Variant, error) {
+	want := map[string]bool{Variants[0].Name: true}
+	for _, n := range names {
+		found := false
+		for _, v := range Variants {
+			found = found || v.Name == n
+		}
+		if !found {
+			return nil, fmt.Errorf("bench: no variant %q (have %s)", n, strings.Join(VariantNames(Variants), ", "))
+		}
+		want[n] = true
+	}
+	var out []Variant
+	for _, v := range Variants {
+		if want[v.Name] {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // CE 11b's binding in the seed domain (lab.DomainYAML): the tayga variant
@@ -54,6 +110,10 @@ const (
 	taygaPrefix = "2001:db8:64::/96"
 	// mss is what MAP-T's CE clamps to: uplink MTU 1480 - 40.
 	mss = "1440"
+	// uplinkName and uplinkMTU are ce-agent's uplink device
+	// (agent.DefaultUplink) and its MTU on the lab's 1500-byte WAN.
+	uplinkName = "mapt0"
+	uplinkMTU  = 1480
 )
 
 // UpPlain is the baseline: the seed's topology routing IPv4 end to end.
@@ -63,10 +123,8 @@ func UpPlain(t testenv.T, _ string) *Path {
 	t.Helper()
 	testenv.Require(t, "iperf3", "nft")
 	s := testenv.NewSeed(t)
-	s.BR.Addr("eth0", "198.51.100.1/24")
-	s.CE11b.Addr("wan", "198.51.100.11/24")
+	plainWAN(s)
 	s.CE11b.Route("default", "via", "198.51.100.1")
-	s.S.Route("198.51.100.0/24", "via", "203.0.113.1")
 	nft(t, s.CE11b, s.Lab.Dir(), `table ip bench {
 	chain post {
 		type nat hook postrouting priority srcnat;
@@ -75,6 +133,72 @@ func UpPlain(t testenv.T, _ string) *Path {
 }
 `)
 	return ready(t, &Path{Variant: "plain", Client: s.C1, Server: s.S, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer})
+}
+
+// plainWAN gives the switch segment plain's IPv4 addresses and routes.
+func plainWAN(s *testenv.Seed) {
+	s.BR.Addr("eth0", "198.51.100.1/24")
+	s.CE11b.Addr("wan", "198.51.100.11/24")
+	s.S.Route("198.51.100.0/24", "via", "203.0.113.1")
+}
+
+// ce11bNAT is MAP-T's CE 11b NAT configuration (nat.FromBinding of its
+// binding: one shared address, ports 55296-57343, so the mesh chains too)
+// on another uplink and address.
+func ce11bNAT(uplink string, addr netip.Addr) nat.Config {
+	return nat.Config{Uplink: uplink, Addr: netip.PrefixFrom(addr, 32), Ports: []mapt.PortRange{{First: 55296, Last: 57343}},
+		MTU: uplinkMTU, MeshAlias: nat.MeshAlias}
+}
+
+// applyNAT programs a nat table into ns, as ce-agent does.
+func applyNAT(t testenv.T, ns *testenv.NS, cfg nat.Config) {
+	t.Helper()
+	n, err := nat.Open(int(ns.Handle()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := n.Apply(cfg); err != nil {
+		t.Fatalf("bench: %s: %v", ns.Short, err)
+	}
+}
+
+// UpNFT is plain with our nftables table (package nat, the table
+// ce-agent programs) in place of masquerade: the CE NATs its LAN into
+// CE 11b's port set on its WAN address and clamps the MSS to 1440; no
+// uplink device, no translation.
+func UpNFT(t testenv.T, _ string) *Path {
+	t.Helper()
+	testenv.Require(t, "iperf3")
+	s := testenv.NewSeed(t)
+	plainWAN(s)
+	s.CE11b.Route("default", "via", "198.51.100.1")
+	applyNAT(t, s.CE11b, ce11bNAT("wan", netip.MustParseAddr("198.51.100.11")))
+	return ready(t, &Path{Variant: "nft", Client: s.C1, Server: s.S, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer, PortSet: true})
+}
+
+// UpNFTTUN is nft with MAP-T's uplink: a TUN device "mapt0" (MTU 1480,
+// CE 11b's IPv4 address 192.0.2.8, the IPv4 default route) as ce-agent
+// creates it, our table on it, and TC programs moving IPv4 between it and
+// the WAN untranslated (see attachUplink). The WAN keeps 198.51.100.11
+// for its neighbours; a second default route via the BR, on the WAN, is
+// what bpf_redirect_neigh's route lookup (bound to the WAN) finds. The BR
+// routes 192.0.2.8 to the CE.
+func UpNFTTUN(t testenv.T, _ string) *Path {
+	t.Helper()
+	testenv.Require(t, "iperf3")
+	s := testenv.NewSeed(t)
+	plainWAN(s)
+	ce := s.CE11b
+	ce.MustExec("ip", "tuntap", "add", "dev", uplinkName, "mode", "tun")
+	ce.MustExec("ip", "link", "set", "dev", uplinkName, "mtu", fmt.Sprint(uplinkMTU), "up")
+	ce.Addr(uplinkName, ce11bIPv4+"/32")
+	ce.Route("default", "dev", uplinkName, "src", ce11bIPv4)
+	ce.Route("default", "via", "198.51.100.1", "dev", "wan", "metric", "100")
+	s.BR.Route(ce11bIPv4+"/32", "via", "198.51.100.11")
+	applyNAT(t, ce, ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4)))
+	attachUplink(t, ce, uplinkName, "wan")
+	return ready(t, &Path{Variant: "nft+tun", Client: s.C1, Server: s.S, BR: s.BR, WANSource: ce11bIPv4, WANDest: testenv.SeedServer, PortSet: true})
 }
 
 // UpMAPT is our MAP-T: the lab of package lab (Kea, br, zero-touch
@@ -86,7 +210,7 @@ func UpMAPT(t testenv.T, bin string) *Path {
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return ready(t, &Path{Variant: "map-t", Client: l.C1, Server: l.S, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138"})
+	return ready(t, &Path{Variant: "map-t", Client: l.C1, Server: l.S, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138", PortSet: true})
 }
 
 // UpTayga puts tayga (userspace SIIT over TUN) in place of both
@@ -122,7 +246,7 @@ func UpTayga(t testenv.T, _ string) *Path {
 	s.BR.Route("192.0.2.0/24", "dev", "nat64")
 	s.BR.Route(taygaPrefix, "dev", "nat64")
 	s.BR.Route(ce11bPrefix, "via", testenv.SeedCE11bWAN)
-	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138"})
+	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138", PortSet: true})
 }
 
 // startTayga creates tayga's TUN device "nat64" in ns (persistent, so it
@@ -156,7 +280,7 @@ func nft(t testenv.T, ns *testenv.NS, dir, ruleset string) {
 // and the server listens.
 func ready(t testenv.T, p *Path) *Path {
 	t.Helper()
-	p.Server.Start("iperf3", "-s", "-B", testenv.SeedServer)
+	p.iperf = p.Server.Start("iperf3", "-s", "-B", testenv.SeedServer)
 	var last string
 	ok := testenv.WaitFor(15*time.Second, func() bool {
 		out, err := p.Client.Exec("ping", "-c", "1", "-W", "1", testenv.SeedServer)

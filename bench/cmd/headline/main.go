@@ -1,7 +1,9 @@
 // Command headline runs the project's headline benchmark (`make bench`):
 // TCP and small-packet UDP across the seed's topology through plain IPv4
-// routing, our MAP-T (CE + BR) and tayga, interleaved in one run, and
-// writes the table, the chart and every sample (JSON) to bench/results/
+// routing, the parts of MAP-T's CE added one at a time (our nftables
+// table, the uplink TUN device), our MAP-T (CE + BR) and tayga,
+// interleaved in one run, then profiles each UDP figure with perf, and
+// writes the tables, the chart and every sample (JSON) to bench/results/
 // (see package bench).
 package main
 
@@ -11,7 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mapt-go/mapt/bench"
@@ -22,9 +26,13 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with ce-agent and br")
 	out := flag.String("out", "bench/results", "directory for latest.md, latest.png and latest.json (every sample)")
 	dur := flag.Duration("t", 5*time.Second, "length of each measurement (whole seconds)")
-	reps := flag.Int("reps", 3, "repetitions of each measurement (the median is reported)")
+	reps := flag.Int("reps", 5, "repetitions of each measurement (the median is reported)")
 	from := flag.String("from", "", "measure nothing: render the results of an earlier run (its latest.json)")
 	readme := flag.String("readme", "", "also put the table into this file, between "+bench.ReadmeBegin+" and "+bench.ReadmeEnd)
+	variants := flag.String("variants", "", "comma-separated variants to run (the baseline always runs; default: all of "+strings.Join(bench.VariantNames(bench.Variants), ",")+")")
+	profile := flag.Bool("profile", true, "profile one more UDP run of each variant with perf (skipped when perf is missing)")
+	profileRuns := flag.Int("profile-runs", 1, "profiled UDP runs of each variant and figure, merged")
+	perfDir := flag.String("perf-dir", "", "keep the perf.data files in this directory")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -49,7 +57,17 @@ func main() {
 			r.Fatalf("bench: %s: %v", *from, err)
 		}
 	} else {
-		res, err = bench.Run(r, bench.Config{Bin: abs, Duration: *dur, Reps: *reps, Logf: r.Logf})
+		cfg := bench.Config{Bin: abs, Duration: *dur, Reps: *reps, Logf: r.Logf, Profile: *profile, ProfileRuns: *profileRuns, PerfDir: *perfDir}
+		if *variants != "" {
+			if cfg.Variants, err = bench.SelectVariants(strings.Split(*variants, ",")); err != nil {
+				r.Fatal(err)
+			}
+		}
+		if _, err := exec.LookPath("perf"); err != nil && cfg.Profile {
+			r.Logf("bench: perf not found (Debian package linux-perf): no profiles")
+			cfg.Profile = false
+		}
+		res, err = bench.Run(r, cfg)
 		if err != nil {
 			r.Fatal(err)
 		}
@@ -78,7 +96,7 @@ func main() {
 		if err != nil {
 			r.Fatal(err)
 		}
-		updated, err := bench.ReplaceMarked(string(doc), bench.ReadmeBegin, bench.ReadmeEnd, res.Markdown()+"\n")
+		updated, err := bench.ReplaceMarked(string(doc), bench.ReadmeBegin, bench.ReadmeEnd, res.Summary()+"\n")
 		if err != nil {
 			r.Fatalf("%s: %v", *readme, err)
 		}
@@ -92,7 +110,15 @@ func main() {
 
 const legend = `- plain: IPv4 routing of the same topology, no translation; CE 11b
   masquerades its LAN onto its WAN address (198.51.100.11) like a home
-  router, the BR routes. The limit this machine allows.
+  router (conntrack, NAT), the BR routes. The limit this machine allows.
+- nft: plain with our nftables table (package nat, as ce-agent programs
+  it for CE 11b: slots over the port set 55296-57343, guard, MSS clamp to
+  1440, mesh chains) on the WAN in place of masquerade.
+- nft+tun: nft with ce-agent's uplink: a TUN device mapt0 (MTU 1480,
+  192.0.2.8, the IPv4 default route) holds the table, and two TC programs
+  (TCX) move IPv4 between it and the WAN untranslated with the helpers
+  the translator uses (bpf_skb_change_head + bpf_redirect_neigh out,
+  bpf_redirect into the uplink's ingress back).
 - map-t: our ce-agent (nftables SNAT into the port set + TC-eBPF
   translator) and br, provisioned zero-touch by Kea as in ` + "`make demo`" + `.
 - tayga: tayga 0.9.2 (userspace SIIT over TUN) as both translators: the CE
@@ -109,10 +135,14 @@ const legend = `- plain: IPv4 routing of the same topology, no translation; CE 1
   packets sent that did not. veth forwards in the sender's softirq, so at
   0 % loss the rate is what one core does with the whole path charged to
   it: the per-packet cost of the path.
-- Each variant runs in its own namespaces of the same topology, all three
-  up at once, and the measurements are interleaved (plain, map-t, tayga,
-  plain, ...). Cells: median (min-max) of the runs; a ratio is the median
-  of the per-run ratios (each run against the plain run measured just
-  before it). The machine is shared, so raw numbers move with its load;
-  the ratios are the figures to compare.
+- Each variant runs in its own namespaces of the same topology, all up at
+  once, and the measurements are interleaved (plain, nft, nft+tun, map-t,
+  tayga, plain, ...). A ratio is the median (min-max) of the per-run
+  ratios (each run against the plain run measured just before it). The
+  machine is shared, so raw numbers move with its load; the ratios are
+  the figures to compare.
+- Profiles: perf record -e cpu-clock -a -g (no hardware counters here)
+  during one more UDP run of each figure and variant; self time of the
+  sending process and ksoftirqd per packet sent, grouped by the functions'
+  names (bench.Parts).
 `

@@ -1,0 +1,368 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Profile is where the CPU time went during one UDP run of a variant,
+// from `perf record -e cpu-clock -a -g` over the whole machine (no
+// hardware counters on these machines: cpu-clock samples the running
+// task at 4 kHz on every core). The run is an extra one, after the
+// measured repetitions, so that the figures are not taken under perf.
+//
+// veth hands every packet on in the sender's softirq, so the whole path
+// (LAN, CE, switch, BR, server) runs in the sending process's context or,
+// when the softirq is deferred, in ksoftirqd: that is the path's time.
+// The receiving process's own time and everything else on the machine
+// are kept apart.
+type Profile struct {
+	Variant string `json:"variant"`
+	Figure  string `json:"figure"`
+	// Packets is the number of datagrams the sender sent.
+	Packets int64 `json:"packets"`
+	// PathNS is the CPU time of the sending process and of ksoftirqd;
+	// ReceiverNS the receiving process's; OtherNS every other task's
+	// (other users of the machine); IdleNS the idle tasks'.
+	PathNS     int64 `json:"path_ns"`
+	ReceiverNS int64 `json:"receiver_ns"`
+	OtherNS    int64 `json:"other_ns"`
+	IdleNS     int64 `json:"idle_ns"`
+	// Parts is PathNS by part (see Parts), self time.
+	Parts map[string]int64 `json:"parts"`
+	// Symbols are the path's symbols with the most self time, most
+	// first.
+	Symbols []Symbol `json:"symbols"`
+}
+
+// Symbol is one function's self time on the path.
+type Symbol struct {
+	Name   string `json:"name"`
+	Kernel bool   `json:"kernel,omitempty"`
+	NS     int64  `json:"ns"`
+}
+
+// Part is a group of functions the path's time is split into.
+type Part struct {
+	Key, Title string
+	match      func(sym string) bool
+}
+
+func hasPrefix(sym string, prefixes ...string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(sym, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Parts, in report order; a kernel symbol belongs to the first that
+// matches, else to "kernel"; user-space time is "user".
+var Parts = []Part{
+	{"bpf-prog", "BPF programs", func(s string) bool { return hasPrefix(s, "bpf_prog_") }},
+	{"bpf-helpers", "BPF helpers, TC hooks", func(s string) bool {
+		return !hasPrefix(s, "bpf_lsm_") && hasPrefix(s, "bpf_", "__bpf_", "___bpf_", "skb_do_redirect", "tcx_", "sch_handle_",
+			"tcf_classify", "cls_bpf", "htab_", "__htab_", "trie_lookup", "array_map_", "percpu_array_")
+	}},
+	{"nftables", "nftables rules", func(s string) bool { return hasPrefix(s, "nft_", "__nft_", "nf_tables_") }},
+	{"netfilter", "conntrack, NAT, hooks", func(s string) bool {
+		return hasPrefix(s, "nf_", "__nf_", "ipv4_confirm", "ipv4_conntrack", "hash_conntrack", "l4proto_manip_pkt",
+			"udp_manip_pkt", "tcp_manip_pkt", "icmp_manip_pkt", "resolve_normal_ct", "init_conntrack", "get_l4proto") ||
+			strings.Contains(s, "conntrack")
+	}},
+	{"qdisc", "qdisc", func(s string) bool {
+		return hasPrefix(s, "pfifo", "fq_codel", "__qdisc", "qdisc_", "sch_direct_xmit", "dev_qdisc_enqueue", "__dev_xmit_skb", "net_tx_action")
+	}},
+	{"tun", "TUN device", func(s string) bool { return hasPrefix(s, "tun_") }},
+	{"ipv6", "IPv6 stack", func(s string) bool {
+		return hasPrefix(s, "ip6", "ipv6_", "__ip6", "fib6_", "rt6_", "icmp6", "icmpv6_", "ndisc_", "inet6_", "udpv6_", "__udp6", "udp6_")
+	}},
+	{"kernel", "rest of the kernel", nil},
+	{"user", "user space", nil},
+}
+
+// partOf names the part a symbol's time belongs to.
+func partOf(sym string, kernel bool) string {
+	if !kernel {
+		return "user"
+	}
+	for _, p := range Parts {
+		if p.match != nil && p.match(sym) {
+			return p.Key
+		}
+	}
+	return "kernel"
+}
+
+// perfRow is one line of `perf report --sort pid,dso,sym -F
+// period,sample,pid,dso,sym -t '|'`.
+type perfRow struct {
+	NS     int64 // sum of the cpu-clock periods: nanoseconds
+	PID    int
+	Comm   string
+	Kernel bool
+	Sym    string
+}
+
+// parsePerfReport reads perf report's separated output (see perfRow).
+func parsePerfReport(out []byte) ([]perfRow, error) {
+	var rows []perfRow
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<16), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.SplitN(line, "|", 5)
+		if len(f) != 5 {
+			return nil, fmt.Errorf("bench: perf report line %q: want 5 fields", line)
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("bench: perf report line %q: period: %w", line, err)
+		}
+		pidComm := strings.TrimSpace(f[2])
+		pidStr, comm, ok := strings.Cut(pidComm, ":")
+		if !ok {
+			return nil, fmt.Errorf("bench: perf report line %q: pid %q", line, pidComm)
+		}
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil {
+			return nil, fmt.Errorf("bench: perf report line %q: pid: %w", line, err)
+		}
+		sym := strings.TrimSpace(f[4])
+		kernel := strings.HasPrefix(sym, "[k] ")
+		if i := strings.Index(sym, "] "); strings.HasPrefix(sym, "[") && i > 0 {
+			sym = sym[i+2:]
+		}
+		rows = append(rows, perfRow{NS: ns, PID: pid, Comm: comm, Kernel: kernel, Sym: sym})
+	}
+	return rows, sc.Err()
+}
+
+// maxSymbols is how many of the path's symbols a Profile keeps.
+const maxSymbols = 60
+
+// newProfile sorts perf's rows into the path (sender and ksoftirqd),
+// the receiver, idle and everything else, and the path's time into
+// parts and symbols.
+func newProfile(rows []perfRow, sender, receiver int) Profile {
+	p := Profile{Parts: map[string]int64{}}
+	syms := map[Symbol]int64{}
+	for _, r := range rows {
+		switch {
+		case r.PID == sender || strings.HasPrefix(r.Comm, "ksoftirqd/"):
+			p.PathNS += r.NS
+			p.Parts[partOf(r.Sym, r.Kernel)] += r.NS
+			syms[Symbol{Name: r.Sym, Kernel: r.Kernel}] += r.NS
+		case r.PID == receiver:
+			p.ReceiverNS += r.NS
+		case r.PID == 0:
+			p.IdleNS += r.NS
+		default:
+			p.OtherNS += r.NS
+		}
+	}
+	for s, ns := range syms {
+		s.NS = ns
+		p.Symbols = append(p.Symbols, s)
+	}
+	p.sortSymbols()
+	return p
+}
+
+func (p *Profile) sortSymbols() {
+	slices.SortFunc(p.Symbols, func(a, b Symbol) int {
+		if c := cmp.Compare(b.NS, a.NS); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+}
+
+// add merges the profile of another run of the same figure and variant.
+func (p *Profile) add(q Profile) {
+	p.Packets += q.Packets
+	p.PathNS += q.PathNS
+	p.ReceiverNS += q.ReceiverNS
+	p.OtherNS += q.OtherNS
+	p.IdleNS += q.IdleNS
+	if p.Parts == nil {
+		p.Parts = map[string]int64{}
+	}
+	for k, v := range q.Parts {
+		p.Parts[k] += v
+	}
+	idx := map[Symbol]int{}
+	for i, s := range p.Symbols {
+		idx[Symbol{Name: s.Name, Kernel: s.Kernel}] = i
+	}
+	for _, s := range q.Symbols {
+		if i, ok := idx[Symbol{Name: s.Name, Kernel: s.Kernel}]; ok {
+			p.Symbols[i].NS += s.NS
+		} else {
+			p.Symbols = append(p.Symbols, s)
+		}
+	}
+	p.sortSymbols()
+}
+
+// trim keeps the maxSymbols symbols with the most time.
+func (p *Profile) trim() {
+	if len(p.Symbols) > maxSymbols {
+		p.Symbols = p.Symbols[:maxSymbols]
+	}
+}
+
+// perPacket is ns of CPU per packet sent.
+func (p Profile) perPacket(ns int64) float64 {
+	if p.Packets <= 0 {
+		return 0
+	}
+	return float64(ns) / float64(p.Packets)
+}
+
+func (p Profile) total() int64 { return p.PathNS + p.ReceiverNS + p.OtherNS + p.IdleNS }
+
+// otherShare is the share of the machine's CPU time other tasks used.
+func (p Profile) otherShare() float64 {
+	if p.total() <= 0 {
+		return 0
+	}
+	return float64(p.OtherNS) / float64(p.total())
+}
+
+// Profile returns the profile of a variant's figure, if one was taken.
+func (r *Results) Profile(variant string, f Figure) (Profile, bool) {
+	for _, p := range r.Profiles {
+		if p.Variant == variant && p.Figure == f.Name {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}
+
+// profileMarkdown renders, for each UDP figure profiled, the path's CPU
+// time per packet by part for every variant, each variant's top kernel
+// symbols, and the symbols that grew most from the variant before.
+func (r *Results) profileMarkdown() string {
+	if len(r.Profiles) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, f := range Figures {
+		if !f.UDP {
+			continue
+		}
+		var ps []Profile
+		for _, v := range r.Variants {
+			if p, ok := r.Profile(v, f); ok {
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "#### %s: CPU time per packet by part\n\n", f.Name)
+		b.WriteString(r.partsTable(ps))
+		fmt.Fprintf(&b, "\nTop kernel symbols, self time as a share of the path's (%s):\n\n", f.Name)
+		for _, p := range ps {
+			fmt.Fprintf(&b, "- %s: %s\n", p.Variant, topKernel(p, 8))
+		}
+		fmt.Fprintf(&b, "\nLargest increases over the variant before, ns per packet (%s):\n\n", f.Name)
+		for i := 1; i < len(ps); i++ {
+			fmt.Fprintf(&b, "- %s over %s: %s\n", ps[i].Variant, ps[i-1].Variant, increases(ps[i-1], ps[i], 6))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// partsTable is the table of the path's time per packet by part, one row
+// per profile.
+func (r *Results) partsTable(ps []Profile) string {
+	var b strings.Builder
+	b.WriteString("| variant | path ns/packet |")
+	for _, pt := range Parts {
+		fmt.Fprintf(&b, " %s |", pt.Title)
+	}
+	b.WriteString(" other load |\n|---|---:|")
+	for range Parts {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---:|\n")
+	for _, p := range ps {
+		fmt.Fprintf(&b, "| %s | %.0f |", p.Variant, p.perPacket(p.PathNS))
+		for _, pt := range Parts {
+			if ns := p.Parts[pt.Key]; ns > 0 {
+				fmt.Fprintf(&b, " %.0f |", p.perPacket(ns))
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		if p.total() > 0 {
+			fmt.Fprintf(&b, " %.0f%% |\n", 100*p.otherShare())
+		} else {
+			b.WriteString(" - |\n")
+		}
+	}
+	return b.String()
+}
+
+// topKernel lists a profile's n kernel symbols with the most self time.
+func topKernel(p Profile, n int) string {
+	var parts []string
+	for _, s := range p.Symbols {
+		if !s.Kernel {
+			continue
+		}
+		if len(parts) == n {
+			break
+		}
+		parts = append(parts, fmt.Sprintf("`%s` %.1f%%", s.Name, 100*float64(s.NS)/float64(max(p.PathNS, 1))))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// increases lists the n kernel symbols whose time per packet grew most
+// from a to b (symbols a does not list count as zero there).
+func increases(a, b Profile, n int) string {
+	before := map[string]float64{}
+	for _, s := range a.Symbols {
+		if s.Kernel {
+			before[s.Name] = a.perPacket(s.NS)
+		}
+	}
+	type d struct {
+		name string
+		ns   float64
+	}
+	var ds []d
+	for _, s := range b.Symbols {
+		if s.Kernel {
+			ds = append(ds, d{s.Name, b.perPacket(s.NS) - before[s.Name]})
+		}
+	}
+	slices.SortStableFunc(ds, func(x, y d) int { return cmp.Compare(y.ns, x.ns) })
+	var out []string
+	for _, x := range ds {
+		if len(out) == n || x.ns < 1 {
+			break
+		}
+		out = append(out, fmt.Sprintf("`%s` %+.0f", x.name, x.ns))
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ", ")
+}
