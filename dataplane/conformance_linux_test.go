@@ -229,6 +229,13 @@ func TestAllProtocols(t *testing.T) {
 			checkRaw(t, out, srvMAP, ceBinding.MAPAddress, pr.num, sback, pr.csumOff)
 		})
 	}
+	// RFC 7915 s4.2: IGMP is single-hop, silently dropped even where
+	// any other protocol would pass by address.
+	t.Run("igmp", func(t *testing.T) {
+		body := []byte{0x16, 0, 0xfa, 0x04, 239, 1, 2, 3}
+		runCase(t, full, "ce_egress", rawPkt(t, fme, serverV4, 2, body, -1), actShot, "proto")
+		runCase(t, br, "br_ingress4", rawPkt(t, serverV4, fme, 2, body, -1), actShot, "proto")
+	})
 	t.Run("gre fragments, full address", func(t *testing.T) {
 		body := l4Body(0, 0, 4, 100)
 		// The Fragment Header after the IPv6 header: next header,
@@ -563,6 +570,13 @@ func TestOwnErrors(t *testing.T) {
 		in = pkt4(t, serverV4, me, l4{"udp", 53, our, 1000}, route)
 		out = runCase(t, br, "br_ingress4", in, actRedirect, "ipv4_options", "icmp_sent")
 		checkReply(t, in, out, icmpSrc, serverV4, 3, 5, 0, 576)
+	})
+	t.Run("never about a later fragment", func(t *testing.T) {
+		in := pkt4(t, serverV4, me, l4{"udp", 53, our, 20}, func(ip *layers.IPv4) {
+			route(ip)
+			ip.FragOffset = 100
+		})
+		runCase(t, br, "br_ingress4", in, actShot, "ipv4_options")
 	})
 	t.Run("never about an icmp error", func(t *testing.T) {
 		in := icmpErr6(t, my6, srvMAP, 1, 4, 0, inner6(t, srvMAP, my6, l4{"udp", 53, bad, 30}, 0))

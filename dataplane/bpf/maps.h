@@ -20,6 +20,7 @@
 
 #define IPPROTO_HOPOPTS 0
 #define IPPROTO_ICMP 1
+#define IPPROTO_IGMP 2
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 #define IPPROTO_DCCP 33
@@ -79,7 +80,7 @@ enum reason {
 	R_IPV4_OPTIONS,      /* IPv4 unexpired source route, or options on an ICMP error */
 	R_IPV6_EXTHDR,       /* IPv6 routing header with segments left, extension header after a fragment header, ... */
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
-	R_PROTO,             /* transport protocol without ports where the mapping needs them */
+	R_PROTO,             /* protocol not translated: without ports where the mapping needs them, IGMP, ICMPv6 in IPv4 */
 	R_ICMP_TYPE,         /* ICMP type RFC 7915 says to drop */
 	R_UDP_ZERO_CSUM,     /* UDP without checksum we cannot complete (IPv6, fragment, > 2048 bytes) */
 	R_HELPER,            /* a BPF helper failed (no room, ...) */

@@ -521,7 +521,8 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int veri
 	p->l4 = p->l3 + sizeof(*h) + p->optlen;
 	p->l4len = tot - sizeof(*h) - p->optlen;
 	p->proto = h->protocol;
-	if (p->proto == IPPROTO_ICMPV6)
+	/* RFC 7915 s4.2: IGMP is single-hop and SHOULD be silently dropped. */
+	if (p->proto == IPPROTO_ICMPV6 || p->proto == IPPROTO_IGMP)
 		return R_PROTO;
 	fo = bpf_ntohs(h->frag_off);
 	if (fo & (IP_MF | IP_OFFMASK)) {

@@ -10,7 +10,8 @@
  * header moves behind them, the result is cut to the ICMP size limit and
  * sent back out of the device it came in on (or into the CE's stack).
  * Rate-limited per CPU (xlat_config.icmp_gap_ns); never about an ICMP
- * error, a GSO packet, or to a multicast or unspecified source.
+ * error, a GSO packet or a later IPv4 fragment, or to a multicast or
+ * unspecified source.
  */
 #ifndef MAPT_REPLY_H
 #define MAPT_REPLY_H
@@ -115,7 +116,8 @@ static __always_inline int icmp4_reply(struct __sk_buff *skb, const struct xlat_
 	__u16 cs;
 	int err;
 
-	if (p->icmp_err || skb->gso_size || (dst >> 28) >= 0xe || dst == 0)
+	/* RFC 1812 s4.3.2.7: no error about a fragment other than the first. */
+	if (p->icmp_err || skb->gso_size || (dst >> 28) >= 0xe || dst == 0 || (bpf_ntohs(p->ip4.frag_off) & IP_OFFMASK))
 		return drop(reason);
 	if (!icmp_allowed(c))
 		return drop(reason);
