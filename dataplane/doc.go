@@ -26,11 +26,13 @@
 //	n, err := t.Counters()  // per-reason packet counts, summed over CPUs
 //	t.Close()               // detaches, then frees programs and maps
 //
-// A BR attaches with AttachBR(ipv6Side, ipv4Side, mode) and, for its own
-// ICMP errors, AttachBRLocal(tunDevice, mode). AttachMode reports "tcx" or
-// "clsact"; only our own hooks are added and removed (cls_bpf filters are
-// ours by priority and handle, and are replaced when a restarted agent
-// attaches again).
+// A BR attaches with AttachBR(ipv6Side, ipv4Side, local, mode), where local
+// is the TUN device for its own ICMP errors and for packets its stack
+// fragments (or "" for none). AttachMode reports "tcx" or "clsact"; only
+// our own hooks are added and removed (cls_bpf filters are ours by
+// priority and handle, and are replaced when a restarted agent attaches
+// again). LoadPinned keeps programs, maps and TCX links in the BPF
+// filesystem, so that a restarted agent or BR adopts them without a gap.
 //
 // The binding and DMR sit in a two-slot array: Update writes the idle slot
 // whole and then flips the active index. Rules live in LPM tries keyed on
