@@ -34,7 +34,7 @@ import (
 
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/mapt"
-	"github.com/mapt-go/mapt/provision"
+	"github.com/mapt-go/mapt/s46"
 )
 
 // Options tune the generated configuration.
@@ -322,15 +322,15 @@ func ceOptions(d domainfile.Domain, own mapt.Rule) []Option {
 			rules = append(rules, r)
 		}
 	}
-	out := []Option{rawContainer(provision.NewMAPTContainer(mapt.Domain{Name: d.Name, DMR: d.DMR, Rules: rules}))}
+	out := []Option{rawContainer(s46.NewMAPTContainer(mapt.Domain{Name: d.Name, DMR: d.DMR, Rules: rules}))}
 	if d.Kea.MAPEBR.IsValid() {
 		out = append(out, mapeContainer(rules, d.Kea.MAPEBR))
 	}
 	return out
 }
 
-func rawContainer(c *provision.Container) Option {
-	name := map[int]string{int(provision.OptionS46ContMAPE): "s46-cont-mape", int(provision.OptionS46ContMAPT): "s46-cont-mapt"}[int(c.Kind)]
+func rawContainer(c *s46.Container) Option {
+	name := map[int]string{int(s46.OptionContMAPE): "s46-cont-mape", int(s46.OptionContMAPT): "s46-cont-mapt"}[int(c.Kind)]
 	return Option{Space: "dhcp6", Name: name, Code: int(c.Kind), CSVFormat: new(bool), Data: fmt.Sprintf("%X", c.ToBytes())}
 }
 
@@ -338,11 +338,11 @@ func rawContainer(c *provision.Container) Option {
 // rules: MAP-E shares MAP-T's rules and names a BR address instead of a
 // DMR (s4.2).
 func mapeContainer(rules []mapt.Rule, br netip.Addr) Option {
-	c := &provision.Container{Kind: provision.OptionS46ContMAPE}
+	c := &s46.Container{Kind: s46.OptionContMAPE}
 	for _, r := range rules {
-		c.Options = append(c.Options, provision.NewRuleOption(r))
+		c.Options = append(c.Options, s46.NewRuleOption(r))
 	}
-	c.Options = append(c.Options, &provision.BROption{Addr: br})
+	c.Options = append(c.Options, &s46.BROption{Addr: br})
 	return rawContainer(c)
 }
 
@@ -382,8 +382,8 @@ func commonOptions(k domainfile.Kea) []Option {
 // MAP-E, DS-Lite in that order.
 func Priority(k domainfile.Kea) []uint16 {
 	codes := map[string]uint16{
-		domainfile.MechMAPT:   uint16(provision.OptionS46ContMAPT),
-		domainfile.MechMAPE:   uint16(provision.OptionS46ContMAPE),
+		domainfile.MechMAPT:   uint16(s46.OptionContMAPT),
+		domainfile.MechMAPE:   uint16(s46.OptionContMAPE),
 		domainfile.MechDSLite: optionAFTRName,
 	}
 	order := k.Priority
@@ -443,12 +443,12 @@ func colonHex(b []byte) string {
 // built by our own RFC 7598 encoder.
 func containerOptions(d mapt.Domain) []Option {
 	if len(d.Rules) > 1 {
-		return []Option{rawContainer(provision.NewMAPTContainer(d))}
+		return []Option{rawContainer(s46.NewMAPTContainer(d))}
 	}
 	r := d.Rules[0]
 	flags := 0
 	if r.FMR {
-		flags = 1 // RFC 7598 s4.1: F is the low bit (Kea's manual says 128; it is wrong)
+		flags = s46.FlagFMR // RFC 7598 s4.1: F is the low bit (Kea's manual says 128; it is wrong)
 	}
 	return []Option{
 		{Name: "s46-cont-mapt"},

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mapt-go/mapt/domainfile"
 	"github.com/mapt-go/mapt/mapt"
-	"github.com/mapt-go/mapt/provision"
+	"github.com/mapt-go/mapt/s46"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -112,7 +112,7 @@ func rule(t *testing.T, s string) mapt.Rule {
 }
 
 // decode reads a raw container option back with our RFC 7598 decoder.
-func decode(t *testing.T, o Option) *provision.Container {
+func decode(t *testing.T, o Option) *s46.Container {
 	t.Helper()
 	if o.CSVFormat == nil || *o.CSVFormat || o.Space != "dhcp6" {
 		t.Fatalf("not a raw option: %+v", o)
@@ -121,7 +121,7 @@ func decode(t *testing.T, o Option) *provision.Container {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := provision.ParseContainer(dhcpv6.OptionCode(o.Code), raw)
+	c, err := s46.ParseContainer(dhcpv6.OptionCode(o.Code), raw)
 	if err != nil {
 		t.Fatalf("%s: %v", o.Name, err)
 	}
@@ -348,9 +348,9 @@ func TestProduction(t *testing.T) {
 	rules := 0
 	for _, o := range mape.Options {
 		switch o := o.(type) {
-		case *provision.BROption:
+		case *s46.BROption:
 			br = o.Addr
-		case *provision.RuleOption:
+		case *s46.RuleOption:
 			rules++
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6/server6"
 	"github.com/insomniacslk/dhcp/iana"
 
+	"github.com/mapt-go/mapt/s46"
+	"github.com/mapt-go/mapt/s46/s46test"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -249,7 +251,7 @@ func grant(req *dhcpv6.Message, p string, t1, t2, pref, valid time.Duration, ext
 }
 
 func seedContainer(t testing.TB) dhcpv6.Option {
-	return &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, keaSeedOption95)[4:]}
+	return &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, s46test.KeaSeedOption95)[4:]}
 }
 
 const seedPrefix = "2001:db8:ce:11b::/64"
@@ -292,7 +294,7 @@ func TestClientBindRenewRelease(t *testing.T) {
 	if d, ok := s.Options.ClientID().(*dhcpv6.DUIDLL); !ok || string(d.ToBytes()) != string(c.Identity().DUID) {
 		t.Errorf("Solicit client-id %v, want DUID-LL %x", s.Options.ClientID(), c.Identity().DUID)
 	}
-	if !s.Options.RequestedOptions().Contains(OptionS46ContMAPT) || len(s.Options.IANA()) != 0 || len(s.Options.IAPD()) != 1 || s.GetOneOption(dhcpv6.OptionRapidCommit) != nil {
+	if !s.Options.RequestedOptions().Contains(s46.OptionContMAPT) || len(s.Options.IANA()) != 0 || len(s.Options.IAPD()) != 1 || s.GetOneOption(dhcpv6.OptionRapidCommit) != nil {
 		t.Errorf("Solicit: %s", s.Summary())
 	}
 	r := renew[0].m
@@ -460,7 +462,7 @@ func TestClientOddReplies(t *testing.T) {
 		}
 	})
 	t.Run("missing and garbage containers", func(t *testing.T) {
-		garbage := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, "0059 00ff 00")}
+		garbage := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, "0059 00ff 00")}
 		cl := newClientLab(t, func(m *dhcpv6.Message, n int) [][]byte {
 			return grant(m, seedPrefix, 60*time.Second, 90*time.Second, 120*time.Second, 180*time.Second, garbage)
 		})
@@ -527,7 +529,7 @@ func TestClientChangedAndNoBinding(t *testing.T) {
 	container := func() dhcpv6.Option {
 		mu.Lock()
 		defer mu.Unlock()
-		return &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, rule(seedRule+"005d 0004 "+psidOffset+" 00 0000")+seedDMR)}
+		return &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, s46test.RuleTLV(s46test.SeedRule+"005d 0004 "+psidOffset+" 00 0000")+s46test.SeedDMR)}
 	}
 	cl := newClientLab(t, func(m *dhcpv6.Message, n int) [][]byte {
 		mu.Lock()

@@ -1,33 +1,11 @@
-// Package provision turns what an ISP's DHCPv6 server says into MAP-T
-// domains for the CE.
+// Package provision is the CE's DHCPv6 client: it turns what an ISP's
+// DHCPv6 server says into a lease with MAP-T domains.
 //
-// The S46 option codec (RFC 7598) decodes and encodes OPTION_S46_RULE (89,
-// s4.1), OPTION_S46_BR (90, s4.2), OPTION_S46_DMR (91, s4.3),
-// OPTION_S46_PORTPARAMS (93, s4.5) and the containers OPTION_S46_CONT_MAPE,
-// _MAPT and _LW (94-96, s5). The option types implement
-// insomniacslk/dhcp's dhcpv6.Option, so a server (or a test) can add them
-// to a message; insomniacslk decodes the containers it receives as
-// dhcpv6.OptionGeneric, and Domains / MessageDomains turn them into
-// validated mapt.Domain values.
-//
-// Conventions, and where servers differ:
-//   - The F flag is the low bit of the flags octet (s4.1 Figure 2), not 128
-//     as Kea's manual says.
-//   - Rule and DMR IPv6 prefixes are padded to whole octets (s4.1, s4.3);
-//     Kea sends a /51 as 7 octets. Padding bits are masked off.
-//   - The PSID is left-aligned in PORTPARAMS on the wire and right-aligned
-//     in mapt. A PSID with bits set past psid-len is rejected: that is what a
-//     right-aligned (misencoded) PSID looks like.
-//   - Without PORTPARAMS the PSID offset is 6 (RFC 7597 s5.1); with it, its
-//     value, 0 included. For a rule with EA bits, psid-len 0 means that k
-//     follows from the EA bits.
-//   - A MAP-T container must hold at least one rule and exactly one DMR and
-//     no BR or V4V6BIND (s5.2, s6); its rules must be valid (mapt). A
-//     container that breaks this is ignored as a whole, as s6 requires, and
-//     the reason is returned for the caller to log. S46 options outside a
-//     container are not looked at; unknown options inside a rule or a
-//     container are skipped. Length errors are errors naming the option,
-//     never panics.
+// The S46 options (RFC 7598) are decoded by package s46, which kea uses to
+// encode them on the server side; this package asks for them, picks the
+// softwire mechanism (RFC 8026) and keeps the MAP-T containers that s46
+// validates. A container that breaks RFC 7598 is left out of the lease with
+// the reason (Lease.Ignored), as RFC 7598 s6 and s8 require.
 //
 // The DHCPv6 client (RFC 8415) keeps one IA_PD (s21.21) on the WAN
 // interface. Its ORO (s21.7) asks for OPTION_S46_CONT_MAPT (RFC 7598 s7:

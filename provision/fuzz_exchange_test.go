@@ -21,6 +21,8 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/s46"
+	"github.com/mapt-go/mapt/s46/s46test"
 )
 
 // virtualClock is the exchange fuzzer's clock: every timer fires at once
@@ -287,9 +289,9 @@ func checkEvents(t testing.TB, events []Event) {
 // Request/Reply and renewals, a rapid commit, a rogue's Reply, NoBinding,
 // a withdrawal, a datagram given whole.
 func fuzzSeeds(t testing.TB) [][]byte {
-	seed := unhex(t, keaSeedOption95)
+	seed := s46test.Hex(t, s46test.KeaSeedOption95)
 	opts := append(append(append([]byte(nil), seed...),
-		opt(OptionDNSServers, unhex(t, "20010db8000600000000000000000053"))...),
+		opt(OptionDNSServers, s46test.Hex(t, "20010db8000600000000000000000053"))...),
 		opt(OptionDomainList, appendName(nil, "isp.example"))...)
 	step := func(answers ...[]byte) []byte {
 		b := []byte{byte(len(answers))}
@@ -319,11 +321,11 @@ func fuzzSeeds(t testing.TB) [][]byte {
 		join(step(good), step(rogue, good), step(rogue, good), step(canned(16, 10, 20, 30, 40, seed))),
 		join(step(good), step(good), step(canned(8, 0, 0, 0, 0, nil)), step(good), step()),
 		join(step(good), step(good), step(canned(0, 10, 20, 0, 0, nil)), step(), step(good), step(good)),
-		join(step(good), step(good), step(), step(), step(), step(), step(raw(unhex(t, "07000000")))),
+		join(step(good), step(good), step(), step(), step(), step(), step(raw(s46test.Hex(t, "07000000")))),
 	)
 	m := testReply(dhcpv6.MessageTypeReply, Identity{DUID: []byte{0, 3, 0, 1, 2, 0, 0, 0, 0, 0x11}, IAID: [4]byte{0, 0, 0, 1}},
 		10*time.Second, 20*time.Second, []*dhcpv6.OptIAPrefix{iaPrefix("2001:db8:ce:11b::/64", 30*time.Second, 40*time.Second)}, nil,
-		&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRapidCommit}, &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: seed[4:]})
+		&dhcpv6.OptionGeneric{OptionCode: dhcpv6.OptionRapidCommit}, &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: seed[4:]})
 	seeds = append(seeds, join(step(raw(m.ToBytes())), step(raw(m.ToBytes())), step(raw(m.ToBytes()[:20]))))
 	return seeds
 }
@@ -393,7 +395,7 @@ func FuzzLoadLease(f *testing.F) {
 	dir := f.TempDir()
 	l := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Preferred: time.Minute, Valid: 2 * time.Minute, T1: 30 * time.Second,
 		T2: 48 * time.Second, Obtained: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), ServerID: srvDUIDFuzz, ServerAddr: netip.MustParseAddr("fe80::1"),
-		Domains: []mapt.Domain{seedDomain(f)}, Ignored: []string{"MAP-E (94) container 1 ignored"}, Mechanism: MechanismMAPT,
+		Domains: []mapt.Domain{s46test.SeedDomain(f)}, Ignored: []string{"MAP-E (94) container 1 ignored"}, Mechanism: MechanismMAPT,
 		DNS: []netip.Addr{netip.MustParseAddr("2001:db8:6::53")}, Search: []string{"isp.example"}, NTP: []string{"ntp.isp.example"}}
 	b, _ := json.Marshal(l)
 	f.Add(b)

@@ -1,58 +1,17 @@
 package provision
 
 import (
-	"bytes"
 	"errors"
 	"net/netip"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
-)
 
-// FuzzParseContainer feeds arbitrary container payloads to the parser. It
-// must never panic; whatever parses must re-encode stably, and whatever
-// yields a domain must survive encode -> parse unchanged.
-func FuzzParseContainer(f *testing.F) {
-	for _, s := range []string{
-		keaSeedOption95[9:],
-		rule(seedRule+seedPP) + seedDMR,
-		rule(otherRule) + rule("01 00 20 c0000212 38 20010db8001234"+"005d 0004 06 08 3400") + "005b 0005 20 20010db8",
-		unknownOpt + rule(seedRule+unknownOpt+seedPP) + seedDMR,
-		rule(seedRule + "005d 0004 00 04 0000"),
-		"005a 0010 20010db8000000000000000000000001",
-		"",
-	} {
-		f.Add(unhex(f, s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseContainer(OptionS46ContMAPT, b)
-		if err != nil {
-			return
-		}
-		enc := c.ToBytes()
-		c2, err := ParseContainer(OptionS46ContMAPT, enc)
-		if err != nil {
-			t.Fatalf("re-encoded container %x does not parse: %v", enc, err)
-		}
-		if enc2 := c2.ToBytes(); !bytes.Equal(enc, enc2) {
-			t.Fatalf("encoding not stable:\n%x\n%x", enc, enc2)
-		}
-		d, err := c.Domain()
-		if err != nil {
-			return
-		}
-		d2, err := ParseMAPT(NewMAPTContainer(d).ToBytes())
-		if err != nil {
-			t.Fatalf("domain %+v does not round-trip: %v", d, err)
-		}
-		if !reflect.DeepEqual(d, d2) {
-			t.Fatalf("round trip changed the domain:\n%+v\n%+v", d, d2)
-		}
-	})
-}
+	"github.com/mapt-go/mapt/s46"
+	"github.com/mapt-go/mapt/s46/s46test"
+)
 
 // FuzzLeaseFromMessage feeds arbitrary datagrams through what the client
 // does with a server's answer: parseMessage (insomniacslk's option parsers
@@ -64,14 +23,14 @@ func FuzzLeaseFromMessage(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	seed := unhex(f, keaSeedOption95)
+	seed := s46test.Hex(f, s46test.KeaSeedOption95)
 	p := iaPrefix("2001:db8:ce:11b::/64", 300*time.Second, 600*time.Second)
 	names := &dhcpv6.OptionGeneric{OptionCode: OptionDomainList, OptionData: appendName(appendName(nil, "isp.example"), "b.example")}
 	for _, m := range []*dhcpv6.Message{
 		testReply(dhcpv6.MessageTypeReply, id, 0, 0, []*dhcpv6.OptIAPrefix{p}, nil, names,
 			&dhcpv6.OptionGeneric{OptionCode: OptionDNSServers, OptionData: make([]byte, 32)},
 			&dhcpv6.OptionGeneric{OptionCode: OptionS46Prio, OptionData: []byte{0, 94, 0, 95}}),
-		testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p}, nil, &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: seed[4:]}),
+		testReply(dhcpv6.MessageTypeReply, id, 100*time.Second, 200*time.Second, []*dhcpv6.OptIAPrefix{p}, nil, &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: seed[4:]}),
 		testReply(dhcpv6.MessageTypeAdvertise, id, 0, 0, nil, &dhcpv6.OptStatusCode{StatusCode: iana.StatusNoPrefixAvail}),
 		testReply(dhcpv6.MessageTypeReply, id, 0, 0, []*dhcpv6.OptIAPrefix{iaPrefix("2001:db8::/48", 0, 0), p}, nil),
 	} {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
+	"github.com/mapt-go/mapt/s46/s46test"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -141,7 +142,7 @@ func TestKea(t *testing.T) {
 	if b.Lease.Prefix.String() != seedPrefix {
 		t.Fatalf("prefix %s, want %s", b.Lease.Prefix, seedPrefix)
 	}
-	if len(b.Lease.Domains) != 1 || !reflect.DeepEqual(b.Lease.Domains[0], seedDomain(t)) || len(b.Lease.Ignored) != 0 {
+	if len(b.Lease.Domains) != 1 || !reflect.DeepEqual(b.Lease.Domains[0], s46test.SeedDomain(t)) || len(b.Lease.Ignored) != 0 {
 		t.Fatalf("domains %+v ignored %q, want the seed's", b.Lease.Domains, b.Lease.Ignored)
 	}
 	if b.Lease.T1 != 2*time.Second || b.Lease.T2 != 3*time.Second || b.Lease.Preferred != 4*time.Second || b.Lease.Valid != 5*time.Second {
@@ -176,7 +177,7 @@ func TestKea(t *testing.T) {
 			t.Fatalf("event %s, want renewed or changed", ch.Kind)
 		}
 	}
-	want := mustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=6,fmr")
+	want := s46test.MustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=6,fmr")
 	if got := ch.Lease.Domains[0].Rules[0]; got != want || ch.Previous == nil || ch.Previous.Domains[0].Rules[0].FMR {
 		t.Fatalf("changed rule %s (previous %+v), want %s", got, ch.Previous, want)
 	}
@@ -320,7 +321,7 @@ func TestKeaLANOptionsAndPriority(t *testing.T) {
 		!reflect.DeepEqual(l.NTP, []string{"2001:db8:6::123", "ntp.isp.example"}) {
 		t.Errorf("LAN options: dns %v search %v ntp %v", l.DNS, l.Search, l.NTP)
 	}
-	if l.Mechanism != MechanismMAPT || len(l.Domains) != 1 || !reflect.DeepEqual(l.Domains[0], seedDomain(t)) {
+	if l.Mechanism != MechanismMAPT || len(l.Domains) != 1 || !reflect.DeepEqual(l.Domains[0], s46test.SeedDomain(t)) {
 		t.Fatalf("softwire %q domains %+v, want MAP-T with the seed's domain", l.Mechanism, l.Domains)
 	}
 	if !reflect.DeepEqual(l.S46Priority, []string{"MAP-E (94)", "MAP-T (95)", "lw4o6 (96)"}) || !strings.Contains(l.Selection, "MAP-E (94) not implemented") {

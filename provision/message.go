@@ -12,6 +12,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/mapt-go/mapt/s46"
 )
 
 // Why a received message does not give a lease.
@@ -35,7 +37,7 @@ var (
 // that no other DHCPv6 client runs on the WAN; and SOL_MAX_RT, which RFC
 // 8415 s21.24 says every ORO must carry.
 var requestedOptions = []dhcpv6.OptionCode{
-	OptionS46ContMAPT, OptionS46Prio, OptionDNSServers, OptionDomainList, OptionNTPServer, dhcpv6.OptionSolMaxRT,
+	s46.OptionContMAPT, OptionS46Prio, OptionDNSServers, OptionDomainList, OptionNTPServer, dhcpv6.OptionSolMaxRT,
 }
 
 // maxElapsed is the largest elapsed-time value, in 1/100 s (RFC 8415

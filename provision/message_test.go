@@ -16,6 +16,8 @@ import (
 	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/s46"
+	"github.com/mapt-go/mapt/s46/s46test"
 )
 
 var (
@@ -67,7 +69,7 @@ func TestBuildMessage(t *testing.T) {
 				t.Errorf("server-id %v, want %x", sid, tc.serverID)
 			}
 			oro := m.Options.RequestedOptions()
-			if tc.wantORO != (oro.Contains(OptionS46ContMAPT) && oro.Contains(dhcpv6.OptionSolMaxRT)) {
+			if tc.wantORO != (oro.Contains(s46.OptionContMAPT) && oro.Contains(dhcpv6.OptionSolMaxRT)) {
 				t.Errorf("ORO %v, want 95 and 82: %v", oro, tc.wantORO)
 			}
 			if got := m.GetOneOption(dhcpv6.OptionRapidCommit) != nil; got != tc.wantRapid {
@@ -122,9 +124,9 @@ func iaPrefix(p string, pref, valid time.Duration) *dhcpv6.OptIAPrefix {
 
 func TestLeaseFromMessage(t *testing.T) {
 	id := testIdentity(t)
-	seed := unhex(t, keaSeedOption95)
-	container := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: seed[4:]}
-	noDMR := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, rule(seedRule+seedPP))}
+	seed := s46test.Hex(t, s46test.KeaSeedOption95)
+	container := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: seed[4:]}
+	noDMR := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, s46test.RuleTLV(s46test.SeedRule+s46test.SeedPP))}
 	p11b := iaPrefix("2001:db8:ce:11b::/64", 300*time.Second, 600*time.Second)
 	now := time.Unix(1_700_000_000, 0)
 	from := netip.MustParseAddr("fe80::1")
@@ -132,9 +134,9 @@ func TestLeaseFromMessage(t *testing.T) {
 	other.DUID = []byte{0, 3, 0, 1, 2, 2, 2, 2, 2, 2}
 	strange := id
 	strange.IAID = [4]byte{9, 9, 9, 9}
-	dns := &dhcpv6.OptionGeneric{OptionCode: OptionDNSServers, OptionData: unhex(t, "20010db8000600000000000000000053 20010db8000600000000000000000054")}
+	dns := &dhcpv6.OptionGeneric{OptionCode: OptionDNSServers, OptionData: s46test.Hex(t, "20010db8000600000000000000000053 20010db8000600000000000000000054")}
 	search := &dhcpv6.OptionGeneric{OptionCode: OptionDomainList, OptionData: appendName(appendName(nil, "isp.example"), "lab.isp.example")}
-	ntp := &dhcpv6.OptionGeneric{OptionCode: OptionNTPServer, OptionData: append(unhex(t, "0001 0010 20010db8000600000000000000000123 0003"),
+	ntp := &dhcpv6.OptionGeneric{OptionCode: OptionNTPServer, OptionData: append(s46test.Hex(t, "0001 0010 20010db8000600000000000000000123 0003"),
 		append([]byte{0, byte(len(appendName(nil, "ntp.isp.example")))}, appendName(nil, "ntp.isp.example")...)...)}
 
 	tests := []struct {
@@ -149,7 +151,7 @@ func TestLeaseFromMessage(t *testing.T) {
 			dns, search, ntp), as: id,
 			check: func(t *testing.T, l *Lease) {
 				want := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Preferred: 300 * time.Second, Valid: 600 * time.Second,
-					T1: 100 * time.Second, T2: 200 * time.Second, Obtained: now, ServerID: testServerID, ServerAddr: from, Domains: []mapt.Domain{seedDomain(t)},
+					T1: 100 * time.Second, T2: 200 * time.Second, Obtained: now, ServerID: testServerID, ServerAddr: from, Domains: []mapt.Domain{s46test.SeedDomain(t)},
 					Mechanism: MechanismMAPT, Selection: "MAP-T chosen: offered, no S46 priority option",
 					DNS:    []netip.Addr{netip.MustParseAddr("2001:db8:6::53"), netip.MustParseAddr("2001:db8:6::54")},
 					Search: []string{"isp.example", "lab.isp.example"}, NTP: []string{"2001:db8:6::123", "ntp.isp.example"}}
@@ -222,7 +224,7 @@ func TestLeasePersistence(t *testing.T) {
 	}
 	l := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Preferred: time.Minute, Valid: 2 * time.Minute,
 		T1: 30 * time.Second, T2: 48 * time.Second, Obtained: time.Now().Round(0), ServerID: testServerID,
-		ServerAddr: netip.MustParseAddr("fe80::1"), Domains: []mapt.Domain{seedDomain(t)}, Ignored: []string{"why"}}
+		ServerAddr: netip.MustParseAddr("fe80::1"), Domains: []mapt.Domain{s46test.SeedDomain(t)}, Ignored: []string{"why"}}
 	l.Domains[0].Rules[0].FMR = true
 	if err := SaveLease(dir, l); err != nil {
 		t.Fatal(err)
@@ -260,14 +262,14 @@ func TestLeasePersistence(t *testing.T) {
 }
 
 func TestSameBinding(t *testing.T) {
-	a := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Domains: []mapt.Domain{seedDomain(t)}, T1: time.Second}
+	a := &Lease{Prefix: netip.MustParsePrefix("2001:db8:ce:11b::/64"), Domains: []mapt.Domain{s46test.SeedDomain(t)}, T1: time.Second}
 	b := *a
 	b.T1, b.Obtained = time.Hour, time.Now()
 	if !a.SameBinding(&b) {
 		t.Error("lifetimes alone changed the binding")
 	}
 	c := *a
-	c.Domains = []mapt.Domain{seedDomain(t)}
+	c.Domains = []mapt.Domain{s46test.SeedDomain(t)}
 	c.Domains[0].Rules[0].PSIDOffset = 6
 	if a.SameBinding(&c) {
 		t.Error("a changed rule kept the binding")

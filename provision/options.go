@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+
+	"github.com/mapt-go/mapt/s46"
 )
 
 // Options the LAN needs from the server besides the prefix: the router
@@ -69,7 +71,7 @@ func parseMessage(b []byte) (*received, error) {
 	if typ == dhcpv6.MessageTypeRelayForward || typ == dhcpv6.MessageTypeRelayReply {
 		return nil, fmt.Errorf("relay message %s on the client port", typ)
 	}
-	tlvs, err := splitOptions("message", b[4:])
+	tlvs, err := s46.SplitOptions("message", b[4:])
 	if err != nil {
 		return nil, err
 	}
@@ -78,24 +80,24 @@ func parseMessage(b []byte) (*received, error) {
 	r.m.Options.Options = make(dhcpv6.Options, 0, len(tlvs))
 	for _, o := range tlvs {
 		var err error
-		switch o.code {
+		switch o.Code {
 		case OptionDNSServers:
-			err = r.opts.addDNS(o.data)
+			err = r.opts.addDNS(o.Data)
 		case OptionDomainList:
-			err = r.opts.addSearch(o.data)
+			err = r.opts.addSearch(o.Data)
 		case OptionNTPServer:
-			err = r.opts.addNTP(o.data)
+			err = r.opts.addNTP(o.Data)
 		}
 		if err != nil {
-			r.ignored = append(r.ignored, fmt.Sprintf("option %d ignored: %v", uint16(o.code), err))
+			r.ignored = append(r.ignored, fmt.Sprintf("option %d ignored: %v", uint16(o.Code), err))
 			continue
 		}
-		opt, err := dhcpv6.ParseOption(o.code, o.data)
+		opt, err := dhcpv6.ParseOption(o.Code, o.Data)
 		if err != nil {
-			if criticalOption(o.code) {
-				return nil, fmt.Errorf("option %s (%d): %w", o.code, uint16(o.code), err)
+			if criticalOption(o.Code) {
+				return nil, fmt.Errorf("option %s (%d): %w", o.Code, uint16(o.Code), err)
 			}
-			r.ignored = append(r.ignored, fmt.Sprintf("option %s (%d) ignored: %v", o.code, uint16(o.code), err))
+			r.ignored = append(r.ignored, fmt.Sprintf("option %s (%d) ignored: %v", o.Code, uint16(o.Code), err))
 			continue
 		}
 		r.m.Options.Add(opt)
@@ -151,20 +153,20 @@ const (
 // addresses and server names, one per suboption; unknown suboptions are
 // skipped (s4).
 func (s *serverOptions) addNTP(b []byte) error {
-	subs, err := splitOptions("NTP server", b)
+	subs, err := s46.SplitOptions("NTP server", b)
 	if err != nil {
 		return err
 	}
 	var found []string
 	for _, so := range subs {
-		switch so.code {
+		switch so.Code {
 		case ntpSrvAddr, ntpMCAddr:
-			if len(so.data) != 16 {
-				return fmt.Errorf("NTP server: suboption %d: length %d, want 16", so.code, len(so.data))
+			if len(so.Data) != 16 {
+				return fmt.Errorf("NTP server: suboption %d: length %d, want 16", so.Code, len(so.Data))
 			}
-			found = append(found, netip.AddrFrom16([16]byte(so.data)).String())
+			found = append(found, netip.AddrFrom16([16]byte(so.Data)).String())
 		case ntpSrvFQDN:
-			name, rest, err := readName(so.data)
+			name, rest, err := readName(so.Data)
 			if err != nil {
 				return fmt.Errorf("NTP server: suboption 3: %w", err)
 			}

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
+
+	"github.com/mapt-go/mapt/s46"
+	"github.com/mapt-go/mapt/s46/s46test"
 )
 
 // opt is one top-level option in wire form.
@@ -51,9 +54,9 @@ func TestParseMessage(t *testing.T) {
 		{name: "option runs past the end", wire: good[:len(good)-3], err: "exceeds the"},
 		{name: "broken IA_PD is fatal", wire: append(append([]byte(nil), good[:4]...), opt(dhcpv6.OptionIAPD, []byte{1, 2, 3})...), err: "IAPD (25)"},
 		{name: "dns and search and ntp", wire: with(
-			opt(OptionDNSServers, unhex(t, "20010db8000600000000000000000053 ff020000000000000000000000000001")),
+			opt(OptionDNSServers, s46test.Hex(t, "20010db8000600000000000000000053 ff020000000000000000000000000001")),
 			opt(OptionDomainList, name("isp.example", "b_c.example")),
-			opt(OptionNTPServer, append(opt(2, unhex(t, "ff050000000000000000000000000101")), opt(3, name("ntp.isp.example"))...))),
+			opt(OptionNTPServer, append(opt(2, s46test.Hex(t, "ff050000000000000000000000000101")), opt(3, name("ntp.isp.example"))...))),
 			opts: serverOptions{dns: []netip.Addr{netip.MustParseAddr("2001:db8:6::53")}, search: []string{"isp.example", "b_c.example"},
 				ntp: []string{"ff05::101", "ntp.isp.example"}}},
 		{name: "dns of bad length ignored, rest kept", wire: with(opt(OptionDNSServers, make([]byte, 15)), opt(OptionDomainList, name("isp.example"))),
@@ -111,10 +114,10 @@ func TestParseMessage(t *testing.T) {
 }
 
 func TestSelectS46(t *testing.T) {
-	seed := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, keaSeedOption95)[4:]}
-	bad := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPT, OptionData: unhex(t, rule(seedRule+seedPP))}
-	mape := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContMAPE, OptionData: unhex(t, rule(seedRule+seedPP)+"005a 0010 20010db8000600000000000000000001")}
-	lw := &dhcpv6.OptionGeneric{OptionCode: OptionS46ContLW, OptionData: unhex(t, "005a 0010 20010db8000600000000000000000001")}
+	seed := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, s46test.KeaSeedOption95)[4:]}
+	bad := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPT, OptionData: s46test.Hex(t, s46test.RuleTLV(s46test.SeedRule+s46test.SeedPP))}
+	mape := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContMAPE, OptionData: s46test.Hex(t, s46test.RuleTLV(s46test.SeedRule+s46test.SeedPP)+"005a 0010 20010db8000600000000000000000001")}
+	lw := &dhcpv6.OptionGeneric{OptionCode: s46.OptionContLW, OptionData: s46test.Hex(t, "005a 0010 20010db8000600000000000000000001")}
 	prio := func(codes ...uint16) dhcpv6.Option {
 		var b []byte
 		for _, c := range codes {
@@ -144,7 +147,7 @@ func TestSelectS46(t *testing.T) {
 			why:     "lists no mechanism this CE implements",
 			ignored: []string{"MAP-E (94) container 1 ignored", "MAP-T container 1 ignored: the server's S46 priority [MAP-E (94), lw4o6 (96)] does not list MAP-T", "lw4o6 (96) container 1 ignored"}},
 		{name: "MAP-T listed, container invalid", opts: dhcpv6.Options{prio(94, 95), mape, bad}, priority: []string{"MAP-E (94)", "MAP-T (95)"},
-			why: "no valid MAP-T container", ignored: []string{"MAP-E (94) container 1 ignored", "MAP-T container 1 ignored: provision: S46_CONT_MAPT (95): 0 S46_DMR (91) options"}},
+			why: "no valid MAP-T container", ignored: []string{"MAP-E (94) container 1 ignored", "MAP-T container 1 ignored: s46: S46_CONT_MAPT (95): 0 S46_DMR (91) options"}},
 		{name: "malformed priority ignored", opts: dhcpv6.Options{&dhcpv6.OptionGeneric{OptionCode: OptionS46Prio, OptionData: []byte{0, 94, 0}}, seed},
 			domains: 1, mechanism: MechanismMAPT, ignored: []string{"S46 priority option ignored: S46 priority: option-length 3"}},
 		{name: "unknown code in priority", opts: dhcpv6.Options{prio(200, 95), seed}, domains: 1, mechanism: MechanismMAPT,

@@ -7,6 +7,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/s46"
 )
 
 // MechanismMAPT is the only softwire mechanism this CE implements.
@@ -32,11 +33,11 @@ type Selection struct {
 // mechanismName names an S46 container code for people.
 func mechanismName(c dhcpv6.OptionCode) string {
 	switch c {
-	case OptionS46ContMAPE:
+	case s46.OptionContMAPE:
 		return "MAP-E (94)"
-	case OptionS46ContMAPT:
+	case s46.OptionContMAPT:
 		return "MAP-T (95)"
-	case OptionS46ContLW:
+	case s46.OptionContLW:
 		return "lw4o6 (96)"
 	}
 	return fmt.Sprintf("option %d", uint16(c))
@@ -85,7 +86,7 @@ func SelectS46(opts dhcpv6.Options) Selection {
 	var before []string // listed ahead of MAP-T
 	if havePrio {
 		for _, c := range prio {
-			if c == OptionS46ContMAPT {
+			if c == s46.OptionContMAPT {
 				maptListed = true
 				break
 			}
@@ -97,17 +98,17 @@ func SelectS46(opts dhcpv6.Options) Selection {
 	for _, o := range opts {
 		code := o.Code()
 		switch code {
-		case OptionS46ContMAPE, OptionS46ContLW:
+		case s46.OptionContMAPE, s46.OptionContLW:
 			n[code]++
 			sel.Ignored = append(sel.Ignored, fmt.Sprintf("%s container %d ignored: mechanism not implemented", mechanismName(code), n[code]))
-		case OptionS46ContMAPT:
+		case s46.OptionContMAPT:
 			n[code]++
 			if !maptListed {
 				sel.Ignored = append(sel.Ignored, fmt.Sprintf("MAP-T container %d ignored: the server's S46 priority [%s] does not list MAP-T (RFC 8026 s3)",
 					n[code], strings.Join(sel.Priority, ", ")))
 				continue
 			}
-			d, err := ParseMAPT(o.ToBytes())
+			d, err := s46.ParseMAPT(o.ToBytes())
 			if err != nil {
 				sel.Ignored = append(sel.Ignored, fmt.Sprintf("MAP-T container %d ignored: %v", n[code], err))
 				continue
@@ -128,7 +129,7 @@ func SelectS46(opts dhcpv6.Options) Selection {
 		sel.Why = "MAP-T chosen: offered, no S46 priority option"
 	case havePrio && !maptListed:
 		sel.Why = fmt.Sprintf("no softwire: the server's S46 priority [%s] lists no mechanism this CE implements", strings.Join(sel.Priority, ", "))
-	case n[OptionS46ContMAPT] > 0:
+	case n[s46.OptionContMAPT] > 0:
 		sel.Why = "no softwire: no valid MAP-T container"
 	case len(n) > 0:
 		sel.Why = "no softwire: only mechanisms this CE does not implement were offered"

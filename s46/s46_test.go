@@ -1,8 +1,7 @@
-package provision
+package s46
 
 import (
 	"bytes"
-	"encoding/hex"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -11,37 +10,25 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/s46/s46test"
 )
 
-// keaSeedOption95 is OPTION_S46_CONT_MAPT exactly as kea-dhcp6 2.2.0 sent
-// it for the seed's domain (rule 2001:db8:ce::/51 -> 192.0.2.0/24, EA 13,
-// offset 0; DMR 64:ff9b::/96), code and length included.
-const keaSeedOption95 = "005f002c 0059 0017 00 0d 18 c0000200 33 20010db800ce00 005d 0004 00 00 0000 005b 000d 60 0064ff9b0000000000000000"
+// Short names for the shared vectors and helpers (s46test), which the
+// tables below use a lot.
+var (
+	keaSeedOption95 = s46test.KeaSeedOption95
+	seedRule        = s46test.SeedRule
+	seedPP          = s46test.SeedPP
+	seedDMR         = s46test.SeedDMR
+	otherRule       = s46test.OtherRule
+	unknownOpt      = s46test.UnknownOpt
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-func mustRule(t testing.TB, s string) mapt.Rule {
-	t.Helper()
-	r, err := mapt.ParseRule(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func seedDomain(t testing.TB) mapt.Domain {
-	return mapt.Domain{
-		Rules: []mapt.Rule{mustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0")},
-		DMR:   netip.MustParsePrefix("64:ff9b::/96"),
-	}
-}
+	unhex      = s46test.Hex
+	tlvHex     = s46test.TLV
+	rule       = s46test.RuleTLV
+	mustRule   = s46test.MustRule
+	seedDomain = s46test.SeedDomain
+)
 
 // replyWith builds a Reply carrying opts and returns its wire bytes.
 func replyWith(t testing.TB, raw []byte, opts ...dhcpv6.Option) []byte {
@@ -170,22 +157,6 @@ func TestPortParamsWire(t *testing.T) {
 	}
 }
 
-// rule builds an OPTION_S46_RULE TLV (hex) from its payload (hex).
-func rule(payload string) string { return tlvHex(89, payload) }
-
-func tlvHex(code uint16, payload string) string {
-	p := strings.ReplaceAll(payload, " ", "")
-	return hex.EncodeToString([]byte{byte(code >> 8), byte(code), byte(len(p) / 2 >> 8), byte(len(p) / 2)}) + p
-}
-
-const (
-	seedRule   = "00 0d 18 c0000200 33 20010db800ce00"
-	seedPP     = "005d 0004 00 00 0000"
-	seedDMR    = "005b 000d 60 0064ff9b0000000000000000"
-	otherRule  = "00 10 18 c6336400 28 20010db800" // 2001:db8::/40 -> 198.51.100.0/24, EA 16
-	unknownOpt = "1234 0002 abcd"
-)
-
 func TestParseMAPTErrors(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -238,7 +209,7 @@ func TestParseMAPTErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ParseMAPT error = %v, want one containing %q", err, tc.want)
 			}
-			if !strings.HasPrefix(err.Error(), "provision: ") {
+			if !strings.HasPrefix(err.Error(), "s46: ") {
 				t.Errorf("error %q lacks the package prefix", err)
 			}
 		})
@@ -293,8 +264,8 @@ func TestDomainsIgnoresBadContainers(t *testing.T) {
 
 func TestContainerKinds(t *testing.T) {
 	br := netip.MustParseAddr("2001:db8::1")
-	c := &Container{Kind: OptionS46ContMAPE, Options: dhcpv6.Options{NewRuleOption(mustRule(t, "2001:db8::/40,192.0.2.0/24,16")), &BROption{Addr: br}}}
-	p, err := ParseContainer(OptionS46ContMAPE, c.ToBytes())
+	c := &Container{Kind: OptionContMAPE, Options: dhcpv6.Options{NewRuleOption(mustRule(t, "2001:db8::/40,192.0.2.0/24,16")), &BROption{Addr: br}}}
+	p, err := ParseContainer(OptionContMAPE, c.ToBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,10 +275,10 @@ func TestContainerKinds(t *testing.T) {
 	if _, err := p.Domain(); err == nil || !strings.Contains(err.Error(), "not a MAP-T container") {
 		t.Errorf("Domain of a MAP-E container: %v", err)
 	}
-	if _, err := ParseContainer(OptionS46Rule, nil); err == nil {
+	if _, err := ParseContainer(OptionRule, nil); err == nil {
 		t.Error("ParseContainer(89) succeeded, want an error")
 	}
-	lw := &Container{Kind: OptionS46ContLW}
+	lw := &Container{Kind: OptionContLW}
 	if err := lw.FromBytes(unhex(t, "005a 0010 20010db8000000000000000000000001")); err != nil || len(lw.Options) != 1 {
 		t.Errorf("LW container: %v %v", lw, err)
 	}
