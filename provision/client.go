@@ -885,31 +885,45 @@ func (c *Client) solicit(ctx context.Context, in <-chan packet) (adv *Lease, rep
 	return best, nil, nil
 }
 
+// replyResult is what ended an exchange that one Reply answers: the lease it
+// gave, or why it gave none (answer's error).
+type replyResult struct {
+	lease *Lease
+	err   error
+}
+
+// awaitReply is the handle of the exchanges that one Reply answers
+// (Request, Renew, Rebind): any other message type is counted and dropped,
+// a Reply is checked by answer against serverID (nil: any server's
+// counts), and one that gives a lease or an error that ends the exchange
+// (NoPrefixAvail, NoBinding) ends it, stored in *got.
+func (c *Client) awaitReply(typ dhcpv6.MessageType, serverID []byte, got *replyResult) func(packet) bool {
+	return func(p packet) bool {
+		if p.m.MessageType != dhcpv6.MessageTypeReply {
+			c.st.count(p.at, DropUnexpected, 1, "%s from %s during %s", p.m.MessageType, p.from, typ)
+			return false
+		}
+		l, err := c.answer(p, serverID)
+		if l == nil && err == nil {
+			return false
+		}
+		*got = replyResult{lease: l, err: err}
+		return true
+	}
+}
+
 // request runs the Request exchange (RFC 8415 s18.2.2) with one server.
 // The error wraps errNoPrefix or errExhausted when it fails.
 func (c *Client) request(ctx context.Context, in <-chan packet, serverID []byte, hint netip.Prefix) (*Lease, error) {
-	var lease *Lease
-	var failed error
+	var got replyResult
 	ex := exchange{
 		typ: dhcpv6.MessageTypeRequest, irt: c.t.reqTimeout, mrt: c.t.reqMaxRT, mrc: c.t.reqMaxRC,
-		serverID: serverID, prefix: hint,
-		handle: func(p packet) bool {
-			if p.m.MessageType != dhcpv6.MessageTypeReply {
-				c.st.count(p.at, DropUnexpected, 1, "%s from %s during Request", p.m.MessageType, p.from)
-				return false
-			}
-			l, err := c.answer(p, serverID)
-			if l == nil && err == nil {
-				return false
-			}
-			lease, failed = l, err
-			return true
-		},
+		serverID: serverID, prefix: hint, handle: c.awaitReply(dhcpv6.MessageTypeRequest, serverID, &got),
 	}
 	if err := c.run(ctx, in, ex); err != nil {
 		return nil, err
 	}
-	return lease, failed
+	return got.lease, got.err
 }
 
 // extend runs Renew (with the server-id, answered by that server only) or
@@ -922,20 +936,8 @@ func (c *Client) extend(ctx context.Context, in <-chan packet, l *Lease, typ dhc
 	if typ == dhcpv6.MessageTypeRenew {
 		ex.serverID = l.ServerID
 	}
-	var next *Lease
-	var failed error
-	ex.handle = func(p packet) bool {
-		if p.m.MessageType != dhcpv6.MessageTypeReply {
-			c.st.count(p.at, DropUnexpected, 1, "%s from %s during %s", p.m.MessageType, p.from, typ)
-			return false
-		}
-		nl, err := c.answer(p, ex.serverID)
-		if nl == nil && err == nil {
-			return false
-		}
-		next, failed = nl, err
-		return true
-	}
+	var got replyResult
+	ex.handle = c.awaitReply(typ, ex.serverID, &got)
 	if !c.clk.now().Before(end) {
 		return nil, errExhausted
 	}
@@ -943,7 +945,7 @@ func (c *Client) extend(ctx context.Context, in <-chan packet, l *Lease, typ dhc
 	if err := c.run(ctx, in, ex); err != nil {
 		return nil, err
 	}
-	return next, failed
+	return got.lease, got.err
 }
 
 // release sends Release (RFC 8415 s18.2.7) and waits for the Reply, at
