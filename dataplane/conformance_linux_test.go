@@ -732,3 +732,35 @@ func TestMartianSource(t *testing.T) {
 		}
 	})
 }
+
+// TestTruncated: frames cut short are dropped and counted: an IPv6
+// payload length beyond the frame, an IPv4 total length beyond it (also on
+// the BR's path to its stack). Headers cut short, which BPF_PROG_TEST_RUN
+// refuses to build an skb from, are TestNetnsTruncated's.
+func TestTruncated(t *testing.T) {
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 5)
+	br := load(t, brConfig())
+	local := brConfig()
+	local.Local, local.IPv6Side.MTU = Link{Ifindex: 1, L3: true}, 1400
+	brLocal := load(t, local)
+	ce := load(t, ceConfig())
+	in6 := pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 53, 100}, nil)
+	in4 := pkt4(t, serverV4, me, l4{"udp", 53, our, 100}, nil)
+	frag := pkt4(t, serverV4, me, l4{"udp", 53, our, 100}, func(ip *layers.IPv4) { ip.Flags = layers.IPv4MoreFragments })
+	for _, c := range []struct {
+		name string
+		tr   *Translator
+		prog string
+		in   []byte
+	}{
+		{"br: ipv6 payload beyond the frame", br, "br_ingress6", in6[:len(in6)-10]},
+		{"ce: ipv6 payload beyond the frame", ce, "ce_ingress", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 53, our, 100}, nil)[:len(in6)-10]},
+		{"br: ipv4 total length beyond the frame", br, "br_ingress4", in4[:len(in4)-10]},
+		{"br with local device: ipv4 total length beyond the frame", brLocal, "br_ingress4", in4[:len(in4)-10]},
+		{"br with local device: fragment cut", brLocal, "br_ingress4", frag[:len(frag)-10]},
+	} {
+		t.Run(c.name, func(t *testing.T) { runCase(t, c.tr, c.prog, c.in, actShot, "truncated") })
+	}
+	runCase(t, brLocal, "br_ingress4", frag, actOK, "br_via_stack")
+}

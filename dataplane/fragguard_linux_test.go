@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/mapt"
+	"github.com/mapt-go/mapt/testenv"
 )
 
 // TestNetnsFragmentGuard: a CE that shares its IPv4 address with another
@@ -36,7 +37,7 @@ func TestNetnsFragmentGuard(t *testing.T) {
 	srv6 := mapt.Embed(labDMR, server)
 
 	// Frames go out of the CE's WAN by a packet socket, as from the CEs'
-	// stacks: the MACs are the ones the builders use.
+	// stacks, with the MACs the builders use.
 	x.ce.MustExec("ip", "link", "set", "dev", "wan0", "address", macA.String())
 	x.br.MustExec("ip", "link", "set", "dev", "eth0", "address", macB.String())
 
@@ -56,29 +57,7 @@ func TestNetnsFragmentGuard(t *testing.T) {
 	forged := frag6(t, attacker.MAPAddress, srv6, id, evil, 160, 500, layers.IPProtocolUDP)
 
 	before := counters(t, x.brT)
-	err := x.ce.Do(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		ifi, err := net.InterfaceByName("wan0")
-		if err != nil {
-			return err
-		}
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: ifi.Index, Halen: 6}
-		copy(sa.Addr[:], macB)
-		for _, f := range [][]byte{first, forged, last} {
-			if err := unix.Sendto(fd, f, 0, sa); err != nil {
-				return err
-			}
-			time.Sleep(20 * time.Millisecond) // in this order through the BR
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sendFrames(t, x.ce, "wan0", macB, unix.ETH_P_IPV6, first, forged, last)
 	buf := make([]byte, 2048)
 	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
 	n, _, err := conn.ReadFrom(buf)
@@ -94,6 +73,59 @@ func TestNetnsFragmentGuard(t *testing.T) {
 	}
 	if d := after["br_6to4"] - before["br_6to4"]; d != 2 {
 		t.Errorf("br_6to4 moved by %d, want 2 (the victim's pieces)", d)
+	}
+}
+
+// TestNetnsTruncated: frames whose IP header is cut short reach the BR's
+// hooks (a packet socket sends them as they are) and are dropped and
+// counted there, before the programs can tell whether they are theirs.
+func TestNetnsTruncated(t *testing.T) {
+	x := newLab(t, AttachAuto)
+	x.ce.MustExec("ip", "link", "set", "dev", "wan0", "address", macA.String())
+	x.br.MustExec("ip", "link", "set", "dev", "eth0", "address", macB.String())
+	x.server.MustExec("ip", "link", "set", "dev", "eth0", "address", macA.String())
+	x.br.MustExec("ip", "link", "set", "dev", "eth1", "address", macB.String())
+	b := mustDerive(labRule, labEUP)
+	srv := netip.MustParseAddr("198.51.100.7")
+	in6 := pkt6(t, b.MAPAddress, mapt.Embed(labDMR, srv), l4{"udp", b.PortSet.Range(0).First, 53, 100}, nil)
+	in4 := pkt4(t, srv, b.IPv4.Addr(), l4{"udp", 53, b.PortSet.Range(0).First, 100}, nil)
+
+	before := counters(t, x.brT)
+	sendFrames(t, x.ce, "wan0", macB, unix.ETH_P_IPV6, in6[:14+30])
+	sendFrames(t, x.server, "eth0", macB, unix.ETH_P_IP, in4[:14+12])
+	time.Sleep(100 * time.Millisecond)
+	after := counters(t, x.brT)
+	if d := after["truncated"] - before["truncated"]; d != 2 {
+		t.Errorf("truncated moved by %d, want 2 (counters %v)", d, drops(t, x.brT))
+	}
+}
+
+// sendFrames writes Ethernet frames out of dev in ns by a packet socket,
+// 20 ms apart so they pass the next hop in this order.
+func sendFrames(t *testing.T, ns *testenv.NS, dev string, dst net.HardwareAddr, proto uint16, frames ...[]byte) {
+	t.Helper()
+	err := ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		sa := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: ifi.Index, Halen: 6}
+		copy(sa.Addr[:], dst)
+		for _, f := range frames {
+			if err := unix.Sendto(fd, f, 0, sa); err != nil {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("send frames on %s: %v", dev, err)
 	}
 }
 

@@ -110,8 +110,9 @@ int br_ingress6(struct __sk_buff *skb)
 		return PASS;
 	if (c->flags & CFG_V6_L3)
 		l3 = 0;
+	/* Shorter than an IPv6 header: malformed, whoever it is for. */
 	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
-		return PASS;
+		return drop(R_TRUNCATED);
 	dhi = v6_hi(dst);
 	dlo = v6_lo(dst);
 	if (!dmr_match(c, dhi, dlo)) {
@@ -240,7 +241,7 @@ int br_ingress4(struct __sk_buff *skb)
 	if (c->flags & CFG_V4_L3)
 		l3 = 0;
 	if (bpf_skb_load_bytes(skb, l3 + 16, dst, 4))
-		return PASS;
+		return drop(R_TRUNCATED);
 	daddr = bpf_ntohl(*(__be32 *)dst);
 	if (!lookup_v4(daddr)) {
 		count(R_PASS);
@@ -259,6 +260,8 @@ int br_ingress4(struct __sk_buff *skb)
 
 		if (bpf_skb_load_bytes(skb, l3 + 2, &h, sizeof(h)))
 			return PASS;
+		if (bpf_ntohs(h.len) > skb->len - l3)
+			return drop(R_TRUNCATED);
 		frag = bpf_ntohs(h.frag);
 		if ((frag & (IP_MF | IP_OFFMASK)) ||
 		    (!(frag & IP_DF) && !skb->gso_size && bpf_ntohs(h.len) + 20 > c->frag_mtu)) {

@@ -187,7 +187,7 @@ int ce_ingress(struct __sk_buff *skb)
 	if (c->flags & CFG_V6_L3)
 		l3 = 0;
 	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
-		return PASS;
+		return drop(R_TRUNCATED);
 	/* Ours only if it is exactly a MAP address of our binding. */
 	if (ce_local6(c, v6_hi(dst), v6_lo(dst), &daddr)) {
 		count(R_PASS);
