@@ -21,8 +21,15 @@ import (
 const localDevicePrefix = "maptbr"
 
 // localRoutes owns the TUN device and its routes: the DMR and every rule's
-// IPv4 prefix. The device is not persistent: it goes away with the
-// process, and its routes with it.
+// IPv4 prefix. With pinned translators the device is persistent, so that
+// it and its routes stay while the BR is away (killed, or stopped with
+// --leave-in-place) and br_local, pinned on its egress, goes on
+// translating the BR's own ICMP errors: TC egress runs before the
+// device's transmit, which is all a TUN without a reader lacks. A restart
+// attaches to the device again and takes over its routes; a clean stop
+// deletes it, and its routes with it. Without pins the device goes with
+// the process, and its routes (the anycast announcements among them)
+// with it: a killed BR whose translator died announces nothing.
 type localRoutes struct {
 	name   string
 	tun    *netlink.Tuntap
@@ -38,13 +45,13 @@ type localRoutes struct {
 // that would not fit), and br_local translates the pieces, none larger
 // than lowest-ipv6-mtu. The device's own MTU is the IPv6 side's, so that
 // it keeps IPv6 (which needs 1280) for the BR's own ICMPv6 errors.
-func openLocal(name, v6dev string, lowestIPv6MTU int) (*localRoutes, error) {
+func openLocal(name, v6dev string, lowestIPv6MTU int, persist bool) (*localRoutes, error) {
 	tun := &netlink.Tuntap{
 		LinkAttrs:  netlink.LinkAttrs{Name: name},
 		Mode:       netlink.TUNTAP_MODE_TUN,
 		Flags:      netlink.TUNTAP_NO_PI,
-		NonPersist: true,
-		Queues:     1, // keeps the file open: with none, the device is gone at once
+		NonPersist: !persist,
+		Queues:     1, // keeps the file open (without pins, the device lives as long), gives the carrier; a device left by an earlier run is attached to
 	}
 	if err := netlink.LinkAdd(tun); err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) {
@@ -53,12 +60,32 @@ func openLocal(name, v6dev string, lowestIPv6MTU int) (*localRoutes, error) {
 		return nil, fmt.Errorf("relay: create %s: %w", name, err)
 	}
 	l := &localRoutes{name: name, tun: tun, routes: map[netip.Prefix]bool{}}
+	if !persist && len(tun.Fds) > 0 {
+		// A device an earlier pinned run left stays persistent otherwise.
+		unix.IoctlSetInt(int(tun.Fds[0].Fd()), unix.TUNSETPERSIST, 0)
+	}
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		l.close()
 		return nil, fmt.Errorf("relay: %s: %w", l.name, err)
 	}
 	l.index = link.Attrs().Index
+	// Routes an earlier run left on the device are ours: sync keeps the
+	// wanted ones and removes the others.
+	for _, family := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlink.RouteListFiltered(family, &netlink.Route{LinkIndex: l.index}, netlink.RT_FILTER_OIF)
+		if err != nil {
+			continue
+		}
+		for _, r := range routes {
+			if r.Dst != nil && r.Protocol == unix.RTPROT_BOOT { // ours; the kernel's own are RTPROT_KERNEL
+				if p, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+					ones, _ := r.Dst.Mask.Size()
+					l.routes[netip.PrefixFrom(p.Unmap(), ones)] = true
+				}
+			}
+		}
+	}
 	v6, err := netlink.LinkByName(v6dev)
 	if err != nil {
 		l.close()
@@ -116,12 +143,21 @@ func (l *localRoutes) route(p netip.Prefix) *netlink.Route {
 	return r
 }
 
-// close removes the device (and so its routes): closing the last file
-// of a non-persistent TUN device deletes it.
+// close removes the device, and so its routes.
 func (l *localRoutes) close() error {
+	errs := []error{l.release()}
+	if err := netlink.LinkDel(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: l.index}}); err != nil && !errors.Is(err, unix.ENODEV) {
+		errs = append(errs, fmt.Errorf("relay: delete %s: %w", l.name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// release closes our queue and leaves the device and its routes.
+func (l *localRoutes) release() error {
 	var errs []error
 	for _, f := range l.tun.Fds {
 		errs = append(errs, f.Close())
 	}
+	l.tun.Fds = nil
 	return errors.Join(errs...)
 }

@@ -30,6 +30,17 @@ type Options struct {
 	Logger     *slog.Logger
 	// AttachMode forces TCX or clsact; empty picks TCX where available.
 	AttachMode dataplane.AttachMode
+	// PinRoot is where the translators are pinned, so that they keep
+	// forwarding while the BR is away (killed, restarting, upgrading)
+	// and the next start adopts them: dataplane.DefaultPinRoot when
+	// empty, "-" for none.
+	PinRoot string
+	// LeaveInPlace makes the stop at the end of ctx leave the
+	// translators, their local devices and routes and the anycast
+	// announcements in place for a restart, which adopts them; without
+	// it the stop removes everything (SIGUSR2 leaves in place whatever
+	// this says).
+	LeaveInPlace bool
 }
 
 // debounce merges the burst of events an editor's save produces.
@@ -82,11 +93,22 @@ func Run(ctx context.Context, opts Options) error {
 	if err := prepareHost(f, log); err != nil {
 		return err
 	}
+	release, err := claimDevices(f)
+	if err != nil {
+		return err
+	}
+	defer release()
+	// leave is read by the deferred stops: with LeaveInPlace (or after
+	// SIGUSR2) nothing this run set up is removed when it ends, not even
+	// after a failed start, which would turn a failed restart into an
+	// outage.
+	leave := opts.LeaveInPlace
+	pins := pinRoot(opts.PinRoot, log)
 	rules := 0
 	for i, cfg := range cfgs {
-		g, err := startGroup(cfg, i, f, opts.AttachMode)
+		g, err := startGroup(cfg, i, f, opts.AttachMode, pins, log)
 		if g != nil {
-			defer g.close()
+			defer func() { g.close(leave) }()
 		}
 		if err != nil {
 			return err
@@ -103,7 +125,13 @@ func Run(ctx context.Context, opts Options) error {
 		if err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
-		defer check.Close()
+		defer func() {
+			if leave {
+				check.Release()
+			} else {
+				check.Close()
+			}
+		}()
 		if err := check.Attach(f.BR.IPv6Interface, r.groups[0].xl.Prog6to4(), opts.AttachMode); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
@@ -128,7 +156,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("relay: watch: %w", err)
 	}
-	defer watcher.Close()
+	// Closing the watcher waits for its reader; nothing waits for that.
+	defer func() { go watcher.Close() }()
 	// Watch the directory: editors and config managers replace the file
 	// by rename, which a watch on the file itself would lose.
 	dir := filepath.Dir(opts.ConfigPath)
@@ -138,13 +167,24 @@ func Run(ctx context.Context, opts Options) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
 	base := filepath.Base(opts.ConfigPath)
 	var timer <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
+			if leave {
+				log.Info("br stopping, translators left in place for a restart")
+				return nil
+			}
 			log.Info("br stopping")
 			r.health.drain()
+			return nil
+		case <-usr2:
+			leave = true
+			log.Info("SIGUSR2: br stopping, translators left in place for a restart")
 			return nil
 		case ev, ok := <-watcher.Events:
 			if !ok {
@@ -220,14 +260,24 @@ func (r *Relay) reload() error {
 }
 
 // startGroup loads and attaches the translator for one DMR and its local
-// device (maptbrN).
-func startGroup(cfg dataplane.Config, i int, f *domainfile.File, mode dataplane.AttachMode) (*group, error) {
-	xl, err := dataplane.Load(cfg)
+// device (maptbrN). With pins (the pin root), it adopts the translator an
+// earlier run left in root/BRPinName(ipv6 side, i).
+func startGroup(cfg dataplane.Config, i int, f *domainfile.File, mode dataplane.AttachMode, pins string, log *slog.Logger) (*group, error) {
+	var xl *dataplane.Translator
+	var err error
+	if pins != "" {
+		xl, err = dataplane.LoadPinned(cfg, filepath.Join(pins, dataplane.BRPinName(f.BR.IPv6Interface, i)))
+	} else {
+		xl, err = dataplane.Load(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("relay: dmr %s: %w", cfg.DMR, err)
 	}
+	if adoption, why := xl.Adoption(); adoption != "" {
+		log.Info("translator pinned", "dmr", cfg.DMR, "dir", xl.PinDir(), "adoption", adoption, "why", why)
+	}
 	g := &group{xl: xl}
-	if g.local, err = openLocal(fmt.Sprintf("%s%d", localDevicePrefix, i), f.BR.IPv6Interface, cfg.LowestIPv6MTU); err != nil {
+	if g.local, err = openLocal(fmt.Sprintf("%s%d", localDevicePrefix, i), f.BR.IPv6Interface, cfg.LowestIPv6MTU, pins != ""); err != nil {
 		return g, err
 	}
 	if err := xl.AttachBR(f.BR.IPv6Interface, f.BR.IPv4Interface, g.local.name, mode); err != nil {
@@ -236,11 +286,26 @@ func startGroup(cfg dataplane.Config, i int, f *domainfile.File, mode dataplane.
 	return g, g.local.sync(cfg)
 }
 
-func (g *group) close() {
+// close removes the group, or with leave only lets go of it: the
+// translator stays pinned on its hooks, the local device and its routes
+// stay.
+func (g *group) close(leave bool) {
+	if leave {
+		if g.local != nil {
+			g.local.release()
+		}
+		g.xl.LeaveInPlace()
+		return
+	}
+	// Each takes the kernel an RCU grace period or two (device
+	// unregistration, TCX detach): in parallel, the stop takes one.
+	var wg sync.WaitGroup
 	if g.local != nil {
-		g.local.close()
+		wg.Add(1)
+		go func() { defer wg.Done(); g.local.close() }()
 	}
 	g.xl.Close()
+	wg.Wait()
 }
 
 // translatorConfigs turns a domain file into BR translator
@@ -320,9 +385,9 @@ func (r *Relay) serveMetrics(addr string) (func(), error) {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	r.log.Info("metrics", "address", l.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	// The stop closes every connection at once: a scrape cut short costs
+	// nothing, and Shutdown would wait for connections that have not sent
+	// their first request (a scraper's fresh keep-alive connection) for
+	// 5 s, which made a stop take as long as its 2 s timeout.
+	return func() { srv.Close() }, nil
 }

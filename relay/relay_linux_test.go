@@ -44,6 +44,7 @@ type mapLab struct {
 	*testenv.Seed
 	br         *testenv.Proc
 	domainFile string
+	brBin      string
 }
 
 func startLab(t *testing.T) *mapLab { return startLabWith(t, domainYAML) }
@@ -61,15 +62,20 @@ func startLabWith(t *testing.T, domain string) *mapLab { return startLabCEs(t, d
 // startLabCEs starts the BR with the domain file and CE 11b and CE 774
 // with the given configurations.
 func startLabCEs(t *testing.T, domain string, ces [2]ceConf) *mapLab {
+	return startLabBR(t, domain, ces)
+}
+
+// startLabBR is startLabCEs with more `br run` flags.
+func startLabBR(t *testing.T, domain string, ces [2]ceConf, brArgs ...string) *mapLab {
 	testenv.Require(t, "ip", "nft", "ping")
 	seed := testenv.NewSeed(t)
 	l := &mapLab{Seed: seed, domainFile: filepath.Join(seed.Lab.Dir(), "domain.yaml")}
 	if err := os.WriteFile(l.domainFile, []byte(domain), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	brBin := testenv.BuildBinary(t, "./cmd/br")
+	l.brBin = testenv.BuildBinary(t, "./cmd/br")
 	ceBin := testenv.BuildBinary(t, "./cmd/ce-agent")
-	l.br = seed.BR.Start(brBin, "run", "--config", l.domainFile, "--log-level", "debug")
+	l.br = l.startBR(brArgs...)
 	seed.RouteDelegated(ces[0].prefix, testenv.SeedCE11bWAN)
 	seed.RouteDelegated(ces[1].prefix, testenv.SeedCE774WAN)
 	for i, ns := range []*testenv.NS{seed.CE11b, seed.CE774} {
@@ -119,6 +125,11 @@ func startLabCEs(t *testing.T, domain string, ces [2]ceConf) *mapLab {
 		}
 	}()
 	return l
+}
+
+// startBR starts `br run` on the lab's domain file with more flags.
+func (l *mapLab) startBR(args ...string) *testenv.Proc {
+	return l.BR.Start(append([]string{l.brBin, "run", "--config", l.domainFile, "--log-level", "debug"}, args...)...)
 }
 
 // httpGet fetches a URL from inside a namespace.

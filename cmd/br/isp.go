@@ -118,6 +118,8 @@ func runRelay(args []string, _, stderr io.Writer) error {
 	path := fs.String("config", "", "domain file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	attachMode := fs.String("attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
+	pinDir := fs.String("pin-dir", dataplane.DefaultPinRoot, "directory on a BPF filesystem where the translators are pinned, so that they keep forwarding while br is away and a restart adopts them (- for none)")
+	leave := fs.Bool("leave-in-place", false, "on SIGTERM, leave the translators, local devices, routes and anycast announcements for a restart (SIGUSR2 does it whatever this says)")
 	if err := fs.ParseNone(args); err != nil {
 		return err
 	}
@@ -136,8 +138,10 @@ func runRelay(args []string, _, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return relay.Run(ctx, relay.Options{
-		ConfigPath: *path,
-		Logger:     slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		AttachMode: dataplane.AttachMode(*attachMode),
+		ConfigPath:   *path,
+		Logger:       slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		AttachMode:   dataplane.AttachMode(*attachMode),
+		PinRoot:      *pinDir,
+		LeaveInPlace: *leave,
 	})
 }

@@ -16,6 +16,9 @@ commands:
   run         run the border relay: attach the translator, follow the file, serve
               /metrics and /healthz, and with br.anycast announce itself while healthy
               br run --config FILE [--log-level LEVEL] [--attach-mode tcx|clsact]
+                     [--pin-dir DIR] [--leave-in-place]
+              SIGTERM removes what it set up (--leave-in-place: keeps it for a
+              restart, which adopts it); SIGUSR2 always keeps it; SIGHUP reloads
   lookup      map one address to the other side of the domain
               br lookup (--rule RULE ... | --config FILE) [--json] ADDRESS
               ADDRESS is IPv4:port, IPv4 (no sharing) or a CE's MAP IPv6 address

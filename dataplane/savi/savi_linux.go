@@ -89,6 +89,15 @@ func (c *Check) Counters() (map[string]uint64, error) {
 	return out, nil
 }
 
+// Release drops our handles for a stop that leaves the BR in place: a
+// cls_bpf filter stays on its hook (the restart replaces it); a TCX link
+// ends with them, and until the restart attaches the check again, CE
+// packets go unchecked (none is lost).
+func (c *Check) Release() error {
+	c.detach = nil
+	return c.objs.Close()
+}
+
 // Close detaches the program and releases it.
 func (c *Check) Close() error {
 	var errs []error
