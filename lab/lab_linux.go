@@ -52,6 +52,8 @@ type Options struct {
 	KeaConfig func(dhcp6 map[string]any)
 	// AgentArgs are extra `ce-agent run` flags.
 	AgentArgs []string
+	// RelayArgs are extra `br run` flags.
+	RelayArgs []string
 }
 
 // CE is one customer edge of the lab.
@@ -176,7 +178,7 @@ func Up(t testenv.T, o Options) *Lab {
 			Socket: filepath.Join(l.Dir, c.name+".sock")})
 	}
 	l.startKea(t)
-	l.Relay = seed.BR.Start(filepath.Join(o.Bin, "br"), "run", "--config", l.Domain)
+	l.StartRelay(o.Bin, o.RelayArgs...)
 	for _, c := range l.CEs {
 		l.StartAgent(c, o.AgentArgs...)
 	}
@@ -243,6 +245,11 @@ func (l *Lab) writeKeaConf(t testenv.T) {
 	if out, err := exec.Command("kea-dhcp6", "-t", l.KeaConf).CombinedOutput(); err != nil {
 		t.Fatalf("lab: kea-dhcp6 -t: %v\n%s", err, out)
 	}
+}
+
+// StartRelay starts the BR (bin/br, run on the lab's domain file).
+func (l *Lab) StartRelay(bin string, extra ...string) {
+	l.Relay = l.BR.Start(append([]string{filepath.Join(bin, "br"), "run", "--config", l.Domain}, extra...)...)
 }
 
 // StartAgent starts a CE's agent. No MAP configuration at all: it picks
