@@ -45,11 +45,11 @@ type Kernel struct {
 // the kernel takes its other path.
 var Matrix = []Kernel{
 	{ID: "amd64-5.10", Arch: "amd64", Meta: "linux-image-cloud-amd64", Suite: "bullseye", GOARCH: "amd64",
-		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Full: true, Slow: 1},
+		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Slow: 1},
 	{ID: "amd64-6.1", Arch: "amd64", Meta: "linux-image-cloud-amd64", GOARCH: "amd64",
 		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Slow: 1},
 	{ID: "amd64-6.12", Arch: "amd64", Meta: "linux-image-cloud-amd64", Suite: "bookworm-backports", GOARCH: "amd64",
-		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Full: true, Slow: 1.2},
+		Qemu: "qemu-system-x86_64", Machine: []string{"-M", "q35", "-cpu", "max,-cx16"}, Console: "ttyS0", MemMiB: 512, Triplet: "x86_64-linux-gnu", Slow: 1.2},
 	{ID: "arm64-6.1", Arch: "arm64", Meta: "linux-image-arm64", GOARCH: "arm64",
 		Qemu: "qemu-system-aarch64", Machine: []string{"-M", "virt", "-cpu", "cortex-a57"}, Console: "ttyAMA0", MemMiB: 512, Triplet: "aarch64-linux-gnu", Slow: 1.5},
 	// armmp is not an LPAE kernel: highmem=off keeps qemu's PCIe windows

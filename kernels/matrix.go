@@ -139,8 +139,8 @@ func RunMatrix(o Options) (*Report, error) {
 			if timeout == 0 {
 				timeout = 2 * time.Minute
 				for _, st := range o.Steps {
-					if _, _, ok := planStep(st, k, o.Full); ok {
-						timeout += time.Duration(float64(st.Timeout)*k.Slow*max(o.Scale, 1)) * time.Second
+					if _, _, t, ok := planStep(st, k, o.Full); ok {
+						timeout += time.Duration(float64(t) * max(o.Scale, 1))
 					}
 				}
 			}

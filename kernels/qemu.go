@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mapt-go/mapt/kernels/proto"
@@ -72,6 +73,8 @@ func Boot(e *Extracted, initrd, console string, timeout time.Duration, echo io.W
 		r.Outcome, r.Err = Error, fmt.Sprintf("kernels: %s: %v", args[0], err)
 		return r
 	}
+	running.add(cmd.Process)
+	defer running.remove(cmd.Process)
 	scanned := make(chan struct{})
 	go func() {
 		defer close(scanned)
@@ -118,6 +121,28 @@ func Boot(e *Extracted, initrd, console string, timeout time.Duration, echo io.W
 		r.Result = "FAIL: kernel: " + r.KernelLines[0]
 	}
 	return r
+}
+
+// running are the qemu processes this program started, for KillAll.
+var running = &procSet{m: map[*os.Process]bool{}}
+
+type procSet struct {
+	mu sync.Mutex
+	m  map[*os.Process]bool
+}
+
+func (p *procSet) add(pr *os.Process)    { p.mu.Lock(); p.m[pr] = true; p.mu.Unlock() }
+func (p *procSet) remove(pr *os.Process) { p.mu.Lock(); delete(p.m, pr); p.mu.Unlock() }
+
+// KillAll kills the VMs that are still running (the command's SIGINT and
+// SIGTERM handler: qemu must not outlive the matrix). Only the qemu
+// processes started here, by PID.
+func KillAll() {
+	running.mu.Lock()
+	defer running.mu.Unlock()
+	for pr := range running.m {
+		pr.Kill()
+	}
 }
 
 func (r *Run) scanLine(line string) {

@@ -9,7 +9,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/mapt-go/mapt/kernels"
 )
@@ -64,6 +66,14 @@ func main() {
 	if *verbose {
 		o.Echo = os.Stdout
 	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		logf("%v: stopping the VMs", s)
+		kernels.KillAll()
+		os.Exit(1)
+	}()
 	rep, err := kernels.RunMatrix(o)
 	if err != nil {
 		logf("%v", err)
