@@ -5,10 +5,12 @@
 //
 // What it applies, in order, each step only when it changed:
 //
-//  1. the IPv4 uplink device (an L3 TUN device, DESIGN s3) with the CE's
-//     IPv4 address, MTU = WAN MTU - 28 (RFC 7599 s10.1: the IPv6 header is
-//     20 bytes longer, and a fragment also gains an 8-byte Fragment Header)
-//     and, by default, the IPv4 default route;
+//  1. the IPv4 uplink device (an L3 TUN device, ARCHITECTURE.md, A TUN
+//     uplink) with the CE's IPv4 address, MTU = min(WAN MTU,
+//     lowest-ipv6-mtu) - 28 (RFC 7599 s10.1: the IPv6 header is 20 bytes
+//     longer, and a fragment also gains an 8-byte Fragment Header;
+//     ARCHITECTURE.md, The uplink MTU) and, by default, the IPv4 default
+//     route;
 //  2. the nat table: SNAT of everything routed out of the uplink into the
 //     port set (package nat, RFC 7599 s8.1 and s11);
 //  3. the translator on the uplink (4->6) and the WAN (6->4) (package

@@ -51,7 +51,8 @@ func PickWAN(h *netlink.Handle) (string, string, error) {
 // ensureUplink creates (or adopts) the persistent L3 TUN device the LAN's
 // IPv4 traffic is routed into, and gives it its MTU, the CE's IPv4 address
 // and, optionally, the default route. It removes addresses of an old
-// binding. The TC programs need no reader on the device (DESIGN s3).
+// binding. The TC programs need no reader on the device (ARCHITECTURE.md,
+// A TUN uplink).
 func ensureUplink(h *netlink.Handle, name string, mtu int, addr netip.Addr, defaultRoute bool) (netlink.Link, error) {
 	l, err := h.LinkByName(name)
 	var nf netlink.LinkNotFoundError

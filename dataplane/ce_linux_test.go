@@ -436,10 +436,11 @@ func TestCounterNames(t *testing.T) {
 }
 
 // TestCEBindingKinds runs the CE programs for every kind of binding
-// (DESIGN s5): an IPv4 prefix (EA + r < 32), a full address (EA + r = 32),
-// a shared address with a = 0 (one range), EA length 0 with the PSID from
-// PORTPARAMS, and an end-user prefix longer than /64, whose bits overwrite
-// the top of the interface ID.
+// (ARCHITECTURE.md, Conventions and reference vectors): an IPv4 prefix
+// (EA + r < 32), a full address (EA + r = 32), a shared address with a = 0
+// (one range), EA length 0 with the PSID from PORTPARAMS, and an end-user
+// prefix longer than /64, whose bits overwrite the top of the interface
+// ID.
 func TestCEBindingKinds(t *testing.T) {
 	cases := []struct {
 		name, rule, eup string

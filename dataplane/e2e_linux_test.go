@@ -32,7 +32,8 @@ type lab struct {
 	ceT, brT               *Translator
 }
 
-// The DESIGN s6 example: 2001:db8:ce:774::/64 under
+// The corrected CE 774 of Jool's tutorial (ARCHITECTURE.md, Conventions
+// and reference vectors): 2001:db8:ce:774::/64 under
 // {2001:db8:ce::/51, 192.0.2.0/24, EA 13, a=0} is 192.0.2.59, PSID 20,
 // ports 40960-43007.
 var (
@@ -46,7 +47,7 @@ func newLab(t *testing.T, mode AttachMode) *lab {
 	testenv.Require(t, "ip", "ethtool", "ping")
 	b := mustDerive(labRule, labEUP)
 	if got := b.IPv4.Addr().String(); got != "192.0.2.59" || b.PortSet.Range(0).First != 40960 {
-		t.Fatalf("lab binding %v %v: not the DESIGN example", b.IPv4, b.PortSet)
+		t.Fatalf("lab binding %v %v: not the corrected CE 774", b.IPv4, b.PortSet)
 	}
 	l := testenv.New(t)
 	x := &lab{client: l.NS("client"), ce: l.NS("ce"), br: l.NS("br"), server: l.NS("server")}

@@ -11,7 +11,7 @@
 //
 // A PSID is right-aligned inside every type of this package: a PSID of
 // length k holds its value in the k low bits. The DHCPv6 S46_PORTPARAMS
-// option carries it left-aligned in 16 bits; package provision converts at
+// option carries it left-aligned in 16 bits; package s46 converts at
 // the wire boundary.
 //
 // The PSID offset a defaults to 6 (RFC 7597 s5.1) only where a rule is

@@ -39,7 +39,8 @@ var crossTargets = []crossTarget{
 	{"arm64", "qemu-aarch64-static", elf.EM_AARCH64, binary.LittleEndian, elf.ELFCLASS64},
 }
 
-// The seed's CE 774 (DESIGN.md s6): 192.0.2.59, PSID 20, ports 40960-43007.
+// The seed's CE 774 (ARCHITECTURE.md, Conventions and reference vectors):
+// 192.0.2.59, PSID 20, ports 40960-43007.
 var seedDerive = []string{"derive", "--json", "--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0",
 	"--prefix", "2001:db8:ce:774::/64", "--dmr", "64:ff9b::/96"}
 
