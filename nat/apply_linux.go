@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/google/nftables"
@@ -303,46 +302,6 @@ func (st state) config() (cfg Config, ok bool, err error) {
 	}
 	cfg.Ports = mergeRanges(cfg.Ports)
 	return cfg, true, nil
-}
-
-// GuardDrops are the packets the guard chain dropped since the table was
-// last replaced, by reason.
-type GuardDrops struct {
-	Addr uint64 // source address not the CE's (untranslated)
-	Port uint64 // TCP/UDP/UDP-Lite/SCTP/DCCP source port outside the set
-	Echo uint64 // ICMP echo identifier outside the set
-}
-
-// Drops reads the guard counters, for metrics: anything non-zero means
-// traffic that NAT did not translate tried to leave.
-func (n *NAT) Drops() (GuardDrops, error) {
-	var d GuardDrops
-	t := table()
-	rules, err := n.nft.GetRules(t, &nftables.Chain{Name: chainGuard, Table: t})
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return d, nil
-		}
-		return d, fmt.Errorf("nat: read guard: %w", err)
-	}
-	for _, r := range rules {
-		role, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-		var pkts uint64
-		for _, e := range r.Exprs {
-			if c, ok := e.(*expr.Counter); ok {
-				pkts = c.Packets
-			}
-		}
-		switch {
-		case strings.HasSuffix(role, " guard-addr"):
-			d.Addr = pkts
-		case strings.HasSuffix(role, " guard-port"):
-			d.Port = pkts
-		case strings.HasSuffix(role, " guard-echo"):
-			d.Echo = pkts
-		}
-	}
-	return d, nil
 }
 
 // decoded is what Current needs from one rule.

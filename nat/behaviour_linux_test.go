@@ -1,13 +1,8 @@
 package nat
 
 import (
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"net"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,8 +151,16 @@ func TestReapply(t *testing.T) {
 	if changed, err = nat.Apply(cfg); err != nil || !changed {
 		t.Fatalf("apply after tampering: changed %v, %v", changed, err)
 	}
-	if !strings.Contains(nftList(t, n.ce, "list", "chain", "ip", TableName, "forward"), "maxseg size set 1440") {
-		t.Fatal("apply did not restore the MSS rules")
+	if !strings.Contains(nftList(t, n.ce, "list", "chain", "ip", TableName, "forward"), "jump "+chainClamp) {
+		t.Fatal("apply did not restore the MSS rule")
+	}
+	// Tampering with a regular chain is found too.
+	n.ce.MustExec("nft", "flush", "chain", "ip", TableName, chainClamp)
+	if changed, err = nat.Apply(cfg); err != nil || !changed {
+		t.Fatalf("apply after tampering with %s: changed %v, %v", chainClamp, changed, err)
+	}
+	if !strings.Contains(nftList(t, n.ce, "list", "chain", "ip", TableName, chainClamp), "maxseg size set 1440") {
+		t.Fatal("apply did not restore the clamp")
 	}
 }
 
@@ -214,92 +217,6 @@ func synMSS(pkts []gopacket.Packet, ack bool) []int {
 		}
 	}
 	return out
-}
-
-// guardDrops reads the packet counter of a guard rule.
-func guardDrops(t *testing.T, ns *testenv.NS, role string) int {
-	t.Helper()
-	for _, line := range strings.Split(nftList(t, ns, "list", "chain", "ip", TableName, chainGuard), "\n") {
-		if !strings.Contains(line, role+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		for i := range f[:len(f)-1] {
-			if f[i] == "packets" {
-				n, err := strconv.Atoi(f[i+1])
-				if err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
-		}
-	}
-	t.Fatalf("no counter for %s", role)
-	return 0
-}
-
-// TestGuard: packets that conntrack does not translate (invalid or
-// untracked) never reach the wire with a LAN address or a port outside
-// the set.
-func TestGuard(t *testing.T) {
-	n := newNATLab(t)
-	cfg := ex1(t)
-	nat := openIn(t, n.ce)
-	if _, err := nat.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := nat.Drops(); err != nil || d != (GuardDrops{}) {
-		t.Fatalf("Drops before any traffic: %+v, %v", d, err)
-	}
-	capture := n.sink.Capture("eth0", "ip and not arp")
-	// An ICMP port unreachable from the LAN that belongs to no
-	// connection: conntrack calls it invalid and NAT never sees it.
-	icmpErr := []byte{3, 3, 0, 0, 0, 0, 0, 0,
-		0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 198, 51, 100, 1, 10, 0, 0, 2,
-		0, 53, 0x9c, 0x40, 0, 8, 0, 0}
-	binary.BigEndian.PutUint16(icmpErr[2:], checksum(icmpErr))
-	err := n.lan.Do(func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_ICMP)
-		if err != nil {
-			return err
-		}
-		defer syscall.Close(fd)
-		return syscall.Sendto(fd, icmpErr, 0, &syscall.SockaddrInet4{Addr: sinkAddr.As4()})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The router's own untracked datagram from its MAP address but a
-	// port another CE owns.
-	n.ce.MustExec("ip", "addr", "add", "192.0.2.18/32", "dev", "lo")
-	n.ce.MustExec("nft", "add table ip raw; add chain ip raw out { type filter hook output priority raw; }; add rule ip raw out udp dport 5555 notrack")
-	err = n.ce.Do(func() error {
-		c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(192, 0, 2, 18), Port: 40000}, &net.UDPAddr{IP: sinkAddr.AsSlice(), Port: 5555})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		// A local sender learns of the drop: EPERM.
-		if _, err = c.Write([]byte("not mine")); !errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("send from a foreign port: %v, want EPERM from the guard", err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := wireSources(capture.Packets()); len(got) != 0 {
-		t.Fatalf("untranslated packets reached the wire: %v", got)
-	}
-	if d := guardDrops(t, n.ce, "guard-addr"); d != 1 {
-		t.Errorf("guard-addr dropped %d packets, want the ICMP error", d)
-	}
-	if d := guardDrops(t, n.ce, "guard-port"); d != 1 {
-		t.Errorf("guard-port dropped %d packets, want the untracked datagram", d)
-	}
-	if d, err := nat.Drops(); err != nil || d != (GuardDrops{Addr: 1, Port: 1}) {
-		t.Errorf("Drops = %+v, %v; want one by address, one by port", d, err)
-	}
 }
 
 func checksum(b []byte) uint16 {

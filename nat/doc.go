@@ -30,15 +30,13 @@
 //		...
 //		chain ports-1232-1235 { snat to 192.0.2.18:1232-1235 }
 //		...
-//		set ports { type inet_service; flags interval; elements = { 1232-1235, ... } }
-//		chain guard {        # filter, postrouting, srcnat + 10: after NAT
-//			oifname "up0" ip saddr != 192.0.2.18 counter drop
-//			oifname "up0" meta l4proto { tcp, udp, dccp, sctp, udplite } th sport != @ports counter drop
-//			oifname "up0" icmp type echo-request icmp id != @ports counter drop
-//		}
+//		set ports { type inet_service; flags interval; elements = { 1232-1235, ... } }  # shared address: mesh
 //		chain forward {      # filter, mangle: MSS clamp, both directions
-//			oifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
-//			iifname "up0" tcp flags syn / syn,rst tcp option maxseg size > 1440 tcp option maxseg size set 1440
+//			tcp flags syn / syn,rst jump mss-clamp
+//		}
+//		chain mss-clamp {
+//			oifname "up0" tcp option maxseg size > 1440 tcp option maxseg size set 1440
+//			iifname "up0" tcp option maxseg size > 1440 tcp option maxseg size set 1440
 //		}
 //	}
 //
@@ -121,14 +119,21 @@
 // uses a > 0 (the ranges with A = 0, ports 0-1023 for a = 6, belong to no
 // PSID) or does not assign PSID 0 with a = 0.
 //
-// # Guard
+// # Packets NAT does not translate
 //
 // Packets that conntrack calls invalid or does not track (an ICMP error
 // for no known connection, a notrack rule elsewhere) are never
-// translated. The guard chain, after NAT, drops whatever would still
-// leave the uplink with another source address, or with a port or echo
-// identifier outside the set, and counts it: nothing leaves with a LAN
-// address or a port another CE owns. Local senders get EPERM.
+// translated: they reach the uplink with their LAN address, or a port or
+// echo identifier outside the set. The table does not check for them.
+// The CE translator (package dataplane) is the one enforcement point:
+// everything leaving the uplink passes it, and it drops a packet whose
+// source address (for an ICMP error: the inner destination), port or echo
+// identifier is not the binding's and counts it as src_not_ours, which
+// ce-agent status shows. Nothing leaves with a LAN address or a port
+// another CE owns. (An nftables guard chain after NAT did the same check
+// a second time, three rules for every packet out of the uplink: about
+// 100-200 ns of the 5 us a 64-byte packet costs on the benchmark's path,
+// bench/results/latest.md. It went.)
 //
 // # Conntrack
 //
@@ -143,4 +148,8 @@
 // lowered to the uplink MTU - 40, so neither end sends segments the
 // uplink (and the IPv6 path behind the translator) cannot carry. The
 // router's own connections already take the MSS from the route MTU.
+// Every forwarded packet passes the forward chain, so its one rule tests
+// the cheap and rarely true condition first (a TCP SYN, from the headers
+// already parsed) and only SYNs jump to the clamp, which compares the
+// device names (a copy of each name per test).
 package nat

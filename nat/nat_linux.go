@@ -27,7 +27,7 @@ const slotMapName = "slots"
 const (
 	chainNAT     = "postrouting"
 	chainMSS     = "forward"
-	chainGuard   = "guard"
+	chainClamp   = "mss-clamp"
 	chainMeshIn  = "mesh-prerouting"
 	chainMeshOut = "mesh-output"
 	setPorts     = "ports"
@@ -39,7 +39,7 @@ const commentPrefix = "mapt "
 
 // formatVersion changes whenever the generated rule set changes shape, so
 // that an agent upgrade replaces the table of an older one.
-const formatVersion = "4"
+const formatVersion = "5"
 
 // Buckets is the number of round-robin counters per protocol. A flow's
 // destination (address and port; the address for ICMP) hashes to one of
@@ -246,35 +246,42 @@ func build(c *nftables.Conn, cfg Config) error {
 	// address-only SNAT.
 	c.AddRule(&nftables.Rule{Table: t, Chain: nat, Exprs: append(append([]expr.Any{}, oif...), snat(cfg.Addr, nil)...), UserData: comment(fp, "other")})
 
-	ports, err := guard(c, t, cfg, fp)
-	if err != nil {
-		return err
-	}
 	if cfg.MeshAlias.IsValid() {
+		ports, err := portSet(c, t, cfg)
+		if err != nil {
+			return err
+		}
 		if err := mesh(c, t, cfg, fp, ports); err != nil {
 			return err
 		}
 	}
 
 	// MSS clamping of forwarded SYNs in both directions, so that neither
-	// end sends segments the uplink cannot carry.
+	// end sends segments the uplink cannot carry. Every forwarded packet
+	// passes the forward chain: its one rule tests what is cheapest to
+	// test and rarest to match first (a TCP SYN), and only SYNs jump to
+	// the clamp, which compares device names.
 	mss := c.AddChain(&nftables.Chain{
 		Name: chainMSS, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityMangle,
 	})
+	clamp := c.AddChain(&nftables.Chain{Name: chainClamp, Table: t})
+	c.AddRule(&nftables.Rule{Table: t, Chain: mss, UserData: comment(fp, "mss"), Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x06}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+		&expr.Verdict{Kind: expr.VerdictJump, Chain: chainClamp},
+	}})
 	val := binaryutil.BigEndian.PutUint16(uint16(cfg.MSS()))
 	for _, dir := range []struct {
 		key  expr.MetaKey
 		role string
 	}{{expr.MetaKeyOIFNAME, "mss-out"}, {expr.MetaKeyIIFNAME, "mss-in"}} {
-		c.AddRule(&nftables.Rule{Table: t, Chain: mss, UserData: comment(fp, dir.role), Exprs: []expr.Any{
+		c.AddRule(&nftables.Rule{Table: t, Chain: clamp, UserData: comment(fp, dir.role), Exprs: []expr.Any{
 			&expr.Meta{Key: dir.key, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x06}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
 			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, DestRegister: 1},
 			&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: val},
 			&expr.Immediate{Register: 1, Data: val},
@@ -284,12 +291,16 @@ func build(c *nftables.Conn, cfg Config) error {
 	return nil
 }
 
-// guard drops, after NAT, whatever would leave the uplink with another
-// source address, or with a port or echo identifier outside the set:
-// packets conntrack does not track or calls invalid (an ICMP error for no
-// known connection, say) are never translated, and must not reach the
-// wire with a LAN address or a port another CE owns.
-func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) (*nftables.Set, error) {
+// portSet adds the interval set of the ports of the set, for the mesh
+// rules.
+//
+// Nothing here checks what leaves the uplink: packets conntrack does not
+// translate (invalid or untracked: an ICMP error for no known connection,
+// a notrack rule elsewhere) keep their LAN address or port, and the CE
+// translator, the one place they must pass to leave, drops and counts
+// them (dataplane counter src_not_ours). An nftables guard doing the same
+// after NAT cost every packet three more rules (issue 15, bench/results).
+func portSet(c *nftables.Conn, t *nftables.Table, cfg Config) (*nftables.Set, error) {
 	ports := &nftables.Set{Table: t, Name: setPorts, Interval: true, KeyType: nftables.TypeInetService}
 	var elems []nftables.SetElement
 	for _, r := range mergeRanges(cfg.chunks()) {
@@ -308,57 +319,6 @@ func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) (*nftable
 		}
 		elems = elems[n:]
 	}
-	ch := c.AddChain(&nftables.Chain{
-		Name: chainGuard, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityNATSource + 10),
-	})
-	oif := []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
-	}
-	drop := []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}
-	mask := net4Mask(cfg.Addr.Bits())
-	rules := []struct {
-		role  string
-		exprs []expr.Any
-	}{
-		{"guard-addr", []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: []byte{0, 0, 0, 0}},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: cfg.Addr.Masked().Addr().AsSlice()},
-		}},
-		{"guard-port", []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Lookup{SourceRegister: 1, SetID: 0, SetName: "", Invert: false},
-		}},
-		{"guard-echo", []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{8}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 4, Len: 2},
-			&expr.Lookup{SourceRegister: 1, SetID: ports.ID, SetName: ports.Name, Invert: true},
-		}},
-	}
-	// guard-port: the port-carrying protocols, source port not in the set.
-	protos := &nftables.Set{Table: t, Anonymous: true, Constant: true, KeyType: nftables.TypeInetProto}
-	var pe []nftables.SetElement
-	for _, p := range []byte{unix.IPPROTO_TCP, unix.IPPROTO_UDP, unix.IPPROTO_UDPLITE, unix.IPPROTO_SCTP, unix.IPPROTO_DCCP} {
-		pe = append(pe, nftables.SetElement{Key: []byte{p}})
-	}
-	if err := c.AddSet(protos, pe); err != nil {
-		return nil, fmt.Errorf("nat: protocol set: %w", err)
-	}
-	rules[1].exprs = []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-		&expr.Lookup{SourceRegister: 1, SetID: protos.ID, SetName: protos.Name},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
-		&expr.Lookup{SourceRegister: 1, SetID: ports.ID, SetName: ports.Name, Invert: true},
-	}
-	for _, r := range rules {
-		exprs := append(append(append([]expr.Any{}, oif...), r.exprs...), drop...)
-		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs, UserData: comment(fp, r.role)})
-	}
 	return ports, nil
 }
 
@@ -367,7 +327,7 @@ func guard(c *nftables.Conn, t *nftables.Table, cfg Config, fp string) (*nftable
 // the LAN (prerouting) and from the router itself (output), so that they
 // leave by the uplink to be translated to that CE instead of being
 // delivered here. Ports of our own set stay ours: the router's services
-// and port forwards keep them. The ports set is guard's.
+// and port forwards keep them. ports is portSet's.
 func mesh(c *nftables.Conn, t *nftables.Table, cfg Config, fp string, ports *nftables.Set) error {
 	// An anonymous set binds to one rule: each rule gets its own.
 	match := func() ([]expr.Any, error) {
@@ -432,8 +392,8 @@ func expectedComments(cfg Config) map[string][]string {
 	nat = append(nat, commentPrefix+fp+" other")
 	want := map[string][]string{
 		chainNAT:   nat,
-		chainMSS:   {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
-		chainGuard: {commentPrefix + fp + " guard-addr", commentPrefix + fp + " guard-port", commentPrefix + fp + " guard-echo"},
+		chainMSS:   {commentPrefix + fp + " mss"},
+		chainClamp: {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
 	}
 	if cfg.MeshAlias.IsValid() {
 		want[chainMeshIn] = []string{commentPrefix + fp + " mesh"}

@@ -14,9 +14,10 @@ import (
 // BenchmarkThroughput measures TCP throughput LAN -> sink through the CE
 // (iperf3, 2 s per run) with this package's table, against the same lab
 // with one plain address-only snat rule (conntrack and NAT, none of our
-// slots, counters or guard), measured in the same run. The ratio metric
-// is ours / plain; the extra cost sits in the guard chain, which every
-// packet out of the uplink passes, and in the per-connection slot choice.
+// slots or counters), measured in the same run. The ratio metric is ours
+// / plain; the extra cost sits in the forward chain's one rule (the MSS
+// clamp's SYN test), which every forwarded packet passes, and in the
+// per-connection slot choice.
 func BenchmarkThroughput(b *testing.B) {
 	testenv.Require(b, "nft", "iperf3")
 	lab := newNATLab(b)
