@@ -20,6 +20,8 @@ type Path struct {
 	Variant string
 	Client  *testenv.NS // c1
 	Server  *testenv.NS // s
+	// CE is CE 11b's namespace (c1's router).
+	CE *testenv.NS
 	// BR is the border relay's namespace; its eth0 faces the CEs.
 	BR *testenv.NS
 	// WANSource and WANDest are the addresses c1's packets to s carry
@@ -132,7 +134,7 @@ func UpPlain(t testenv.T, _ string) *Path {
 	}
 }
 `)
-	return ready(t, &Path{Variant: "plain", Client: s.C1, Server: s.S, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer})
+	return ready(t, &Path{Variant: "plain", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer})
 }
 
 // plainWAN gives the switch segment plain's IPv4 addresses and routes.
@@ -174,7 +176,7 @@ func UpNFT(t testenv.T, _ string) *Path {
 	plainWAN(s)
 	s.CE11b.Route("default", "via", "198.51.100.1")
 	applyNAT(t, s.CE11b, ce11bNAT("wan", netip.MustParseAddr("198.51.100.11")))
-	return ready(t, &Path{Variant: "nft", Client: s.C1, Server: s.S, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer, PortSet: true})
+	return ready(t, &Path{Variant: "nft", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: "198.51.100.11", WANDest: testenv.SeedServer, PortSet: true})
 }
 
 // UpNFTTUN is nft with MAP-T's uplink: a TUN device "mapt0" (MTU 1480,
@@ -198,7 +200,7 @@ func UpNFTTUN(t testenv.T, _ string) *Path {
 	s.BR.Route(ce11bIPv4+"/32", "via", "198.51.100.11")
 	applyNAT(t, ce, ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4)))
 	attachUplink(t, ce, uplinkName, "wan")
-	return ready(t, &Path{Variant: "nft+tun", Client: s.C1, Server: s.S, BR: s.BR, WANSource: ce11bIPv4, WANDest: testenv.SeedServer, PortSet: true})
+	return ready(t, &Path{Variant: "nft+tun", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bIPv4, WANDest: testenv.SeedServer, PortSet: true})
 }
 
 // UpMAPT is our MAP-T: the lab of package lab (Kea, br, zero-touch
@@ -210,7 +212,7 @@ func UpMAPT(t testenv.T, bin string) *Path {
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return ready(t, &Path{Variant: "map-t", Client: l.C1, Server: l.S, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138", PortSet: true})
+	return ready(t, &Path{Variant: "map-t", Client: l.C1, Server: l.S, CE: l.CE11b, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138", PortSet: true})
 }
 
 // UpTayga puts tayga (userspace SIIT over TUN) in place of both
@@ -246,7 +248,7 @@ func UpTayga(t testenv.T, _ string) *Path {
 	s.BR.Route("192.0.2.0/24", "dev", "nat64")
 	s.BR.Route(taygaPrefix, "dev", "nat64")
 	s.BR.Route(ce11bPrefix, "via", testenv.SeedCE11bWAN)
-	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138", PortSet: true})
+	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138", PortSet: true})
 }
 
 // startTayga creates tayga's TUN device "nat64" in ns (persistent, so it
