@@ -389,3 +389,97 @@ func formatValue(v float64) string {
 	}
 	return fmt.Sprintf("%.2f", v)
 }
+
+// Compare renders before and after side by side: for every variant both
+// measured, each figure's ratio to the baseline (median (min-max) of the
+// runs, as in Summary) before and after, and, where both were profiled,
+// the path's CPU time per packet by part. what says what changed in
+// between.
+func Compare(before, after *Results, what string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Before: %s (%d runs); after: %s (%d runs). In between: %s.\n\n",
+		before.Date.UTC().Format("2006-01-02 15:04 UTC"), before.Reps, after.Date.UTC().Format("2006-01-02 15:04 UTC"), after.Reps, what)
+	var vs []string
+	for _, v := range after.Variants {
+		if slices.Contains(before.Variants, v) {
+			vs = append(vs, v)
+		}
+	}
+	b.WriteString("| variant |")
+	for _, f := range Figures {
+		fmt.Fprintf(&b, " %s: before | after |", f.Name)
+	}
+	b.WriteString("\n|---|")
+	for range Figures {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
+	cell := func(r *Results, v string, f Figure) string {
+		if len(r.Variants) > 0 && v == r.Variants[0] {
+			if m, ok := r.Median(v, f); ok {
+				return formatValue(m.Value) + " " + f.Unit
+			}
+			return "-"
+		}
+		lo, med, hi, ok := r.RatioRange(v, f)
+		if !ok {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f (%.2f-%.2f)", med, lo, hi)
+	}
+	for _, v := range vs {
+		fmt.Fprintf(&b, "| %s |", v)
+		for _, f := range Figures {
+			fmt.Fprintf(&b, " %s | %s |", cell(before, v, f), cell(after, v, f))
+		}
+		b.WriteString("\n")
+	}
+	for _, f := range Figures {
+		if !f.UDP {
+			continue
+		}
+		// Columns for the parts either run spent time in.
+		type pair struct {
+			v    string
+			p, q Profile
+		}
+		var pairs []pair
+		for _, v := range vs {
+			p, ok1 := before.Profile(v, f)
+			q, ok2 := after.Profile(v, f)
+			if ok1 && ok2 {
+				pairs = append(pairs, pair{v, p, q})
+			}
+		}
+		if len(pairs) == 0 {
+			continue
+		}
+		var parts []Part
+		for _, pt := range Parts {
+			for _, x := range pairs {
+				if x.p.Parts[pt.Key] > 0 || x.q.Parts[pt.Key] > 0 {
+					parts = append(parts, pt)
+					break
+				}
+			}
+		}
+		var rows []string
+		for _, x := range pairs {
+			row := fmt.Sprintf("| %s | %.0f | %.0f |", x.v, x.p.perPacket(x.p.PathNS), x.q.perPacket(x.q.PathNS))
+			for _, pt := range parts {
+				row += fmt.Sprintf(" %.0f | %.0f |", x.p.perPacket(x.p.Parts[pt.Key]), x.q.perPacket(x.q.Parts[pt.Key]))
+			}
+			rows = append(rows, row)
+		}
+		fmt.Fprintf(&b, "\n%s, CPU ns per packet on the path by part, before | after:\n\n| variant | path: before | after |", f.Name)
+		for _, pt := range parts {
+			fmt.Fprintf(&b, " %s: before | after |", pt.Title)
+		}
+		b.WriteString("\n|---|---:|---:|")
+		for range parts {
+			b.WriteString("---:|---:|")
+		}
+		b.WriteString("\n" + strings.Join(rows, "\n") + "\n")
+	}
+	return b.String()
+}

@@ -255,3 +255,35 @@ func TestResultsJSON(t *testing.T) {
 		t.Fatalf("round trip lost data:\n%s", b)
 	}
 }
+
+// TestCompare: ratios and profiled parts of the variants both runs have,
+// side by side.
+func TestCompare(t *testing.T) {
+	before := sampleResults()
+	after := sampleResults()
+	after.Date = before.Date.Add(time.Hour)
+	after.Variants = []string{"plain", "map-t", "nft"}
+	after.Samples["map-t"][Figures[0].Name] = []Sample{{Value: 27}, {Value: 9}, {Value: 18}}
+	before.Profiles = []Profile{{Variant: "map-t", Figure: Figures[2].Name, Packets: 10, PathNS: 10000, Parts: map[string]int64{"nftables": 3000}}}
+	after.Profiles = []Profile{{Variant: "map-t", Figure: Figures[2].Name, Packets: 10, PathNS: 8000, Parts: map[string]int64{"nftables": 500}}}
+	md := Compare(before, after, "the guard went")
+	for _, want := range []string{
+		"Before: 2026-11-26 11:00 UTC (3 runs); after: 2026-11-26 12:00 UTC (3 runs). In between: the guard went.",
+		"| variant | TCP c1 -> s: before | after | TCP s -> c1: before | after | UDP 64 B c1 -> s: before | after | UDP 64 B s -> c1: before | after |",
+		"| plain | 20.0 Gbit/s | 20.0 Gbit/s | - | - | 300 kpps | 300 kpps | - | - |",
+		"| map-t | 0.50 (0.50-0.50) | 0.90 (0.90-0.90) | - | - | 0.75 (0.25-1.00) | 0.75 (0.25-1.00) | - | - |",
+		"| variant | path: before | after | nftables rules: before | after |",
+		"| map-t | 1000 | 800 | 300 | 50 |",
+	} {
+		if !strings.Contains(md, want+"\n") {
+			t.Errorf("no line %q:\n%s", want, md)
+		}
+	}
+	// Only variants both runs have; tayga is only before, nft only after.
+	if strings.Contains(md, "| tayga |") || strings.Contains(md, "| nft |") {
+		t.Errorf("variant of one run only:\n%s", md)
+	}
+	if strings.Contains(md, "UDP 64 B s -> c1, CPU") {
+		t.Errorf("parts of an unprofiled figure:\n%s", md)
+	}
+}

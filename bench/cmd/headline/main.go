@@ -33,6 +33,8 @@ func main() {
 	profile := flag.Bool("profile", true, "profile one more UDP run of each variant with perf (skipped when perf is missing)")
 	profileRuns := flag.Int("profile-runs", 1, "profiled UDP runs of each variant and figure, merged")
 	perfDir := flag.String("perf-dir", "", "keep the perf.data files in this directory")
+	before := flag.String("before", "", "an earlier run's JSON to compare with in latest.md (before and after a change)")
+	beforeNote := flag.String("before-note", "", "what changed between -before and this run")
 	flag.Parse()
 	abs, err := filepath.Abs(*bin)
 	if err != nil {
@@ -73,6 +75,17 @@ func main() {
 		}
 	}
 	md := "# Headline benchmark\n\n" + res.Markdown() + "\n" + legend
+	if *before != "" {
+		b, err := os.ReadFile(*before)
+		if err != nil {
+			r.Fatal(err)
+		}
+		var old bench.Results
+		if err := json.Unmarshal(b, &old); err != nil {
+			r.Fatalf("bench: %s: %v", *before, err)
+		}
+		md += "\n## Before and after\n\n" + bench.Compare(&old, res, *beforeNote)
+	}
 	var png bytes.Buffer
 	if err := res.WriteChart(&png); err != nil {
 		r.Fatal(err)
