@@ -34,6 +34,16 @@
 // again). LoadPinned keeps programs, maps and TCX links in the BPF
 // filesystem, so that a restarted agent or BR adopts them without a gap.
 //
+// A translator that must outlive its process (an agent or BR killed,
+// restarting or upgrading) is loaded with LoadPinned(cfg, dir): maps,
+// programs and TCX links are pinned under dir (DefaultPinRoot plus
+// CEPinName or BRPinName), and the next LoadPinned adopts them: the same
+// programs (by tag) and maps that fit are kept, so the packets see
+// nothing; other programs are loaded with new maps and swapped onto the
+// pinned links atomically. Close removes everything, the pins too;
+// LeaveInPlace only lets go. Claim and CheckHooks keep a second process
+// from attaching next to a live one.
+//
 // The binding and DMR sit in a two-slot array: Update writes the idle slot
 // whole and then flips the active index. Rules live in LPM tries keyed on
 // their IPv4 and IPv6 prefixes, except the 1:1 rules (EA length 0, one per
