@@ -97,19 +97,16 @@ SEC("tc")
 int br_ingress6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3 = ETH_HLEN;
+	__u32 l3;
 	struct pkt *p;
 	__u64 dst[2];
 	__u64 dhi, dlo;
 	__u32 saddr, daddr;
 	int err, router = 0;
 
-	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !c)
 		return PASS;
-	if (!c)
-		return PASS;
-	if (c->flags & CFG_V6_L3)
-		l3 = 0;
+	l3 = side_l3(c, CFG_V6_L3);
 	/* Shorter than an IPv6 header: malformed, whoever it is for. */
 	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
 		return drop(R_TRUNCATED);
@@ -119,10 +116,9 @@ int br_ingress6(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	p = pkt_get();
+	p = pkt_get(l3);
 	if (!p)
 		return drop(R_HELPER);
-	p->l3 = l3;
 	err = parse6(skb, p);
 	if (err == R_IPV6_EXTHDR && p->err_ptr) /* RFC 7915 s5.1: segments left */
 		return reply(skb, p, err, 4, 0, p->err_ptr, 0, 0, 0);
@@ -181,10 +177,7 @@ int br_ingress6(struct __sk_buff *skb)
 			fin_side(p, R_BR_6TO4, c->v4_ifindex, c->flags & CFG_V4_L3);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
-	err = xlat_6to4(skb, p, saddr, daddr);
-	if (err)
-		return drop(err);
-	return finish(skb, c, p);
+	return end(skb, c, p, xlat_6to4(skb, p, saddr, daddr));
 }
 
 /* br_map4 maps an IPv4 packet to a CE (RFC 7599 s8.4) into p->o (and,
@@ -208,10 +201,7 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 		return drop(R_SRC_MARTIAN);
 	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o->shi, &o->slo);
 	if (!p->icmp_err) {
-		err = xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo);
-		if (err)
-			return drop(err);
-		return finish(skb, c, p);
+		return end(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo));
 	}
 	/* The quoted packet must be one the destination CE sent. */
 	isrc = bpf_ntohl(p->in.ip4.saddr);
@@ -228,18 +218,15 @@ SEC("tc")
 int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3 = ETH_HLEN;
+	__u32 l3;
 	struct pkt *p;
 	__u8 dst[4];
 	__u32 daddr;
 	int err;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP))
+	if (skb->protocol != bpf_htons(ETH_P_IP) || !c)
 		return PASS;
-	if (!c)
-		return PASS;
-	if (c->flags & CFG_V4_L3)
-		l3 = 0;
+	l3 = side_l3(c, CFG_V4_L3);
 	if (bpf_skb_load_bytes(skb, l3 + 16, dst, 4))
 		return drop(R_TRUNCATED);
 	daddr = bpf_ntohl(*(__be32 *)dst);
@@ -269,10 +256,9 @@ int br_ingress4(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		}
 	}
-	p = pkt_get();
+	p = pkt_get(l3);
 	if (!p)
 		return drop(R_HELPER);
-	p->l3 = l3;
 	err = parse4(skb, p, 1);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed */
 		return reply(skb, p, err, 3, 5, 0, br_icmp_src(c), 0, 0);
@@ -350,13 +336,10 @@ int br_local(struct __sk_buff *skb)
 		return PASS;
 	if (!c)
 		return drop(R_NO_CONFIG);
-	p = pkt_get();
+	p = pkt_get(ETH_HLEN);
 	if (!p)
 		return drop(R_HELPER);
-	/* The local device is L3: the redirect to an Ethernet side needs the
-	 * header room bpf_redirect_neigh fills in (one to a side without
-	 * link layer pulls it again). */
-	if ((c->flags & CFG_LOCAL_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+	if (l2_room(skb, c, CFG_LOCAL_L3)) /* the local device is a TUN */
 		return drop(R_HELPER);
 	if (proto == bpf_htons(ETH_P_IP))
 		return br_local4(skb, c, p);

@@ -103,15 +103,10 @@ int ce_egress(struct __sk_buff *skb)
 		return PASS;
 	if (!c)
 		return drop(R_NO_CONFIG);
-	p = pkt_get();
+	p = pkt_get(ETH_HLEN);
 	if (!p)
 		return drop(R_HELPER);
-	/* A TUN uplink hands us a bare IP packet: give it the room of an
-	 * Ethernet header, which bpf_redirect_neigh fills in for an Ethernet
-	 * WAN and a redirect to a WAN without link layer pulls again. (It
-	 * also sets the MAC header, which bpf_skb_change_proto measures
-	 * from.) */
-	if ((c->flags & CFG_V4_L3) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+	if (l2_room(skb, c, CFG_V4_L3)) /* the uplink is a TUN */
 		return drop(R_HELPER);
 	err = parse4(skb, p, 1);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed, into our stack */
@@ -164,28 +159,22 @@ int ce_egress(struct __sk_buff *skb)
 			return drop(err);
 		return tail(skb, p, T_XLAT_ERR4TO6);
 	}
-	err = xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo);
-	if (err)
-		return drop(err);
-	return finish(skb, c, p);
+	return end(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo));
 }
 
 SEC("tc")
 int ce_ingress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3 = ETH_HLEN;
+	__u32 l3;
 	struct pkt *p;
 	__u64 dst[2];
 	__u32 saddr, daddr;
 	int err;
 
-	if (skb->protocol != bpf_htons(ETH_P_IPV6))
+	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !c)
 		return PASS;
-	if (!c)
-		return PASS;
-	if (c->flags & CFG_V6_L3)
-		l3 = 0;
+	l3 = side_l3(c, CFG_V6_L3);
 	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
 		return drop(R_TRUNCATED);
 	/* Ours only if it is exactly a MAP address of our binding. */
@@ -193,10 +182,9 @@ int ce_ingress(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	p = pkt_get();
+	p = pkt_get(l3);
 	if (!p)
 		return drop(R_HELPER);
-	p->l3 = l3;
 	err = parse6(skb, p);
 	if (err == R_IPV6_EXTHDR && p->err_ptr) /* RFC 7915 s5.1: segments left */
 		goto reply;
@@ -234,10 +222,7 @@ int ce_ingress(struct __sk_buff *skb)
 		p->idst = alias(c, idst);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
-	err = xlat_6to4(skb, p, saddr, daddr);
-	if (err)
-		return drop(err);
-	return finish(skb, c, p);
+	return end(skb, c, p, xlat_6to4(skb, p, saddr, daddr));
 reply:
 	/* Parameter Problem at the Segments Left field, or Destination
 	 * Unreachable, source address failed ingress/egress policy. */

@@ -494,7 +494,6 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 	__be32 oa[2] = {p->in.ip4.saddr, p->in.ip4.daddr};
 	struct inner_fix f;
 	struct ext_layout e;
-	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
 	__u16 old_icmp_cs, cut = 0, cs;
 	__u32 plen;
 	__u8 nt, nc;
@@ -560,9 +559,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 		return R_HELPER;
 	if (bpf_skb_adjust_room(skb, ig, BPF_ADJ_ROOM_NET, 0))
 		return R_HELPER;
-	if (bpf_skb_store_bytes(skb, p->l3, &h6, sizeof(h6), BPF_F_RECOMPUTE_CSUM))
-		return R_HELPER;
-	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+	if (put_l3(skb, p, &h6, sizeof(h6), bpf_htons(ETH_P_IPV6)))
 		return R_HELPER;
 	if (bpf_skb_store_bytes(skb, p->l3 + 40, newb, 28 + ig, BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
@@ -598,7 +595,6 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	__u32 is = p->in.frag ? 28 : 20; /* inner shrink */
 	struct inner_fix f;
 	struct ext_layout e;
-	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__u32 itot = p->in.len + sizeof(h4);
 	__u16 old_icmp_cs, cut = 0, cs;
 	__u32 tot;
@@ -679,7 +675,7 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 		return R_HELPER;
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
 		return R_HELPER;
-	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+	if (put_ethertype(skb, p, bpf_htons(ETH_P_IP)))
 		return R_HELPER;
 	if (e.cut && bpf_skb_change_tail(skb, p->l3 + tot, 0))
 		return R_HELPER;

@@ -150,7 +150,8 @@ static __always_inline struct pkt *pkt_cur(void)
 	return bpf_map_lookup_elem(&pkt_scratch, &zero);
 }
 
-static __always_inline struct pkt *pkt_get(void)
+/* pkt_get is the per-packet state, cleared, for an IP header at l3. */
+static __always_inline struct pkt *pkt_get(__u32 l3)
 {
 	__u32 zero = 0;
 	struct pkt *p = bpf_map_lookup_elem(&pkt_scratch, &zero);
@@ -161,7 +162,7 @@ static __always_inline struct pkt *pkt_get(void)
 		 * in error, the tail-call state) is written before it is
 		 * read. Zeroing all of it cost the fast path 40 stores. */
 		__builtin_memset(p, 0, __builtin_offsetof(struct pkt, ip4));
-		p->l3 = ETH_HLEN;
+		p->l3 = l3;
 	}
 	return p;
 }
@@ -207,14 +208,9 @@ static __always_inline int l4_ports(__u8 proto)
  * header; DCCP: the generic header with short sequence numbers). */
 static __always_inline __u32 l4_min(__u8 proto)
 {
-	switch (proto) {
-	case IPPROTO_TCP:
+	if (proto == IPPROTO_TCP)
 		return 20;
-	case IPPROTO_SCTP:
-	case IPPROTO_DCCP:
-		return 12;
-	}
-	return 8;
+	return proto == IPPROTO_SCTP || proto == IPPROTO_DCCP ? 12 : 8;
 }
 
 /* l4_csum_off: where the checksum that covers the pseudo-header sits; 0
@@ -379,6 +375,10 @@ static __always_inline int parse_l4(struct __sk_buff *skb, struct pkt *p, int v6
 	int err;
 
 	if (!l4_ports(p->proto) && p->proto != IPPROTO_ICMP && p->proto != IPPROTO_ICMPV6) {
+		/* RFC 7915 s4.2: IGMP is single-hop and SHOULD be silently
+		 * dropped. */
+		if (p->proto == IPPROTO_IGMP)
+			return R_PROTO;
 		p->noport = 1;
 		return 0;
 	}
@@ -521,8 +521,7 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int veri
 	p->l4 = p->l3 + sizeof(*h) + p->optlen;
 	p->l4len = tot - sizeof(*h) - p->optlen;
 	p->proto = h->protocol;
-	/* RFC 7915 s4.2: IGMP is single-hop and SHOULD be silently dropped. */
-	if (p->proto == IPPROTO_ICMPV6 || p->proto == IPPROTO_IGMP)
+	if (p->proto == IPPROTO_ICMPV6)
 		return R_PROTO;
 	fo = bpf_ntohs(h->frag_off);
 	if (fo & (IP_MF | IP_OFFMASK)) {

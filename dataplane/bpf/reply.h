@@ -36,6 +36,14 @@ static __always_inline int icmp_allowed(const struct xlat_config *c)
 	return 1;
 }
 
+/* may_reply: whether the packet p may be answered with an error at all
+ * (never about an ICMP error or a GSO packet, nor to a source the caller
+ * found unfit: bad_dst) and the rate limit lets one through. */
+static __always_inline int may_reply(struct __sk_buff *skb, const struct xlat_config *c, const struct pkt *p, int bad_dst)
+{
+	return !p->icmp_err && !skb->gso_size && !bad_dst && icmp_allowed(c);
+}
+
 /* swap_macs turns the frame around for a reply out of the same device. */
 static __always_inline int swap_macs(struct __sk_buff *skb, __u32 l3)
 {
@@ -66,9 +74,8 @@ static __always_inline int icmp6_reply(struct __sk_buff *skb, const struct xlat_
 	__u16 cs;
 	int err;
 
-	if (p->icmp_err || skb->gso_size || p->ip6.saddr[0] == 0xff || (v6_hi(p->ip6.saddr) == 0 && v6_lo(p->ip6.saddr) == 0))
-		return drop(reason);
-	if (!icmp_allowed(c))
+	/* Not to a multicast or the unspecified source. */
+	if (!may_reply(skb, c, p, p->ip6.saddr[0] == 0xff || (v6_hi(p->ip6.saddr) == 0 && v6_lo(p->ip6.saddr) == 0)))
 		return drop(reason);
 	if (orig > ICMP6_ERR_MAX - 48) {
 		orig = ICMP6_ERR_MAX - 48;
@@ -116,10 +123,9 @@ static __always_inline int icmp4_reply(struct __sk_buff *skb, const struct xlat_
 	__u16 cs;
 	int err;
 
-	/* RFC 1812 s4.3.2.7: no error about a fragment other than the first. */
-	if (p->icmp_err || skb->gso_size || (dst >> 28) >= 0xe || dst == 0 || (bpf_ntohs(p->ip4.frag_off) & IP_OFFMASK))
-		return drop(reason);
-	if (!icmp_allowed(c))
+	/* Not to a multicast, broadcast or zero source, nor about a fragment
+	 * other than the first (RFC 1812 s4.3.2.7). */
+	if (!may_reply(skb, c, p, (dst >> 28) >= 0xe || dst == 0 || (bpf_ntohs(p->ip4.frag_off) & IP_OFFMASK)))
 		return drop(reason);
 	if (orig > ICMP4_ERR_MAX - 28) {
 		orig = ICMP4_ERR_MAX - 28;

@@ -51,6 +51,34 @@ static __always_inline int finish(struct __sk_buff *skb, const struct xlat_confi
 	return TC_ACT_OK;
 }
 
+/* end is the verdict after a translation step: its error's drop, or
+ * finish. */
+static __always_inline int end(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, int err)
+{
+	if (err)
+		return drop(err);
+	return finish(skb, c, p);
+}
+
+/* side_l3 is where the IP header starts on a side's device: 0 on one
+ * without link layer (l3flag set), after the Ethernet header otherwise. */
+static __always_inline __u32 side_l3(const struct xlat_config *c, enum cfg_flag l3flag)
+{
+	return (c->flags & l3flag) ? 0 : ETH_HLEN;
+}
+
+/* l2_room gives a bare IP packet from a device without link layer (the
+ * CE's TUN uplink, the BR's local device) the room of an Ethernet header,
+ * which bpf_redirect_neigh fills in for an Ethernet side and a redirect
+ * to a side without link layer pulls again. (It also sets the MAC header,
+ * which bpf_skb_change_proto measures from.) */
+static __always_inline int l2_room(struct __sk_buff *skb, const struct xlat_config *c, enum cfg_flag l3flag)
+{
+	if ((c->flags & l3flag) && bpf_skb_change_head(skb, ETH_HLEN, 0))
+		return R_HELPER;
+	return 0;
+}
+
 /* tail jumps to one of the tail programs; it returns only when the jump
  * failed (the program array is not filled in). */
 static __always_inline int tail(struct __sk_buff *skb, struct pkt *p, enum tail idx)
@@ -82,14 +110,10 @@ int xlat_err4to6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt *p = pkt_cur();
-	int err;
 
 	if (!c || !p)
 		return drop(R_HELPER);
-	err = xlat_4to6_err(skb, c, p, &p->o, &p->i);
-	if (err)
-		return drop(err);
-	return finish(skb, c, p);
+	return end(skb, c, p, xlat_4to6_err(skb, c, p, &p->o, &p->i));
 }
 
 SEC("tc")
@@ -97,14 +121,10 @@ int xlat_err6to4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
 	struct pkt *p = pkt_cur();
-	int err;
 
 	if (!c || !p)
 		return drop(R_HELPER);
-	err = xlat_6to4_err(skb, c, p, p->osrc, p->odst, p->isrc, p->idst);
-	if (err)
-		return drop(err);
-	return finish(skb, c, p);
+	return end(skb, c, p, xlat_6to4_err(skb, c, p, p->osrc, p->odst, p->isrc, p->idst));
 }
 
 SEC("tc")

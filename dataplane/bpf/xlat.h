@@ -117,6 +117,23 @@ static __always_inline int icmp_type_fixup(struct __sk_buff *skb, const struct p
 	return 0;
 }
 
+/* put_ethertype writes the packet's new family into its Ethernet
+ * header, if it has one. */
+static __always_inline int put_ethertype(struct __sk_buff *skb, const struct pkt *p, __be16 proto)
+{
+	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &proto, 2, 0))
+		return R_HELPER;
+	return 0;
+}
+
+/* put_l3 writes the new IP header (len bytes) at p->l3, and its family. */
+static __always_inline int put_l3(struct __sk_buff *skb, const struct pkt *p, const void *h, __u32 len, __be16 proto)
+{
+	if (bpf_skb_store_bytes(skb, p->l3, h, len, BPF_F_RECOMPUTE_CSUM))
+		return R_HELPER;
+	return put_ethertype(skb, p, proto);
+}
+
 /* xlat_4to6 replaces the IPv4 header at p->l3 by an IPv6 header with the
  * given addresses. TTL is copied: the stack decrements it on each node. */
 static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
@@ -128,7 +145,6 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	 * fragment, the Fragment Header; IPv4 options are gone. */
 	__u32 nl4 = p->l3 + 40 + (p->frag ? 8 : 0);
 	__u32 coff = l4_csum_off(p->proto);
-	__be16 eth_proto = bpf_htons(ETH_P_IPV6);
 	__u32 fh[2];
 	__s64 diff;
 
@@ -154,11 +170,9 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 		return R_HELPER;
 	if (p->frag && bpf_skb_adjust_room(skb, 8, BPF_ADJ_ROOM_NET, 0))
 		return R_HELPER;
-	if (bpf_skb_store_bytes(skb, p->l3, &h6, sizeof(h6), BPF_F_RECOMPUTE_CSUM))
-		return R_HELPER;
 	if (p->frag && bpf_skb_store_bytes(skb, p->l3 + sizeof(h6), fh, 8, BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
-	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+	if (put_l3(skb, p, &h6, sizeof(h6), bpf_htons(ETH_P_IPV6)))
 		return R_HELPER;
 	p->l4 = nl4;
 	if (p->frag == FRAG_LATER)
@@ -190,7 +204,6 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	 * extension headers (Fragment Header included) are gone. */
 	__u32 nl4 = p->l3 + sizeof(h4);
 	__u32 coff = l4_csum_off(p->proto);
-	__be16 eth_proto = bpf_htons(ETH_P_IP);
 	__s64 diff;
 
 	h4.ver_ihl = 0x45;
@@ -224,9 +237,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 		return R_HELPER;
 	if (bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0))
 		return R_HELPER;
-	if (bpf_skb_store_bytes(skb, p->l3, &h4, sizeof(h4), BPF_F_RECOMPUTE_CSUM))
-		return R_HELPER;
-	if (p->l3 >= ETH_HLEN && bpf_skb_store_bytes(skb, p->l3 - 2, &eth_proto, 2, 0))
+	if (put_l3(skb, p, &h4, sizeof(h4), bpf_htons(ETH_P_IP)))
 		return R_HELPER;
 	p->l4 = nl4;
 	if (p->frag == FRAG_LATER)
