@@ -181,6 +181,10 @@ func (t *Translator) attach(name string, ifindex int, ingress bool, mode AttachM
 			}
 			return nil
 		}
+		if mode == AttachTCX && errors.Is(err, ebpf.ErrNotSupported) {
+			return fmt.Errorf("dataplane: attach mode tcx: %w (attach mode clsact works from Linux %s)",
+				&KernelError{Feature: "TCX hooks", Since: "6.6", Err: err}, MinKernel)
+		}
 		if mode == AttachTCX || !errors.Is(err, ebpf.ErrNotSupported) {
 			return err
 		}

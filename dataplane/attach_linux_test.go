@@ -70,6 +70,9 @@ func TestAttachModes(t *testing.T) {
 				if !errors.Is(attachErr, ebpf.ErrNotSupported) {
 					t.Fatalf("attach tcx on a kernel without TCX: %v, want an error wrapping ebpf.ErrNotSupported", attachErr)
 				}
+				if msg := attachErr.Error(); !strings.Contains(msg, "TCX hooks (needs Linux 6.6+)") || !strings.Contains(msg, "clsact") {
+					t.Fatalf("the error does not name the feature, its kernel and the way out: %v", attachErr)
+				}
 				if m := tr.AttachMode(); m != dataplane.AttachAuto {
 					t.Fatalf("attach mode %q after a failed attach", m)
 				}
