@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,6 +36,8 @@ type Report struct {
 	VMSeconds    float64 // wall time of all VMs
 	TotalSeconds float64
 	GoVersion    string
+	Qemu         string // qemu's version
+	Load         string // /proc/loadavg at the end: the machine may be shared
 	Jobs         int
 }
 
@@ -64,74 +67,90 @@ func RunMatrix(o Options) (*Report, error) {
 		}
 	}
 
+	// Slowest first: the slowest VM boots while the others are prepared,
+	// and the two slots finish close together.
+	order := append([]Kernel(nil), o.Kernels...)
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Slow > order[j].Slow })
+
 	type prepared struct {
 		e      *Extracted
 		initrd string
 	}
-	prep := map[string]*prepared{}
-	runs := map[string]*Run{}
-	sysroots := map[string]*Sysroot{}
-	bins := map[string]string{}
-	archErr := map[string]error{}
-	for _, k := range o.Kernels {
-		fail := func(err error) {
-			o.Log("%s: %v", k.ID, err)
-			runs[k.ID] = &Run{Kernel: k, Outcome: Error, Err: err.Error()}
-		}
-		if _, done := bins[k.Arch]; !done && archErr[k.Arch] == nil {
-			o.Log("%s: userspace and cross-built binaries", k.Arch)
-			s, err := withRetry(arch, func() (*Sysroot, error) { return FetchSysroot(arch, o.Cache, k.Arch, k.Triplet, o.Refresh) })
-			if err == nil {
-				sysroots[k.Arch] = s
-				bin := filepath.Join(o.Work, "bin", k.Arch)
-				if err = BuildBinaries(o.Repo, bin, k, pkgs); err == nil {
-					bins[k.Arch] = bin
-				}
-			}
-			archErr[k.Arch] = err
-		}
-		if err := archErr[k.Arch]; err != nil {
-			fail(err)
-			continue
-		}
-		o.Log("%s: kernel", k.ID)
-		e, err := withRetry(arch, func() (*Extracted, error) { return FetchKernel(arch, o.Cache, k, o.Refresh) })
-		if err != nil {
-			fail(err)
-			continue
-		}
-		dir := filepath.Join(o.Work, k.ID)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fail(err)
-			continue
-		}
-		initrd := filepath.Join(dir, "initramfs.gz")
-		if err := Assemble(initrd, o.Repo, bins[k.Arch], e, sysroots[k.Arch], o.Steps, o.Full, max(o.Scale, 1)); err != nil {
-			fail(err)
-			continue
-		}
-		if e.builtinXfrm() {
-			o.Log("%s: note: xfrm_user is built in: this kernel cannot show that the product runs without it", k.ID)
-		}
-		prep[k.ID] = &prepared{e: e, initrd: initrd}
-	}
-	rep.PrepSeconds = time.Since(rep.Started).Seconds()
-
-	// Slowest first, so the two slots finish close together.
-	order := make([]Kernel, 0, len(o.Kernels))
-	order = append(order, o.Kernels...)
-	sort.SliceStable(order, func(i, j int) bool { return slowness(order[i]) > slowness(order[j]) })
-	vmStart := time.Now()
 	var mu sync.Mutex
+	runs := map[string]*Run{}
+	setRun := func(id string, r *Run) { mu.Lock(); runs[id] = r; mu.Unlock() }
+	// While kernels are being prepared (cross builds use both cores), the
+	// preparation holds one of the slots.
+	jobs := max(o.Jobs, 1)
+	sem := make(chan struct{}, jobs)
+	if jobs > 1 {
+		sem <- struct{}{}
+	}
+	ready := make(chan *prepared)
+	go func() {
+		defer func() {
+			rep.PrepSeconds = time.Since(rep.Started).Seconds()
+			if jobs > 1 {
+				<-sem
+			}
+			close(ready)
+		}()
+		sysroots := map[string]*Sysroot{}
+		bins := map[string]string{}
+		archErr := map[string]error{}
+		for _, k := range order {
+			fail := func(err error) {
+				o.Log("%s: %v", k.ID, err)
+				setRun(k.ID, &Run{Kernel: k, Outcome: Error, Err: err.Error()})
+			}
+			if _, done := bins[k.Arch]; !done && archErr[k.Arch] == nil {
+				o.Log("%s: userspace and cross-built binaries", k.Arch)
+				s, err := withRetry(arch, func() (*Sysroot, error) { return FetchSysroot(arch, o.Cache, k.Arch, k.Triplet, o.Refresh) })
+				if err == nil {
+					sysroots[k.Arch] = s
+					bin := filepath.Join(o.Work, "bin", k.Arch)
+					if err = BuildBinaries(o.Repo, bin, k, pkgs); err == nil {
+						bins[k.Arch] = bin
+					}
+				}
+				archErr[k.Arch] = err
+			}
+			if err := archErr[k.Arch]; err != nil {
+				fail(err)
+				continue
+			}
+			o.Log("%s: kernel", k.ID)
+			e, err := withRetry(arch, func() (*Extracted, error) { return FetchKernel(arch, o.Cache, k, o.Refresh) })
+			if err != nil {
+				fail(err)
+				continue
+			}
+			dir := filepath.Join(o.Work, k.ID)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				fail(err)
+				continue
+			}
+			initrd := filepath.Join(dir, "initramfs.gz")
+			if err := Assemble(initrd, o.Repo, bins[k.Arch], e, sysroots[k.Arch], o.Steps, o.Full, max(o.Scale, 1)); err != nil {
+				fail(err)
+				continue
+			}
+			if e.builtinXfrm() {
+				o.Log("%s: note: xfrm_user is built in: this kernel cannot show that the product runs without it", k.ID)
+			}
+			ready <- &prepared{e: e, initrd: initrd}
+		}
+	}()
+
+	var vmStart time.Time
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(o.Jobs, 1))
-	for _, k := range order {
-		p := prep[k.ID]
-		if p == nil {
-			continue
+	for p := range ready {
+		k := p.e.Kernel
+		sem <- struct{}{}
+		if vmStart.IsZero() {
+			vmStart = time.Now()
 		}
 		wg.Add(1)
-		sem <- struct{}{}
 		o.Log("%s: booting %s", k.ID, filepath.Base(p.e.Image))
 		go func() {
 			defer func() { <-sem; wg.Done() }()
@@ -146,14 +165,19 @@ func RunMatrix(o Options) (*Report, error) {
 			}
 			r := Boot(p.e, p.initrd, filepath.Join(o.Work, k.ID, "console.log"), timeout, o.Echo)
 			o.Log("%s: %s in %.0fs: %s%s", k.ID, r.Outcome, r.Seconds, r.Result, r.Err)
-			mu.Lock()
-			runs[k.ID] = r
-			mu.Unlock()
+			setRun(k.ID, r)
 		}()
 	}
 	wg.Wait()
+	if vmStart.IsZero() {
+		vmStart = time.Now()
+	}
 	rep.VMSeconds = time.Since(vmStart).Seconds()
 	rep.TotalSeconds = time.Since(rep.Started).Seconds()
+	rep.Qemu = qemuVersion()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		rep.Load = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
 	for _, k := range o.Kernels {
 		rep.Runs = append(rep.Runs, runs[k.ID])
 	}
@@ -174,19 +198,4 @@ func withRetry[T any](a *Archive, fetch func() (T, error)) (T, error) {
 		return v, fmt.Errorf("%w (and %v)", err, uerr)
 	}
 	return fetch()
-}
-
-// slowness orders the VMs: TCG emulates some CPUs much slower than others.
-func slowness(k Kernel) int {
-	switch k.Arch {
-	case "mipsel":
-		return 5
-	case "s390x":
-		return 4
-	case "armhf":
-		return 3
-	case "arm64":
-		return 2
-	}
-	return 1
 }

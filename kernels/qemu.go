@@ -167,3 +167,18 @@ func (r *Run) scanLine(line string) {
 		}
 	}
 }
+
+// qemuVersion is qemu-system-x86_64's version, for the report.
+func qemuVersion() string {
+	out, err := exec.Command("qemu-system-x86_64", "--version").Output()
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(out))
+	for i, w := range f {
+		if w == "version" && i+1 < len(f) {
+			return f[i+1]
+		}
+	}
+	return "?"
+}

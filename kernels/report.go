@@ -112,8 +112,8 @@ func (r *Run) Release() string {
 // every failure with its lines.
 func (rep *Report) Markdown(w io.Writer, steps []Step) {
 	fmt.Fprintf(w, "# Kernel matrix (`make test-kernels`)\n\n")
-	fmt.Fprintf(w, "Run %s, %s, %d VM(s) at a time under TCG: %.0f s in all (%.0f s preparing, %.0f s of VMs).\n\n",
-		rep.Started.UTC().Format("2006-01-02 15:04 UTC"), rep.GoVersion, rep.Jobs, rep.TotalSeconds, rep.PrepSeconds, rep.VMSeconds)
+	fmt.Fprintf(w, "Run %s, %s, %d VM(s) at a time under TCG (qemu %s): %.0f s in all; downloads, cross builds and initramfs images done after %.0f s, VMs from then on overlapping, %.0f s from the first boot to the last result. Host load average at the end: %s.\n\n",
+		rep.Started.UTC().Format("2006-01-02 15:04 UTC"), rep.GoVersion, rep.Jobs, rep.Qemu, rep.TotalSeconds, rep.PrepSeconds, rep.VMSeconds, rep.Load)
 	hdr := []string{"kernel", "arch", "release", "attach", "JIT"}
 	for _, s := range steps {
 		if s.Name != "jit" {

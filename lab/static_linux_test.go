@@ -91,7 +91,9 @@ func TestStaticPath(t *testing.T) {
 			"--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "--dmr", "64:ff9b::/96", "--prefix", c.prefix,
 			"--state-dir", filepath.Join(dir, c.ns.Short), "--status-socket", sock)
 		var s *agent.Status
-		if !testenv.WaitFor(30*time.Second, func() bool {
+		// Generous: under TCG (the kernel matrix) loading the translator alone
+		// takes seconds, more on a busy host.
+		if !testenv.WaitFor(2*time.Minute, func() bool {
 			var err error
 			s, err = agent.ReadStatus(sock)
 			return err == nil && s.State == "bound" || p.Exited()
@@ -106,7 +108,7 @@ func TestStaticPath(t *testing.T) {
 	}
 	var brAttach string
 	attachRE := regexp.MustCompile(`\battach=(\w+)`)
-	if !testenv.WaitFor(20*time.Second, func() bool {
+	if !testenv.WaitFor(2*time.Minute, func() bool {
 		m := attachRE.FindStringSubmatch(br.Output())
 		if m != nil {
 			brAttach = m[1]
