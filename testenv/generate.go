@@ -15,7 +15,7 @@ import (
 // BPF objects must be what `make generate` makes.
 func CheckGenerated(t T, goPackage string) {
 	t.Helper()
-	Require(t, "clang", "llvm-strip", "go")
+	Require(t, "clang", "llvm-strip", "llvm-objcopy", "go")
 	f, err := os.Open("gen.go")
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +30,15 @@ func CheckGenerated(t T, goPackage string) {
 			continue
 		}
 		args := strings.Fields(line)
+		if len(args) > 1 && args[0] == "llvm-objcopy" {
+			// A post-processing step on an object just generated.
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Dir = out
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("testenv: %s: %v\n%s", line, err, b)
+			}
+			continue
+		}
 		if len(args) < 3 || args[0] != "go" || args[1] != "run" {
 			t.Fatalf("testenv: unexpected generate line %q", line)
 		}
