@@ -50,6 +50,11 @@ type Config struct {
 	// (WAN MTU - 28): OpenWrt's `mtu` option, for a path to the BR whose
 	// IPv6 MTU is lower than the WAN link's.
 	UplinkMTU int
+	// ICMPRate bounds the ICMP errors the translator sends itself (RFC
+	// 7599 s8.2: a destination port outside our set; RFC 7915 s4.1: an
+	// unexpired source route from the LAN), per second and CPU: 0 is
+	// dataplane.DefaultICMPRate, negative none.
+	ICMPRate int
 	// DHCPv6 tunes the DHCPv6 client (identity overrides and what it
 	// sends); see provision.ClientConfig.
 	DHCPv6 DHCPv6Options

@@ -19,7 +19,7 @@ commands:
             ce-agent run [--wan IF] [--state-dir DIR] [--uplink NAME] [--hook SCRIPT]
                          [--status-socket PATH] [--log-level LEVEL] [--release-on-stop]
                          [--leave-in-place] [--no-default-route] [--log-time=false] [--uplink-mtu N]
-                         [--lowest-ipv6-mtu N] [--attach-mode tcx|clsact] [--pin-dir DIR]
+                         [--lowest-ipv6-mtu N] [--icmp-rate N|off] [--attach-mode tcx|clsact] [--pin-dir DIR]
                          [--client-id HEX] [--iaid N] [--vendor-class HEX] [--user-class S] [--reqopt N]
                          [--domain FILE [--domain-name NAME] | --rule RULE ... --dmr PREFIX]
                          [--prefix PREFIX]

@@ -87,3 +87,16 @@ func TestBadInputBinary(t *testing.T) {
 		t.Errorf("version: %d %q", code, stdout)
 	}
 }
+
+func TestParseICMPRate(t *testing.T) {
+	for in, want := range map[string]int{"off": -1, "1": 1, "100": 100, "1000000": 1000000} {
+		if got, err := parseICMPRate(in); err != nil || got != want {
+			t.Errorf("parseICMPRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "-5", "fast", "1000001", ""} {
+		if _, err := parseICMPRate(in); err == nil || !strings.Contains(err.Error(), "--icmp-rate") {
+			t.Errorf("parseICMPRate(%q) = %v, want an error naming the flag", in, err)
+		}
+	}
+}

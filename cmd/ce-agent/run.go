@@ -39,6 +39,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.UplinkMTU, "uplink-mtu", 0, "cap the uplink MTU below min(WAN MTU, lowest-ipv6-mtu) - 28 (0: none)")
 	fs.IntVar(&cfg.LowestIPv6MTU, "lowest-ipv6-mtu", dataplane.DefaultLowestIPv6MTU,
 		"RFC 7915 lowest-ipv6-mtu: IPv4 packets with DF clear leave as IPv6 fragments of at most this size; raise it when every IPv6 path in the domain carries more")
+	icmpRate := fs.String("icmp-rate", "100", "ICMP errors the translator sends itself (ports outside our set, source routes), per second and CPU, or off")
 	clientID := fs.String("client-id", "", "DHCPv6 client identifier: the DUID in hex (default: DUID-LL of the WAN, kept in --state-dir)")
 	iaid := fs.String("iaid", "", "IAID of the IA_PD, decimal or 0x-hex (default: hashed from the WAN's name, kept in --state-dir)")
 	vendorClass := fs.String("vendor-class", "", "DHCPv6 vendor class option payload in hex: enterprise number, then vendor-class-data (RFC 8415 s21.16)")
@@ -61,6 +62,9 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	cfg.Logger = newLogger(stdout, stderr, level, *logTime)
 	if cfg.LowestIPv6MTU < 1280 || cfg.LowestIPv6MTU > 65535 {
 		return mapcli.UsageError{Err: fmt.Errorf("--lowest-ipv6-mtu %d: want 1280-65535 (1280 is the IPv6 minimum)", cfg.LowestIPv6MTU)}
+	}
+	if cfg.ICMPRate, err = parseICMPRate(*icmpRate); err != nil {
+		return err
 	}
 	if cfg.UplinkMTU < 0 || cfg.UplinkMTU > 0 && cfg.UplinkMTU < 68 {
 		return mapcli.UsageError{Err: fmt.Errorf("--uplink-mtu %d: IPv4 needs at least 68", cfg.UplinkMTU)}
@@ -167,4 +171,16 @@ func status(args []string, stdout, stderr io.Writer) error {
 	}
 	s.WriteText(stdout)
 	return nil
+}
+
+// parseICMPRate reads --icmp-rate: errors per second and CPU, or off (-1).
+func parseICMPRate(s string) (int, error) {
+	if s == "off" {
+		return -1, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 || n > 1000000 {
+		return 0, mapcli.UsageError{Err: fmt.Errorf("--icmp-rate %q: want errors per second and CPU (1-1000000) or off", s)}
+	}
+	return int(n), nil
 }
