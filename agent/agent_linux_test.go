@@ -70,6 +70,9 @@ func TestStaticBindingLifecycle(t *testing.T) {
 	if s.AttachMode != "tcx" || len(s.Counters) == 0 {
 		t.Fatalf("translator: attach mode %q, counters %v", s.AttachMode, s.Counters)
 	}
+	if n, ok := s.Counters[agent.NATInsertFailed]; !ok || n != 0 {
+		t.Fatalf("status counter %s = %d (present %v), want 0 in a fresh namespace", agent.NATInsertFailed, n, ok)
+	}
 	// The uplink: a TUN device with MTU = min(WAN MTU, lowest-ipv6-mtu,
 	// 1280 by default) - 28, our address, the default route.
 	link := c.ce.MustExec("ip", "-d", "-j", "link", "show", "mapt0")

@@ -238,8 +238,23 @@ func (k *linuxKernel) counters() (map[string]uint64, string) {
 	if err != nil {
 		k.log.Warn("read counters", "err", err)
 	}
+	// New connections that found no free port of the set: NAT
+	// exhaustion, otherwise visible only in conntrack's statistics.
+	if k.nat != nil {
+		if n, err := k.nat.InsertFailed(); err != nil {
+			k.log.Warn("read conntrack statistics", "err", err)
+		} else if c != nil {
+			c[NATInsertFailed] = n
+		}
+	}
 	return c, string(k.xl.AttachMode())
 }
+
+// NATInsertFailed is the status counter of new connections the NAT could
+// not give a port (nat.NAT.InsertFailed): the port set is full for some
+// destination.
+const NATInsertFailed = "nat_insert_failed"
+
 
 // close releases our handles. A translator still loaded (LeaveInPlace)
 // stays attached when it can outlive us: pinned, or in clsact filters;
