@@ -255,7 +255,6 @@ func (k *linuxKernel) counters() (map[string]uint64, string) {
 // destination.
 const NATInsertFailed = "nat_insert_failed"
 
-
 // close releases our handles. A translator still loaded (LeaveInPlace)
 // stays attached when it can outlive us: pinned, or in clsact filters;
 // unpinned TCX links end with the process.
