@@ -67,6 +67,10 @@ func BRPinName(ipv6Side string, index int) string {
 	return pinName("br-" + ipv6Side + "-" + strconv.Itoa(index))
 }
 
+// SAVIPinName names the pin of the BR's source check (dataplane/savi)
+// on a device: savi-<dev>.
+func SAVIPinName(dev string) string { return pinName("savi-" + dev) }
+
 // pinName makes a name fit the BPF filesystem, which refuses dots
 // (reserved for its own files) and device names may have them (VLANs:
 // eth0.100), and qualifies it with the network namespace outside the
@@ -89,9 +93,13 @@ var initNSInodes = map[string]uint64{"net": 0xeffffff9, "mnt": 0xeffffff8}
 // be read (a sandbox hides it), the kernel's fixed number for it. A
 // namespace it cannot tell is taken for another one.
 func namespace(kind string) (uint64, bool) {
-	self, err := nsInode("/proc/self/ns/" + kind)
+	// The calling thread's: a Go program may have moved one thread into
+	// another namespace (setns), which /proc/self does not show.
+	self, err := nsInode("/proc/thread-self/ns/" + kind)
 	if err != nil {
-		return 0, true // no /proc: nothing to tell namespaces apart by
+		if self, err = nsInode("/proc/self/ns/" + kind); err != nil {
+			return 0, true // no /proc: nothing to tell namespaces apart by
+		}
 	}
 	if init, err := nsInode("/proc/1/ns/" + kind); err == nil {
 		return self, self == init

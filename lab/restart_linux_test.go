@@ -2,11 +2,15 @@ package lab_test
 
 import (
 	"errors"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/mapt-go/mapt/lab"
 	"github.com/mapt-go/mapt/testenv"
@@ -54,6 +58,27 @@ func stopProc(t *testing.T, p *testenv.Proc, sig syscall.Signal) time.Duration {
 		t.Fatalf("%s after %v: %v\n%s", p.Name, sig, err, p.Output())
 	}
 	return took
+}
+
+// ingressPrograms counts the programs on dev's TCX ingress in ns.
+func ingressPrograms(t *testing.T, ns *testenv.NS, dev string) int {
+	t.Helper()
+	n := 0
+	if err := ns.Do(func() error {
+		ifc, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		q, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: ebpf.AttachTCXIngress})
+		if err != nil {
+			return err
+		}
+		n = len(q.Programs)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestRestartHitless is issue 16's restart test on the zero-touch lab
@@ -143,10 +168,17 @@ func TestRestartHitless(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 			took := tc.stop()
+			if strings.HasPrefix(tc.name, "br") {
+				// While the BR is away its source check stays ahead of
+				// its translator on eth0 (both pinned).
+				if n := ingressPrograms(t, l.BR, "eth0"); n != 2 {
+					t.Errorf("%d programs on the BR's eth0 ingress while it is away, want 2 (source check, translator)", n)
+				}
+			}
 			time.Sleep(3 * time.Second)
 			tc.restart()
 			time.Sleep(time.Second)
-			r1, r2 := s1.Stop(500*time.Millisecond), s2.Stop(0)
+			r1, r2 := s1.Stop(500*time.Millisecond), s2.Stop(500*time.Millisecond)
 			t.Logf("%s: stop took %v; c1 stream %d sent, %d lost; c2 stream %d sent, %d lost", tc.name, took.Round(time.Millisecond), r1.Sent, r1.Lost, r2.Sent, r2.Lost)
 			if out := tc.proc().Output(); !strings.Contains(out, tc.want) {
 				t.Fatalf("the restarted process did not log %s:\n%s", tc.want, out)

@@ -132,7 +132,11 @@ func Run(ctx context.Context, opts Options) error {
 				check.Close()
 			}
 		}()
-		if err := check.Attach(f.BR.IPv6Interface, r.groups[0].xl.Prog6to4(), opts.AttachMode); err != nil {
+		pin := ""
+		if pins != "" {
+			pin = filepath.Join(pins, dataplane.SAVIPinName(f.BR.IPv6Interface))
+		}
+		if err := check.AttachPinned(f.BR.IPv6Interface, r.groups[0].xl.Prog6to4(), opts.AttachMode, pin); err != nil {
 			return fmt.Errorf("relay: %w", err)
 		}
 		r.savi = check
