@@ -3,12 +3,17 @@ package agent_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 
 	"github.com/mapt-go/mapt/agent"
 	"github.com/mapt-go/mapt/dataplane"
@@ -102,6 +107,18 @@ func TestHooksHeld(t *testing.T) {
 	if !strings.Contains(p.Output(), "adoption=kept") {
 		t.Fatalf("the restarted agent did not keep the pinned translator:\n%s", p.Output())
 	}
+	// A forced re-apply (SIGHUP) lets go of the translator and adopts it
+	// again: the same programs stay on the hooks.
+	var before, after []string
+	c.ce.Do(func() error { before = hookIDs(t, "wan"); return nil })
+	p.Signal(syscall.SIGHUP)
+	if !testenv.WaitFor(5*time.Second, func() bool { return strings.Count(p.Output(), "adoption=kept") == 2 }) {
+		t.Fatalf("SIGHUP did not re-adopt the translator:\n%s", p.Output())
+	}
+	c.ce.Do(func() error { after = hookIDs(t, "wan"); return nil })
+	if len(before) != 1 || strings.Join(before, ",") != strings.Join(after, ",") {
+		t.Fatalf("programs on the WAN's ingress: %v before SIGHUP, %v after", before, after)
+	}
 	// SIGTERM without --leave-in-place removes everything, the pins too.
 	p.Signal(syscall.SIGTERM)
 	if err := p.Wait(5 * time.Second); err != nil {
@@ -126,4 +143,27 @@ func pinDirs(root string) []string {
 		}
 	}
 	return dirs
+}
+
+// hookIDs lists the programs on dev's ingress (TCX and cls_bpf) in the
+// caller's namespace.
+func hookIDs(t *testing.T, dev string) []string {
+	t.Helper()
+	ifc, err := net.InterfaceByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	if q, err := link.QueryPrograms(link.QueryOptions{Target: ifc.Index, Attach: ebpf.AttachTCXIngress}); err == nil {
+		for _, p := range q.Programs {
+			ids = append(ids, fmt.Sprint(p.ID))
+		}
+	}
+	fs, _ := netlink.FilterList(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: ifc.Index}}, netlink.HANDLE_MIN_INGRESS)
+	for _, f := range fs {
+		if bf, ok := f.(*netlink.BpfFilter); ok && strings.HasPrefix(bf.Name, "mapt-") {
+			ids = append(ids, fmt.Sprint(bf.Id))
+		}
+	}
+	return ids
 }
