@@ -26,7 +26,7 @@ type clsactAttachment struct {
 	createdQdisc bool
 }
 
-func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachment, error) {
+func attachClsact(prog *ebpf.Program, ifindex int, ingress bool, prio uint16) (*clsactAttachment, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // in the caller's namespace; rtnetlink only (no xfrm_user needed)
 	if err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachm
 			LinkIndex: ifindex,
 			Parent:    parent,
 			Handle:    clsactHandle,
-			Priority:  clsactPrio,
+			Priority:  prio,
 			Protocol:  unix.ETH_P_ALL,
 		},
 		Fd:           prog.FD(),
@@ -72,6 +72,21 @@ func attachClsact(prog *ebpf.Program, ifindex int, ingress bool) (*clsactAttachm
 			moduleError(err, "the cls_bpf classifier (CONFIG_NET_CLS_BPF, module cls_bpf)", "kmod-sched-bpf"))
 	}
 	return a, nil
+}
+
+// AttachClsactFilter puts prog on the clsact ingress or egress hook of
+// ifindex as a direct-action cls_bpf filter at priority prio (lower runs
+// first), replacing a filter of ours left there at that priority, and
+// creates the clsact qdisc when the device has none. detach removes the
+// filter, and the qdisc when this call made it and nothing else is on it.
+// For programs that run next to the translator's on kernels without TCX
+// (dataplane/savi, ahead of it).
+func AttachClsactFilter(prog *ebpf.Program, ifindex int, ingress bool, prio uint16) (detach func() error, err error) {
+	a, err := attachClsact(prog, ifindex, ingress, prio)
+	if err != nil {
+		return nil, err
+	}
+	return a.detach, nil
 }
 
 func (a *clsactAttachment) detach() error {

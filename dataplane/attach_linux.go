@@ -191,7 +191,7 @@ func (t *Translator) attach(name string, ifindex int, ingress bool, mode AttachM
 	} else if mode != AttachClsact {
 		return fmt.Errorf("unknown attach mode %q", mode)
 	}
-	a, err := attachClsact(prog, ifindex, ingress)
+	a, err := attachClsact(prog, ifindex, ingress, clsactPrio)
 	if err != nil {
 		return err
 	}

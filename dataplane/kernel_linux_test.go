@@ -57,7 +57,7 @@ func TestNetlinkRouteOnly(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		at, err := attachClsact(tr.Prog6to4(), ifi.Index, true)
+		at, err := attachClsact(tr.Prog6to4(), ifi.Index, true, clsactPrio)
 		if err != nil {
 			return err
 		}

@@ -313,18 +313,9 @@ func (t *Translator) Bytes() (map[string]uint64, error) {
 }
 
 func (t *Translator) sum(mapName string) (map[string]uint64, error) {
-	out := make(map[string]uint64, len(t.names))
-	m := t.coll.Maps[mapName]
-	for i, name := range t.names {
-		var per []uint64
-		if err := m.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("dataplane: %s: %s: %w", mapName, name, err)
-		}
-		var sum uint64
-		for _, v := range per {
-			sum += v
-		}
-		out[name] = sum
+	out, err := SumPerCPU(t.coll.Maps[mapName], t.names)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: %s: %w", mapName, err)
 	}
 	return out, nil
 }

@@ -12,11 +12,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type saviReason uint32
+
+const (
+	saviReasonR_CHECKED    saviReason = 0
+	saviReasonR_EXEMPT     saviReason = 1
+	saviReasonR_NO_ROUTE   saviReason = 2
+	saviReasonR_OTHER_IF   saviReason = 3
+	saviReasonR_OTHER_MAC  saviReason = 4
+	saviReasonR_UNVERIFIED saviReason = 5
+	saviReasonR_MAX        saviReason = 6
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	saviMapSaviCounters = "savi_counters"
+	saviMapSaviReasons  = "savi_reasons"
 	saviProgSaviIngress = "savi_ingress"
 )
 
@@ -70,6 +83,7 @@ type saviProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type saviMapSpecs struct {
 	SaviCounters *ebpf.MapSpec `ebpf:"savi_counters"`
+	SaviReasons  *ebpf.MapSpec `ebpf:"savi_reasons"`
 }
 
 // saviVariableSpecs contains global variables before they are loaded into the kernel.
@@ -99,11 +113,13 @@ func (o *saviObjects) Close() error {
 // It can be passed to loadSaviObjects or ebpf.CollectionSpec.LoadAndAssign.
 type saviMaps struct {
 	SaviCounters *ebpf.Map `ebpf:"savi_counters"`
+	SaviReasons  *ebpf.Map `ebpf:"savi_reasons"`
 }
 
 func (m *saviMaps) Close() error {
 	return _SaviClose(
 		m.SaviCounters,
+		m.SaviReasons,
 	)
 }
 

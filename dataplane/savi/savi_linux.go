@@ -8,21 +8,18 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/dataplane"
 )
-
-// counterNames follow enum reason in bpf/savi.c.
-var counterNames = [...]string{"checked", "exempt", "no_route", "other_if", "other_mac", "unverified"}
 
 // clsactPriority runs before the translator's filter (0x4d54).
 const clsactPriority = 0x4d53
 
 // Check is the loaded program.
 type Check struct {
-	objs   saviObjects
+	objs saviObjects
+	// names are the counters, from enum reason in bpf/savi.c.
+	names  []string
 	detach []func() error
 	// release lets go of what detach would remove (Release).
 	release []func() error
@@ -33,8 +30,15 @@ func Load() (*Check, error) {
 	if err := dataplane.CheckKernel(); err != nil {
 		return nil, fmt.Errorf("savi: %w", err)
 	}
+	spec, err := loadSavi()
+	if err != nil {
+		return nil, fmt.Errorf("savi: load: %w", err)
+	}
 	c := &Check{}
-	if err := loadSaviObjects(&c.objs, nil); err != nil {
+	if c.names, err = dataplane.EnumNames(spec, "reason", "R_"); err != nil {
+		return nil, fmt.Errorf("savi: %w", err)
+	}
+	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {
 		return nil, fmt.Errorf("savi: load: %w", err)
 	}
 	return c, nil
@@ -86,35 +90,19 @@ func (c *Check) AttachPinned(dev string, before *ebpf.Program, mode dataplane.At
 			return fmt.Errorf("savi: attach to %s: %w", dev, err)
 		}
 	}
-	f := &netlink.BpfFilter{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: ifi.Index, Parent: netlink.HANDLE_MIN_INGRESS, Handle: 1,
-			Priority: clsactPriority, Protocol: unix.ETH_P_ALL},
-		Fd: c.objs.SaviIngress.FD(), Name: "mapt-savi", DirectAction: true,
-	}
-	// The translator's attach created the clsact qdisc.
-	if err := netlink.FilterReplace(f); err != nil {
+	detach, err := dataplane.AttachClsactFilter(c.objs.SaviIngress, ifi.Index, true, clsactPriority)
+	if err != nil {
 		return fmt.Errorf("savi: attach to %s (clsact): %w", dev, err)
 	}
-	c.detach = append(c.detach, func() error {
-		if err := netlink.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
-			return err
-		}
-		return nil
-	})
+	c.detach = append(c.detach, detach)
 	return nil
 }
 
 // Counters returns the check's counts by reason, summed over CPUs.
 func (c *Check) Counters() (map[string]uint64, error) {
-	out := make(map[string]uint64, len(counterNames))
-	for i, name := range counterNames {
-		var per []uint64
-		if err := c.objs.SaviCounters.Lookup(uint32(i), &per); err != nil {
-			return nil, fmt.Errorf("savi: counters: %w", err)
-		}
-		for _, v := range per {
-			out[name] += v
-		}
+	out, err := dataplane.SumPerCPU(c.objs.SaviCounters, c.names)
+	if err != nil {
+		return nil, fmt.Errorf("savi: counters: %w", err)
 	}
 	return out, nil
 }

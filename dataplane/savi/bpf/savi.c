@@ -37,6 +37,16 @@ struct {
 	__type(value, __u64);
 } savi_counters SEC(".maps");
 
+/* Never read or written: it keeps enum reason in the object's BTF, where
+ * the Go side reads the counter names (array keys must be plain ints, so
+ * savi_counters cannot carry it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, enum reason);
+} savi_reasons SEC(".maps");
+
 static __always_inline int count(__u32 r, int verdict)
 {
 	__u64 *c = bpf_map_lookup_elem(&savi_counters, &r);
