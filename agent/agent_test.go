@@ -11,24 +11,15 @@ import (
 	"github.com/mapt-go/mapt/provision"
 )
 
-func rule(t *testing.T, s string) mapt.Rule {
-	t.Helper()
-	r, err := mapt.ParseRule(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func TestDeriveAcrossDomains(t *testing.T) {
 	domains := []mapt.Domain{
 		{Name: "wide", DMR: netip.MustParsePrefix("2001:db8:ffff::/64"), Rules: []mapt.Rule{
-			rule(t, "2001:db8::/32,198.51.100.0/24,16"),
-			rule(t, "2001:db9::/32,203.0.113.0/24,16,fmr"),
+			mapt.MustParseRule("2001:db8::/32,198.51.100.0/24,16"),
+			mapt.MustParseRule("2001:db9::/32,203.0.113.0/24,16,fmr"),
 		}},
 		{Name: "seed", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{
-			rule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr"),
-			rule(t, "2001:db8:cf::/51,192.0.3.0/24,13,a=0"),
+			mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr"),
+			mapt.MustParseRule("2001:db8:cf::/51,192.0.3.0/24,13,a=0"),
 		}},
 	}
 	d, err := Derive(domains, netip.MustParsePrefix("2001:db8:ce:774::/64"))
@@ -55,7 +46,7 @@ func TestDeriveAcrossDomains(t *testing.T) {
 }
 
 func TestHookEnv(t *testing.T) {
-	domains := []mapt.Domain{{Name: "x", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{rule(t, "2001:db8::/40,192.0.2.0/24,16,fmr")}}}
+	domains := []mapt.Domain{{Name: "x", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{mapt.MustParseRule("2001:db8::/40,192.0.2.0/24,16,fmr")}}}
 	d, err := Derive(domains, netip.MustParsePrefix("2001:db8:12:3400::/56"))
 	if err != nil {
 		t.Fatal(err)

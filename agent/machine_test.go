@@ -127,7 +127,7 @@ func newMachine(t *testing.T, host *fakeHost, cfg Config) *machine {
 // seedLease is a lease of the seed's domain for prefix.
 func seedLease(t *testing.T, prefix string, valid time.Duration) *provision.Lease {
 	t.Helper()
-	r := rule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0")
+	r := mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0")
 	return &provision.Lease{Prefix: netip.MustParsePrefix(prefix), Obtained: time.Now(), Preferred: valid / 2, Valid: valid,
 		T1: valid / 4, T2: valid / 3, ServerID: []byte{0, 3, 0, 1, 2, 0, 0, 0, 0, 1},
 		Domains: []mapt.Domain{{Name: "seed", DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []mapt.Rule{r}}}}

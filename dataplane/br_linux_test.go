@@ -182,15 +182,15 @@ func TestBR4to6(t *testing.T) {
 // an EA rule (trie) wins for its own prefix, the trie rule for the rest,
 // and a trie rule longer than some hashed lengths beats them.
 func TestLongestMatchAcrossTables(t *testing.T) {
-	outer := mustRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
-	inner := mustRule("2001:db8:12:3400::/64,203.0.113.9/32,0,fmr")
+	outer := mapt.MustParseRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
+	inner := mapt.MustParseRule("2001:db8:12:3400::/64,203.0.113.9/32,0,fmr")
 	var rules = []mapt.Rule{outer, inner}
 	// Four more hashed lengths push /52 out of the hash into the trie.
 	for i, l := range []int{60, 60, 56, 56, 48, 48, 64} {
-		rules = append(rules, mustRule(fmt.Sprintf("2001:db9:%x::/%d,10.0.1.%d/32,0,fmr", 0x100+i, l, i)))
+		rules = append(rules, mapt.MustParseRule(fmt.Sprintf("2001:db9:%x::/%d,10.0.1.%d/32,0,fmr", 0x100+i, l, i)))
 	}
-	in52 := mustRule("2001:db9:120::/52,10.0.2.1/32,0,fmr")
-	in48 := mustRule("2001:db9:120::/48,10.0.2.2/32,0,fmr")
+	in52 := mapt.MustParseRule("2001:db9:120::/52,10.0.2.1/32,0,fmr")
+	in48 := mapt.MustParseRule("2001:db9:120::/48,10.0.2.2/32,0,fmr")
 	rules = append(rules, in52, in48)
 	tabs, err := buildTables(rules)
 	if err != nil {

@@ -454,7 +454,7 @@ func TestCEBindingKinds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b := mustDerive(mustRule(c.rule), netip.MustParsePrefix(c.eup))
+			b := mustDerive(mapt.MustParseRule(c.rule), netip.MustParsePrefix(c.eup))
 			if !b.IPv4.Contains(c.host) {
 				t.Fatalf("binding %v does not hold %v", b.IPv4, c.host)
 			}
@@ -480,7 +480,7 @@ func TestCEBindingKinds(t *testing.T) {
 			}
 
 			// The BR with the same rule as FMR maps both ways alike.
-			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mustRule(c.rule)}, ICMPRate: -1})
+			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mapt.MustParseRule(c.rule)}, ICMPRate: -1})
 			ret, out = run(t, br.Prog6to4(), pkt6(t, my6, srv6, l4{"udp", port, 4053, 20}, nil))
 			if ret != actOK {
 				t.Fatalf("br 6->4 verdict %d", ret)

@@ -71,7 +71,7 @@ func TestBuildTables(t *testing.T) {
 	// fifth stays in the trie.
 	var many []mapt.Rule
 	for i, l := range []int{64, 64, 60, 60, 56, 56, 48, 48, 52} {
-		many = append(many, mustRule(fmt.Sprintf("2001:db8:%x::/%d,10.0.0.%d/32,0", 0x100+i, l, i)))
+		many = append(many, mapt.MustParseRule(fmt.Sprintf("2001:db8:%x::/%d,10.0.0.%d/32,0", 0x100+i, l, i)))
 	}
 	mt, err := buildTables(many)
 	if err != nil {
@@ -80,11 +80,11 @@ func TestBuildTables(t *testing.T) {
 	if mt.lens != [4]uint8{64, 60, 56, 48} || len(mt.v6x) != 8 || len(mt.v6) != 1 {
 		t.Errorf("lens %v v6x %d v6 %d, want [64 60 56 48] 8 1", mt.lens, len(mt.v6x), len(mt.v6))
 	}
-	dup := []mapt.Rule{ruleA, mustRule("2001:db8:1000::/40,192.0.2.0/24,16,a=6")}
+	dup := []mapt.Rule{ruleA, mapt.MustParseRule("2001:db8:1000::/40,192.0.2.0/24,16,a=6")}
 	if _, err := buildTables(dup); err == nil || !strings.Contains(err.Error(), "ipv4-prefix") {
 		t.Errorf("duplicate ipv4 prefix: error %v", err)
 	}
-	dup6 := []mapt.Rule{ruleA, mustRule("2001:db8::/40,10.0.0.0/24,16,a=6")}
+	dup6 := []mapt.Rule{ruleA, mapt.MustParseRule("2001:db8::/40,10.0.0.0/24,16,a=6")}
 	if _, err := buildTables(dup6); err == nil || !strings.Contains(err.Error(), "ipv6-prefix") {
 		t.Errorf("duplicate ipv6 prefix: error %v", err)
 	}

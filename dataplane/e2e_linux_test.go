@@ -37,7 +37,7 @@ type lab struct {
 // {2001:db8:ce::/51, 192.0.2.0/24, EA 13, a=0} is 192.0.2.59, PSID 20,
 // ports 40960-43007.
 var (
-	labRule = mustRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr")
+	labRule = mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0,fmr")
 	labEUP  = netip.MustParsePrefix("2001:db8:ce:774::/64")
 	labDMR  = netip.MustParsePrefix("64:ff9b::/96")
 )

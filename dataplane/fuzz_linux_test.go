@@ -226,7 +226,7 @@ func FuzzTranslate(f *testing.F) {
 	meshed.MeshAlias, meshed.ICMPRate = meshAlias, 1_000_000_000
 	full := fullCEConfig()
 	prefix := ceConfig()
-	prefix.Binding = mustDerive(mustRule("2001:db8:cf::/48,198.51.100.0/24,5"), netip.MustParsePrefix("2001:db8:cf:1800::/53"))
+	prefix.Binding = mustDerive(mapt.MustParseRule("2001:db8:cf::/48,198.51.100.0/24,5"), netip.MustParsePrefix("2001:db8:cf:1800::/53"))
 	br := brConfig()
 	brLocal := brConfig()
 	brLocal.Local, brLocal.IPv6Side.MTU, brLocal.ICMPSource, brLocal.ICMPRate = Link{Ifindex: 1, L3: true}, 1400, netip.MustParseAddr("198.51.100.1"), 1_000_000_000

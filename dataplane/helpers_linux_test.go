@@ -33,10 +33,10 @@ const (
 // k = 8) as BMR and FMR, a full-address rule, and two EA-length-0 rules
 // sharing one IPv4 address by PSID.
 var (
-	ruleA     = mustRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
-	ruleFull  = mustRule("2001:db8:200::/48,198.18.0.0/24,8,fmr")
-	ruleOne3  = mustRule("2001:db8:100:1::/64,203.0.113.5/32,0,a=6,k=4,psid=3,fmr")
-	ruleOne9  = mustRule("2001:db8:100:2::/64,203.0.113.5/32,0,a=6,k=4,psid=9,fmr")
+	ruleA     = mapt.MustParseRule("2001:db8::/40,192.0.2.0/24,16,a=6,fmr")
+	ruleFull  = mapt.MustParseRule("2001:db8:200::/48,198.18.0.0/24,8,fmr")
+	ruleOne3  = mapt.MustParseRule("2001:db8:100:1::/64,203.0.113.5/32,0,a=6,k=4,psid=3,fmr")
+	ruleOne9  = mapt.MustParseRule("2001:db8:100:2::/64,203.0.113.5/32,0,a=6,k=4,psid=9,fmr")
 	dmr       = netip.MustParsePrefix("2001:db8:ffff::/64")
 	ceEUP     = netip.MustParsePrefix("2001:db8:12:3400::/56")
 	peerV4    = netip.MustParseAddr("192.0.2.99")
@@ -44,14 +44,6 @@ var (
 	allRules  = []mapt.Rule{ruleA, ruleFull, ruleOne3, ruleOne9}
 	ceBinding = mustDerive(ruleA, ceEUP)
 )
-
-func mustRule(s string) mapt.Rule {
-	r, err := mapt.ParseRule(s)
-	if err != nil {
-		panic(err)
-	}
-	return r
-}
 
 func mustDerive(r mapt.Rule, eup netip.Prefix) mapt.Binding {
 	b, err := r.Derive(eup)

@@ -102,15 +102,6 @@ func TestExcludePSIDZero(t *testing.T) {
 	}
 }
 
-func rule(t *testing.T, s string) mapt.Rule {
-	t.Helper()
-	r, err := mapt.ParseRule(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // decode reads a raw container option back with our RFC 7598 decoder.
 func decode(t *testing.T, o Option) *s46.Container {
 	t.Helper()
@@ -130,7 +121,7 @@ func decode(t *testing.T, o Option) *s46.Container {
 
 func TestRuleFlagsAndPortParams(t *testing.T) {
 	d := domainfile.Domain{Domain: mapt.Domain{Name: "x", DMR: netip.MustParsePrefix("2001:db8:ffff::/64"), Rules: []mapt.Rule{
-		rule(t, "2001:db8:100::/40,198.51.100.0/24,16,fmr"),
+		mapt.MustParseRule("2001:db8:100::/40,198.51.100.0/24,16,fmr"),
 	}}}
 	frag, warnings, err := GenerateFragment(d, Options{})
 	if err != nil || len(warnings) != 0 {
@@ -150,7 +141,7 @@ func TestRuleFlagsAndPortParams(t *testing.T) {
 	}
 	// Several shared rules, with their own port parameters: the container
 	// goes out as raw bytes, which decode to the same domain.
-	d.Rules = append(d.Rules, rule(t, "2001:db8:200::/40,192.0.2.0/24,16,a=4"))
+	d.Rules = append(d.Rules, mapt.MustParseRule("2001:db8:200::/40,192.0.2.0/24,16,a=4"))
 	frag, _, err = GenerateFragment(d, Options{})
 	if err != nil || len(frag.OptionData) != 1 || frag.OptionData[0].Code != 95 {
 		t.Fatalf("several rules: %+v %v", frag, err)

@@ -8,15 +8,6 @@ import (
 	"testing"
 )
 
-func mustRule(t testing.TB, s string) Rule {
-	t.Helper()
-	r, err := ParseRule(s)
-	if err != nil {
-		t.Fatalf("ParseRule(%q): %v", s, err)
-	}
-	return r
-}
-
 func TestDeriveVectors(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -96,7 +87,7 @@ func TestDeriveVectors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := mustRule(t, tc.rule)
+			r := MustParseRule(tc.rule)
 			b, err := r.Derive(netip.MustParsePrefix(tc.eup))
 			if err != nil {
 				t.Fatal(err)
@@ -132,7 +123,7 @@ func TestDeriveVectors(t *testing.T) {
 // delegated prefix longer than the rule's is used when the MAP address
 // lies inside it, and refused otherwise, so that CE and BR never disagree.
 func TestLongPrefixes(t *testing.T) {
-	r := mustRule(t, "2001:db8::/48,192.0.2.0/24,16,a=6") // end-user prefixes /64
+	r := MustParseRule("2001:db8::/48,192.0.2.0/24,16,a=6") // end-user prefixes /64
 	for _, c := range []struct {
 		eup, want string // want "" = refused
 	}{
@@ -164,7 +155,7 @@ func TestLongPrefixes(t *testing.T) {
 	}
 	// A rule whose end-user prefixes are /72: the prefix overwrites the
 	// interface identifier's first octet, on both sides.
-	r72 := mustRule(t, "2001:db8:0:1200::/56,192.0.2.0/24,16,a=6")
+	r72 := MustParseRule("2001:db8:0:1200::/56,192.0.2.0/24,16,a=6")
 	b, err := r72.Derive(netip.MustParsePrefix("2001:db8:0:1234:ab00::/72"))
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +194,7 @@ func TestNonUnicastRules(t *testing.T) {
 // RFC 7599 Appendix A examples 2 and 3 (numbers from RFC 7597, whose text
 // has no typos): BR 4->6 and CE 4->6 with DMR 2001:db8:ffff::/64.
 func TestRFC7599AppendixA(t *testing.T) {
-	fmr := mustRule(t, "2001:db8::/40,192.0.2.0/24,16")
+	fmr := MustParseRule("2001:db8::/40,192.0.2.0/24,16")
 	dmr := netip.MustParsePrefix("2001:db8:ffff::/64")
 	if err := ValidateDMR(dmr); err != nil {
 		t.Fatal(err)
@@ -286,7 +277,7 @@ func TestValidateErrors(t *testing.T) {
 			t.Errorf("ParseRule(%q) = %v, want error containing %q", tc.rule, err, tc.want)
 		}
 	}
-	r := mustRule(t, "2001:db8::/40,192.0.2.0/24,16")
+	r := MustParseRule("2001:db8::/40,192.0.2.0/24,16")
 	if _, err := r.Derive(netip.MustParsePrefix("2001:db8:12::/48")); err == nil || !strings.Contains(err.Error(), "shorter than rule prefix /40 + 16 EA bits") {
 		t.Errorf("short end-user prefix: %v", err)
 	}
@@ -307,11 +298,11 @@ func TestRuleStringRoundTrip(t *testing.T) {
 		"2001:db8:12:3400::/56,192.0.2.18/32,0,a=6,k=8,psid=52",
 		"2001:db8:12:3400::/56,192.0.2.1/32,0,a=6",
 	} {
-		r := mustRule(t, s)
+		r := MustParseRule(s)
 		if r.String() != s {
 			t.Errorf("String() = %q, want %q", r.String(), s)
 		}
-		if r2 := mustRule(t, r.String()); r2 != r {
+		if r2 := MustParseRule(r.String()); r2 != r {
 			t.Errorf("round trip %q: %+v != %+v", s, r2, r)
 		}
 	}
@@ -319,9 +310,9 @@ func TestRuleStringRoundTrip(t *testing.T) {
 
 func TestSelectBMR(t *testing.T) {
 	rules := []Rule{
-		mustRule(t, "2001:db8::/32,198.51.100.0/24,16"),
-		mustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0"),
-		mustRule(t, "2001:db9::/40,203.0.113.0/24,16"),
+		MustParseRule("2001:db8::/32,198.51.100.0/24,16"),
+		MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0"),
+		MustParseRule("2001:db9::/40,203.0.113.0/24,16"),
 	}
 	r, err := SelectBMR(rules, netip.MustParsePrefix("2001:db8:ce:11b::/64"))
 	if err != nil || r != rules[1] {
@@ -343,19 +334,19 @@ func TestSelectBMR(t *testing.T) {
 
 func TestDomainValidate(t *testing.T) {
 	d := Domain{DMR: netip.MustParsePrefix("64:ff9b::/96"), Rules: []Rule{
-		mustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0"),
-		mustRule(t, "2001:db8:12:3400::/56,198.51.100.1/32,0,a=6,k=8,psid=1"),
-		mustRule(t, "2001:db8:12:3500::/56,198.51.100.1/32,0,a=6,k=8,psid=2"),
+		MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0"),
+		MustParseRule("2001:db8:12:3400::/56,198.51.100.1/32,0,a=6,k=8,psid=1"),
+		MustParseRule("2001:db8:12:3500::/56,198.51.100.1/32,0,a=6,k=8,psid=2"),
 	}}
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	bad := d
-	bad.Rules = append(append([]Rule{}, d.Rules...), mustRule(t, "2001:db8:cf::/48,192.0.2.128/25,8"))
+	bad.Rules = append(append([]Rule{}, d.Rules...), MustParseRule("2001:db8:cf::/48,192.0.2.128/25,8"))
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "overlaps rule") {
 		t.Fatalf("overlap: %v", err)
 	}
-	bad.Rules = append(append([]Rule{}, d.Rules...), mustRule(t, "2001:db8:ce::/51,203.0.113.0/24,13"))
+	bad.Rules = append(append([]Rule{}, d.Rules...), MustParseRule("2001:db8:ce::/51,203.0.113.0/24,13"))
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "also the prefix") {
 		t.Fatalf("same ipv6 prefix: %v", err)
 	}
@@ -368,9 +359,9 @@ func TestDomainValidate(t *testing.T) {
 
 func TestMapIPv4LongestMatch(t *testing.T) {
 	rules := []Rule{
-		mustRule(t, "2001:db8::/40,192.0.2.0/24,16"),
-		mustRule(t, "2001:db8:ff:100::/56,192.0.3.1/32,0,a=6,k=8,psid=1"),
-		mustRule(t, "2001:db8:ff:200::/56,192.0.3.1/32,0,a=6,k=8,psid=2"),
+		MustParseRule("2001:db8::/40,192.0.2.0/24,16"),
+		MustParseRule("2001:db8:ff:100::/56,192.0.3.1/32,0,a=6,k=8,psid=1"),
+		MustParseRule("2001:db8:ff:200::/56,192.0.3.1/32,0,a=6,k=8,psid=2"),
 	}
 	p := rules[1].Params()
 	port := uint16(1<<10 | 2<<2) // A = 1, PSID 2

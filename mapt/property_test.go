@@ -17,7 +17,7 @@ func TestWholeDomainRoundTrip(t *testing.T) {
 		"2001:db8:ce::/51,192.0.2.0/29,8,a=0",   // the seed's shape, fewer CEs
 		"2001:db8::/40,192.0.2.0/31,12,a=4,fmr", // k = 11, a + k = 15
 	} {
-		r := mustRule(t, s)
+		r := MustParseRule(s)
 		t.Run(s, func(t *testing.T) {
 			n := 1 << r.EABits
 			owner := make(map[[2]uint32]uint64) // (ipv4, port) -> EA
@@ -83,7 +83,7 @@ func TestWholeDomainRoundTrip(t *testing.T) {
 // TestPrefixBindingCarriesHost checks the documented choice for IPv4
 // prefix bindings: the full IPv4 address survives 4->6->4.
 func TestPrefixBindingCarriesHost(t *testing.T) {
-	r := mustRule(t, "2001:db8::/40,10.0.0.0/8,16")
+	r := MustParseRule("2001:db8::/40,10.0.0.0/8,16")
 	b, err := r.Derive(netip.MustParsePrefix("2001:db8:12:3400::/56"))
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +137,7 @@ func TestEveryAddressAndLongPrefix(t *testing.T) {
 		"2001:db8::/40,192.0.2.0/28,8,a=6",  // shared, /48
 		"2001:db8::/56,192.0.2.0/28,12,a=4", // shared, /68: the prefix overwrites the IID
 	} {
-		r := mustRule(t, s)
+		r := MustParseRule(s)
 		t.Run(s, func(t *testing.T) {
 			for ea := 0; ea < 1<<r.EABits; ea++ {
 				a := r.IPv6Prefix.Addr().As16()

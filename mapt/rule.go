@@ -137,6 +137,16 @@ func (r Rule) String() string {
 	return b.String()
 }
 
+// MustParseRule is ParseRule for rules known to be good (tests,
+// literals): it panics on an error, as netip.MustParsePrefix does.
+func MustParseRule(s string) Rule {
+	r, err := ParseRule(s)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
 // ParseRule reads IPV6PREFIX,IPV4PREFIX,EA[,a=N][,k=N][,psid=N][,fmr].
 // a defaults to 6; psid is right-aligned, decimal or 0x-hex. The rule is
 // validated.

@@ -65,7 +65,7 @@ func TestFromBinding(t *testing.T) {
 		ranges    []mapt.PortRange // first and last
 		n         int
 	}{
-		// The seed's CE 11b and Jool's CE 774 (DESIGN.md s6).
+		// The seed's CE 11b and Jool's CE 774 (ARCHITECTURE.md, Conventions and reference vectors).
 		{"2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:11b::/64", "192.0.2.8/32", []mapt.PortRange{{First: 55296, Last: 57343}}, 1},
 		{"2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:774::/64", "192.0.2.59/32", []mapt.PortRange{{First: 40960, Last: 43007}}, 1},
 		// RFC 7597 Appendix A, example 1: PSID 0x34, 63 ranges of 4.

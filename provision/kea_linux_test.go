@@ -16,6 +16,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
+	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/s46/s46test"
 	"github.com/mapt-go/mapt/testenv"
 )
@@ -177,7 +178,7 @@ func TestKea(t *testing.T) {
 			t.Fatalf("event %s, want renewed or changed", ch.Kind)
 		}
 	}
-	want := s46test.MustRule(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=6,fmr")
+	want := mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=6,fmr")
 	if got := ch.Lease.Domains[0].Rules[0]; got != want || ch.Previous == nil || ch.Previous.Domains[0].Rules[0].FMR {
 		t.Fatalf("changed rule %s (previous %+v), want %s", got, ch.Previous, want)
 	}

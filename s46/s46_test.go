@@ -26,7 +26,6 @@ var (
 	unhex      = s46test.Hex
 	tlvHex     = s46test.TLV
 	rule       = s46test.RuleTLV
-	mustRule   = s46test.MustRule
 	seedDomain = s46test.SeedDomain
 )
 
@@ -103,7 +102,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			d := mapt.Domain{DMR: netip.MustParsePrefix(tc.dmr)}
 			for _, s := range tc.rules {
-				d.Rules = append(d.Rules, mustRule(t, s))
+				d.Rules = append(d.Rules, mapt.MustParseRule(s))
 			}
 			c := NewMAPTContainer(d)
 			got, err := ParseMAPT(c.ToBytes())
@@ -264,7 +263,7 @@ func TestDomainsIgnoresBadContainers(t *testing.T) {
 
 func TestContainerKinds(t *testing.T) {
 	br := netip.MustParseAddr("2001:db8::1")
-	c := &Container{Kind: OptionContMAPE, Options: dhcpv6.Options{NewRuleOption(mustRule(t, "2001:db8::/40,192.0.2.0/24,16")), &BROption{Addr: br}}}
+	c := &Container{Kind: OptionContMAPE, Options: dhcpv6.Options{NewRuleOption(mapt.MustParseRule("2001:db8::/40,192.0.2.0/24,16")), &BROption{Addr: br}}}
 	p, err := ParseContainer(OptionContMAPE, c.ToBytes())
 	if err != nil {
 		t.Fatal(err)

@@ -54,21 +54,10 @@ func TLV(code uint16, payload string) string {
 // RuleTLV builds an OPTION_S46_RULE (hex) from its payload (hex).
 func RuleTLV(payload string) string { return TLV(89, payload) }
 
-// MustRule parses a rule in the command-line syntax (mapt.ParseRule),
-// failing tb on an error.
-func MustRule(tb testing.TB, s string) mapt.Rule {
-	tb.Helper()
-	r, err := mapt.ParseRule(s)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return r
-}
-
 // SeedDomain is the domain KeaSeedOption95 carries.
 func SeedDomain(tb testing.TB) mapt.Domain {
 	return mapt.Domain{
-		Rules: []mapt.Rule{MustRule(tb, "2001:db8:ce::/51,192.0.2.0/24,13,a=0")},
+		Rules: []mapt.Rule{mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=0")},
 		DMR:   netip.MustParsePrefix("64:ff9b::/96"),
 	}
 }
