@@ -86,7 +86,7 @@ func RunMatrix(o Options) (*Report, error) {
 	if jobs > 1 {
 		sem <- struct{}{}
 	}
-	ready := make(chan *prepared)
+	ready := make(chan *prepared, len(order)) // preparing never waits for a slot
 	go func() {
 		defer func() {
 			rep.PrepSeconds = time.Since(rep.Started).Seconds()

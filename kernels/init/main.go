@@ -249,8 +249,13 @@ var (
 	// Test results of `go test -v` output ("--- FAIL: TestX (0.1s)",
 	// indented for subtests).
 	resultRE = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+)`)
-	// Lines worth quoting in the report: test failures, panics, timeouts.
-	failRE = regexp.MustCompile(`(^\s+\S+_test\.go:\d+: )|^panic: |^fatal error: |^FAIL\b|test timed out`)
+	// Lines worth quoting in the report when their test fails: what the
+	// test logged (t.Errorf, t.Fatalf: "    file_test.go:12: ...").
+	logRE = regexp.MustCompile(`^\s+\S+_test\.go:\d+: `)
+	// Lines worth quoting whatever test they belong to: panics, timeouts.
+	panicRE = regexp.MustCompile(`^panic: |^fatal error: |test timed out`)
+	// A top-level test starting: "=== RUN   TestX".
+	runRE = regexp.MustCompile(`^=== RUN\s+([^/\s]+)$`)
 )
 
 func runStep(st proto.Step, env []string) (proto.StepResult, collected) {
@@ -327,11 +332,22 @@ func runStep(st proto.Step, env []string) (proto.StepResult, collected) {
 func scan(rd io.Reader, r *proto.StepResult, col *collected) {
 	sc := bufio.NewScanner(rd)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	// The current top-level test's log lines, quoted if it fails.
+	var logged []string
+	quote := func(l string) {
+		if len(r.Lines) < 40 {
+			r.Lines = append(r.Lines, l)
+		}
+	}
 	for sc.Scan() {
 		line := sc.Bytes()
 		os.Stdout.Write(append(line, '\n'))
 		s := string(line)
-		if m := resultRE.FindStringSubmatch(s); m != nil {
+		if runRE.MatchString(s) {
+			logged = nil
+		}
+		switch m := resultRE.FindStringSubmatch(s); {
+		case m != nil:
 			switch m[1] {
 			case "PASS":
 				if !strings.Contains(m[2], "/") {
@@ -340,11 +356,21 @@ func scan(rd io.Reader, r *proto.StepResult, col *collected) {
 				}
 			case "FAIL":
 				r.Failed = append(r.Failed, m[2])
+				if !strings.Contains(m[2], "/") {
+					for _, l := range logged {
+						quote(m[2] + ": " + l)
+					}
+					logged = nil
+				}
 			case "SKIP":
 				r.Skipped = append(r.Skipped, m[2])
 			}
-		} else if failRE.MatchString(s) && len(r.Lines) < 40 && !bytes.Contains(line, []byte("MAPT-")) {
-			r.Lines = append(r.Lines, strings.TrimSpace(s))
+		case bytes.Contains(line, []byte("MAPT-")):
+			// Our structured lines, collected below.
+		case panicRE.MatchString(s):
+			quote(strings.TrimSpace(s))
+		case logRE.MatchString(s) && len(logged) < 20:
+			logged = append(logged, strings.TrimSpace(s))
 		}
 		if i := strings.Index(s, proto.JITPrefix); i >= 0 {
 			var j proto.JIT
