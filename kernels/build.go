@@ -200,9 +200,19 @@ func Assemble(out, repo, bin string, e *Extracted, s *Sysroot, steps []Step, ful
 		plan.Modules = append(plan.Modules, guest)
 	}
 
+	var busybox string
 	for _, t := range slices.Sorted(maps.Keys(Tools)) {
-		if err := s.AddTool(a, t); err != nil {
+		p, err := s.AddTool(a, t)
+		if err != nil {
 			return err
+		}
+		if t == "busybox" {
+			busybox = p
+		}
+	}
+	for _, ap := range Applets {
+		if p := "/bin/" + ap; !a.Has(p) {
+			a.Symlink(p, busybox)
 		}
 	}
 	// iproute2's tables (route protocol names and the like).

@@ -3,9 +3,11 @@ package kernels
 import (
 	"debug/elf"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -20,7 +22,13 @@ var Tools = map[string]string{
 	"ethtool": "ethtool",
 	"nft":     "nftables",
 	"tcpdump": "tcpdump",
+	"busybox": "busybox-static",
 }
+
+// Applets are the commands busybox stands in for: a shell and the few
+// tools the tests' scripts use (the agent's hook script: sh, env, grep,
+// sort; tests exec cat and sleep). OpenWrt's are busybox too.
+var Applets = []string{"sh", "cat", "env", "grep", "sort", "sleep"}
 
 // Sysroot is a per-architecture tree of bookworm's userspace packages for
 // the tools and the libraries they link, unpacked in the cache.
@@ -34,16 +42,12 @@ type Sysroot struct {
 // is without asking apt (refresh asks again).
 func FetchSysroot(a *Archive, cache, arch, triplet string, refresh bool) (*Sysroot, error) {
 	s := &Sysroot{Dir: filepath.Join(cache, "sysroot", arch), Triplet: triplet}
-	if _, err := os.Stat(filepath.Join(s.Dir, ".debs")); err == nil && !refresh {
+	names := slices.Compact(slices.Sorted(maps.Values(Tools)))
+	// The tree is reused when it was made for the same packages.
+	stamp := filepath.Join(s.Dir, ".roots")
+	want := strings.Join(names, "\n") + "\n"
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == want && !refresh {
 		return s, nil
-	}
-	roots := map[string]bool{}
-	var names []string
-	for _, p := range Tools {
-		if !roots[p] {
-			roots[p] = true
-			names = append(names, p)
-		}
 	}
 	pkgs, err := a.Closure(arch, names...)
 	if err != nil {
@@ -55,6 +59,9 @@ func FetchSysroot(a *Archive, cache, arch, triplet string, refresh bool) (*Sysro
 	}
 	if err := extract(s.Dir, debs); err != nil {
 		return nil, err
+	}
+	if err := os.WriteFile(stamp, []byte(want), 0o644); err != nil {
+		return nil, fmt.Errorf("kernels: %w", err)
 	}
 	return s, nil
 }
@@ -98,14 +105,15 @@ func (s *Sysroot) libDirs() []string {
 // AddTool puts the command name (from /sbin, /usr/sbin, /bin or
 // /usr/bin) into the initramfs at its path, with its ELF interpreter and
 // every library of its DT_NEEDED closure at theirs.
-func (s *Sysroot) AddTool(a *Initramfs, name string) error {
+// It returns the command's path in the guest.
+func (s *Sysroot) AddTool(a *Initramfs, name string) (string, error) {
 	for _, dir := range []string{"/sbin", "/usr/sbin", "/bin", "/usr/bin"} {
 		p := dir + "/" + name
 		if host, ok := s.resolve(p); ok {
-			return s.addELF(a, p, host, map[string]bool{})
+			return p, s.addELF(a, p, host, map[string]bool{})
 		}
 	}
-	return fmt.Errorf("kernels: %s: no %s in %s", s.Triplet, name, s.Dir)
+	return "", fmt.Errorf("kernels: %s: no %s in %s", s.Triplet, name, s.Dir)
 }
 
 func (s *Sysroot) addELF(a *Initramfs, guest, host string, done map[string]bool) error {
