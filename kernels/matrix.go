@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,12 +59,14 @@ func RunMatrix(o Options) (*Report, error) {
 	if err := arch.setup(); err != nil {
 		return nil, err
 	}
-	var pkgs []string
-	seenPkg := map[string]bool{}
-	for _, s := range o.Steps {
-		if !seenPkg[s.Package] {
-			seenPkg[s.Package] = true
-			pkgs = append(pkgs, s.Package)
+	// The test packages each architecture's kernels run (the others are
+	// not built for it).
+	pkgs := map[string][]string{}
+	for _, k := range o.Kernels {
+		for _, st := range o.Steps {
+			if _, _, _, ok := planStep(st, k, o.Full); ok && !slices.Contains(pkgs[k.Arch], st.Package) {
+				pkgs[k.Arch] = append(pkgs[k.Arch], st.Package)
+			}
 		}
 	}
 
@@ -109,7 +112,7 @@ func RunMatrix(o Options) (*Report, error) {
 				if err == nil {
 					sysroots[k.Arch] = s
 					bin := filepath.Join(o.Work, "bin", k.Arch)
-					if err = BuildBinaries(o.Repo, bin, k, pkgs); err == nil {
+					if err = BuildBinaries(o.Repo, bin, k, pkgs[k.Arch]); err == nil {
 						bins[k.Arch] = bin
 					}
 				}
