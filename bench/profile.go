@@ -38,6 +38,23 @@ type Profile struct {
 	// Symbols are the path's symbols with the most self time, most
 	// first.
 	Symbols []Symbol `json:"symbols"`
+	// Runs are the profiled runs merged here, in order: each one's
+	// packets and path time.
+	Runs []RunCost `json:"runs,omitempty"`
+}
+
+// RunCost is one profiled run's packets sent and path CPU time.
+type RunCost struct {
+	Packets int64 `json:"packets"`
+	PathNS  int64 `json:"path_ns"`
+}
+
+// perPacket is the run's path CPU time per packet, 0 without packets.
+func (c RunCost) perPacket() float64 {
+	if c.Packets <= 0 {
+		return 0
+	}
+	return float64(c.PathNS) / float64(c.Packets)
 }
 
 // Symbol is one function's self time on the path.
@@ -189,6 +206,7 @@ func (p *Profile) sortSymbols() {
 
 // add merges the profile of another run of the same figure and variant.
 func (p *Profile) add(q Profile) {
+	p.Runs = append(p.Runs, q.Runs...)
 	p.Packets += q.Packets
 	p.PathNS += q.PathNS
 	p.ReceiverNS += q.ReceiverNS
@@ -237,6 +255,85 @@ func (p Profile) otherShare() float64 {
 		return 0
 	}
 	return float64(p.OtherNS) / float64(p.total())
+}
+
+// CostRatio is the baseline's path CPU time per packet over the
+// variant's, from their profiles: the throughput ratio the two paths
+// would have on a core of their own, which a shared machine's load
+// (the CPU share the sender gets) does not move as it moves the rates.
+// With runs of both, it is the median (and min, max) of the per-run
+// ratios (run i of each was profiled in the same round, back to back);
+// otherwise the ratio of the merged profiles.
+func (r *Results) CostRatio(variant string, f Figure) (lo, med, hi float64, ok bool) {
+	if len(r.Variants) == 0 {
+		return 0, 0, 0, false
+	}
+	b, ok1 := r.Profile(r.Variants[0], f)
+	v, ok2 := r.Profile(variant, f)
+	if !ok1 || !ok2 {
+		return 0, 0, 0, false
+	}
+	if len(b.Runs) > 0 && len(b.Runs) == len(v.Runs) {
+		var q []float64
+		for i := range b.Runs {
+			x, y := b.Runs[i].perPacket(), v.Runs[i].perPacket()
+			if x <= 0 || y <= 0 {
+				return 0, 0, 0, false
+			}
+			q = append(q, x/y)
+		}
+		slices.Sort(q)
+		return q[0], q[(len(q)-1)/2], q[len(q)-1], true
+	}
+	x, y := b.perPacket(b.PathNS), v.perPacket(v.PathNS)
+	if x <= 0 || y <= 0 {
+		return 0, 0, 0, false
+	}
+	return x / y, x / y, x / y, true
+}
+
+// costTable has, for each profiled variant but the baseline, CostRatio
+// of each UDP figure.
+func (r *Results) costTable() string {
+	var rows []string
+	for _, v := range r.Variants[1:] {
+		row := "| " + v + " |"
+		any := false
+		for _, f := range Figures {
+			if !f.UDP {
+				continue
+			}
+			lo, med, hi, ok := r.CostRatio(v, f)
+			switch {
+			case !ok:
+				row += " - |"
+			case lo == hi:
+				any = true
+				row += fmt.Sprintf(" %.2f |", med)
+			default:
+				any = true
+				row += fmt.Sprintf(" %.2f (%.2f-%.2f) |", med, lo, hi)
+			}
+		}
+		if any {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("| variant |")
+	n := 0
+	for _, f := range Figures {
+		if f.UDP {
+			fmt.Fprintf(&b, " %s |", f.Name)
+			n++
+		}
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", n) + "\n")
+	b.WriteString(strings.Join(rows, "\n") + "\n")
+	return b.String()
 }
 
 // Profile returns the profile of a variant's figure, if one was taken.

@@ -35,7 +35,10 @@ func profileAll(r *Results, paths []*Path, c Config) error {
 			if !f.UDP {
 				continue
 			}
-			for _, p := range paths {
+			for _, p := range interleave(paths, run) {
+				if p.noProfile {
+					continue
+				}
 				file := filepath.Join(dir, fmt.Sprintf("perf-%d-%s-%d.data", i, strings.ReplaceAll(p.Variant, "+", "-"), run))
 				prof, err := profileRun(p, f, c.Duration, file)
 				if err != nil {
@@ -114,6 +117,7 @@ func profileRun(p *Path, f Figure, d time.Duration, file string) (Profile, error
 	}
 	prof := newProfile(rows, sender, receiver)
 	prof.Variant, prof.Figure, prof.Packets = p.Variant, f.Name, res.SentPackets
+	prof.Runs = []RunCost{{Packets: prof.Packets, PathNS: prof.PathNS}}
 	if prof.PathNS == 0 {
 		return prof, fmt.Errorf("bench: %s: %s: perf saw no samples of the sender (pid %d)", p.Variant, f.Name, sender)
 	}

@@ -111,6 +111,19 @@ func (r *Results) Ratio(variant string, f Figure) (float64, bool) {
 	return v.Value / base.Value, true
 }
 
+// interleave is the order of the variants in repetition rep (from 1):
+// as given in odd ones, reversed in even ones, so that a steady change of
+// the machine's load over a pair of repetitions falls on every variant
+// alike instead of on the last ones.
+func interleave[T any](xs []T, rep int) []T {
+	if rep%2 == 1 {
+		return xs
+	}
+	r := slices.Clone(xs)
+	slices.Reverse(r)
+	return r
+}
+
 // Targets are issue 15's: the median ratio of TargetVariant to the
 // baseline each figure must reach.
 var Targets = map[string]float64{
@@ -162,8 +175,12 @@ func (r *Results) summary(symbols bool) string {
 	}
 	fmt.Fprintf(&b, "Linux %s, %s; %s%s.\n\n", r.Kernel, r.Date.UTC().Format("2006-01-02 15:04 UTC"), runs, r.loadNote())
 	if len(r.Variants) > 1 {
-		fmt.Fprintf(&b, "Ratio to %s, measured in the same run: median (min-max) of the per-run ratios, each run against the %s run just before it.\n\n", r.Variants[0], r.Variants[0])
+		fmt.Fprintf(&b, "Ratio to %s, measured in the same run: median (min-max) of the per-run ratios, each run against the %s run of the same round.\n\n", r.Variants[0], r.Variants[0])
 		b.WriteString(r.ratioTable())
+		if c := r.costTable(); c != "" {
+			fmt.Fprintf(&b, "\nAt equal CPU: %s's CPU time per packet on the path over the variant's, from the profiles (below; median (min-max) of the profiled runs, each against %s's in the same round). The rates above also move with the CPU share the sender gets on the shared machine; this ratio does not.\n\n", r.Variants[0], r.Variants[0])
+			b.WriteString(c)
+		}
 		if t := r.targets(); t != "" {
 			b.WriteString("\n" + t)
 		}
@@ -218,10 +235,10 @@ func (r *Results) profileNote() string {
 	if r.ProfileRuns > 1 {
 		runs = fmt.Sprintf("%d extra UDP runs", r.ProfileRuns)
 	}
-	return "Profiles (`perf record -e cpu-clock -a -g`, " + runs + " per figure and variant after the measured ones): " +
+	return "Profiles (`perf record -e cpu-clock -a -g`, " + runs + " per figure and variant after the measured ones, interleaved): " +
 		"the path is the sending process and ksoftirqd (veth forwards in the sender's softirq, so CE, switch, BR and the " +
 		"server's stack all run there), self time per packet sent, in ns; other load is the share of the machine's CPU " +
-		"time that other tasks used meanwhile."
+		"time that other tasks used meanwhile. tayga's path runs in user space and is not profiled."
 }
 
 // ratioTable has one row per variant: the baseline's medians, then each
@@ -283,7 +300,11 @@ func (r *Results) targets() string {
 		if med < want {
 			verdict = "not met"
 		}
-		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f-%.2f), target %.2f: %s", f.Name, med, lo, hi, want, verdict))
+		cpu := ""
+		if lo, med, hi, ok := r.CostRatio(TargetVariant, f); ok {
+			cpu = fmt.Sprintf(" (at equal CPU %.2f (%.2f-%.2f))", med, lo, hi)
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f-%.2f), target %.2f: %s%s", f.Name, med, lo, hi, want, verdict, cpu))
 	}
 	if len(parts) == 0 {
 		return ""

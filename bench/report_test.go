@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"image/color"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,5 +286,63 @@ func TestCompare(t *testing.T) {
 	}
 	if strings.Contains(md, "UDP 64 B s -> c1, CPU") {
 		t.Errorf("parts of an unprofiled figure:\n%s", md)
+	}
+}
+
+func TestInterleave(t *testing.T) {
+	xs := []string{"plain", "nft", "map-t"}
+	if got := interleave(xs, 1); !slices.Equal(got, xs) {
+		t.Errorf("run 1: %v", got)
+	}
+	if got := interleave(xs, 2); !slices.Equal(got, []string{"map-t", "nft", "plain"}) || xs[0] != "plain" {
+		t.Errorf("run 2: %v (input now %v)", got, xs)
+	}
+	if got := interleave(xs, 3); !slices.Equal(got, xs) {
+		t.Errorf("run 3: %v", got)
+	}
+}
+
+// TestCostRatio: per profiled run, the baseline's ns per packet over the
+// variant's; the table and the targets line show it.
+func TestCostRatio(t *testing.T) {
+	r := sampleResults()
+	run := func(pk, ns int64) RunCost { return RunCost{Packets: pk, PathNS: ns} }
+	r.Profiles = []Profile{
+		{Variant: "plain", Figure: Figures[2].Name, Packets: 30, PathNS: 150, Runs: []RunCost{run(10, 50), run(10, 40), run(10, 60)}},
+		// 5/10, 4/5, 6/6 -> 0.5, 0.8, 1.0.
+		{Variant: "map-t", Figure: Figures[2].Name, Packets: 30, PathNS: 210, Runs: []RunCost{run(10, 100), run(10, 50), run(10, 60)}},
+		// Unpaired: merged 150/30 over 100/10.
+		{Variant: "tayga", Figure: Figures[2].Name, Packets: 10, PathNS: 100},
+	}
+	for _, tc := range []struct {
+		v           string
+		f           Figure
+		lo, med, hi float64
+		ok          bool
+	}{
+		{"map-t", Figures[2], 0.5, 0.8, 1, true},
+		{"tayga", Figures[2], 0.5, 0.5, 0.5, true},
+		{"map-t", Figures[3], 0, 0, 0, false},
+	} {
+		lo, med, hi, ok := r.CostRatio(tc.v, tc.f)
+		if ok != tc.ok || lo != tc.lo || med != tc.med || hi != tc.hi {
+			t.Errorf("CostRatio(%s, %s) = %v %v %v %v, want %v %v %v %v", tc.v, tc.f.Name, lo, med, hi, ok, tc.lo, tc.med, tc.hi, tc.ok)
+		}
+	}
+	md := r.Markdown()
+	for _, want := range []string{
+		"| variant | UDP 64 B c1 -> s | UDP 64 B s -> c1 |",
+		"| map-t | 0.80 (0.50-1.00) | - |",
+		"| tayga | 0.50 | - |",
+		"UDP 64 B c1 -> s 0.75 (0.25-1.00), target 0.90: not met (at equal CPU 0.80 (0.50-1.00)).",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("no %q:\n%s", want, md)
+		}
+	}
+	// A run without packets has no ratio.
+	r.Profiles[0].Runs[1].Packets = 0
+	if _, _, _, ok := r.CostRatio("map-t", Figures[2]); ok {
+		t.Error("ratio from a run without packets")
 	}
 }

@@ -89,7 +89,7 @@ func MeasureAll(paths []*Path, c Config) (*Results, error) {
 	for rep := 1; rep <= c.Reps; rep++ {
 		r.Load = append(r.Load, loadAverage())
 		for _, f := range Figures {
-			for _, p := range paths {
+			for _, p := range interleave(paths, rep) {
 				s, err := Measure(p, f, c.Duration)
 				if err != nil {
 					return r, err

@@ -33,6 +33,9 @@ type Path struct {
 	PortSet bool
 	// iperf is the iperf3 server on Server.
 	iperf *testenv.Proc
+	// noProfile: the path runs through user space (tayga), which the
+	// profile's path (sender and ksoftirqd) does not see.
+	noProfile bool
 }
 
 // Variant is one data path under test.
@@ -60,7 +63,7 @@ var Variants = []Variant{
 // it (or what it is).
 var Describe = map[string]string{
 	"plain":   "IPv4 routing, CE masquerades onto its WAN address",
-	"nft":     "our nftables table (nat package: port-set slots, guard, MSS clamp) instead of masquerade",
+	"nft":     "our nftables table (package nat, as ce-agent programs it) instead of masquerade",
 	"nft+tun": "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects to and from the WAN, no translation",
 	"map-t":   "+ the translators (CE and BR): our MAP-T, zero-touch lab",
 	"tayga":   "tayga (userspace SIIT over TUN) as both translators",
@@ -248,7 +251,7 @@ func UpTayga(t testenv.T, _ string) *Path {
 	s.BR.Route("192.0.2.0/24", "dev", "nat64")
 	s.BR.Route(taygaPrefix, "dev", "nat64")
 	s.BR.Route(ce11bPrefix, "via", testenv.SeedCE11bWAN)
-	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138", PortSet: true})
+	return ready(t, &Path{Variant: "tayga", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bMAPAddr, WANDest: "2001:db8:64::cb00:7138", PortSet: true, noProfile: true})
 }
 
 // startTayga creates tayga's TUN device "nat64" in ns (persistent, so it

@@ -31,7 +31,7 @@ func main() {
 	readme := flag.String("readme", "", "also put the table into this file, between "+bench.ReadmeBegin+" and "+bench.ReadmeEnd)
 	variants := flag.String("variants", "", "comma-separated variants to run (the baseline always runs; default: all of "+strings.Join(bench.VariantNames(bench.Variants), ",")+")")
 	profile := flag.Bool("profile", true, "profile one more UDP run of each variant with perf (skipped when perf is missing)")
-	profileRuns := flag.Int("profile-runs", 1, "profiled UDP runs of each variant and figure, merged")
+	profileRuns := flag.Int("profile-runs", 3, "profiled UDP runs of each variant and figure, merged")
 	perfDir := flag.String("perf-dir", "", "keep the perf.data files in this directory")
 	before := flag.String("before", "", "an earlier run's JSON to compare with in latest.md (before and after a change)")
 	beforeNote := flag.String("before-note", "", "what changed between -before and this run")
@@ -149,13 +149,20 @@ const legend = `- plain: IPv4 routing of the same topology, no translation; CE 1
   0 % loss the rate is what one core does with the whole path charged to
   it: the per-packet cost of the path.
 - Each variant runs in its own namespaces of the same topology, all up at
-  once, and the measurements are interleaved (plain, nft, nft+tun, map-t,
-  tayga, plain, ...). A ratio is the median (min-max) of the per-run
-  ratios (each run against the plain run measured just before it). The
-  machine is shared, so raw numbers move with its load; the ratios are
-  the figures to compare.
+  once, and the measurements are interleaved, in reverse order every
+  other run (plain, nft, nft+tun, map-t, tayga, then tayga, map-t, ...,
+  plain). A ratio is the median (min-max) of the per-run ratios (each
+  run against the plain run of the same round). The machine is shared,
+  so raw numbers move with its load; the ratios are the figures to
+  compare.
 - Profiles: perf record -e cpu-clock -a -g (no hardware counters here)
-  during one more UDP run of each figure and variant; self time of the
-  sending process and ksoftirqd per packet sent, grouped by the functions'
-  names (bench.Parts).
+  during more UDP runs of each figure and variant after the measured
+  ones, interleaved the same way; self time of the sending process and
+  ksoftirqd per packet sent, grouped by the functions' names
+  (bench.Parts). "At equal CPU" is plain's CPU time per packet over the
+  variant's, run by run: the throughput ratio on a core of their own.
+  tayga's path runs in its user-space processes and is not profiled.
+  cpu-clock in a VM: samples that fall in a region with interrupts off
+  land where they come back on (_raw_spin_unlock_irqrestore,
+  finish_task_switch), so those symbols stand for the code before them.
 `
