@@ -21,6 +21,7 @@ const (
 	ceCfgFlagCFG_V6L3     ceCfgFlag = 4
 	ceCfgFlagCFG_LOCAL    ceCfgFlag = 8
 	ceCfgFlagCFG_LOCAL_L3 ceCfgFlag = 16
+	ceCfgFlagCFG_FAST     ceCfgFlag = 32
 )
 
 type ceFrag6Key struct {
@@ -222,7 +223,8 @@ const (
 	ceReasonR_ICMP_SENT     ceReason = 28
 	ceReasonR_ICMP_LIMITED  ceReason = 29
 	ceReasonR_SRC_MARTIAN   ceReason = 30
-	ceReasonR_MAX           ceReason = 31
+	ceReasonR_BR_FAST       ceReason = 31
+	ceReasonR_MAX           ceReason = 32
 )
 
 type ceRule struct {

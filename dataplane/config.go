@@ -72,6 +72,13 @@ type Config struct {
 	// send themselves (RFC 7915 s4.4, s5.4; RFC 7599 s8.2, s8.3); 0 means
 	// DefaultICMPRate, negative none.
 	ICMPRate int
+	// FastPath (BR) sends translated packets to their next hop from the
+	// program (FIB lookup, TTL decrement, the neighbour's MAC) instead of
+	// through the stack, whenever only routing is needed; everything else
+	// (TTL 1, too big, no neighbour, local, another device) still goes to
+	// the stack. Fast-path packets skip the BR's netfilter forwarding
+	// hooks.
+	FastPath bool
 
 	// Capacity is the number of rules the maps are sized for at Load
 	// (default: max(1024, 2 * len(FMRs))). Update fails beyond it.
@@ -134,6 +141,9 @@ func (c Config) Validate() error {
 		if err := b.PortSet.Validate(); err != nil {
 			return fmt.Errorf("dataplane: binding: %w", err)
 		}
+		if c.FastPath {
+			return fmt.Errorf("dataplane: fast path: BR only (the CE's packets need its stack for NAT)")
+		}
 	}
 	for _, r := range c.FMRs {
 		if err := r.Validate(); err != nil {
@@ -195,6 +205,9 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 		if c.Local.L3 {
 			flags |= ceCfgFlagCFG_LOCAL_L3
 		}
+	}
+	if c.FastPath && c.Mode == BR {
+		flags |= ceCfgFlagCFG_FAST
 	}
 	x.Flags = flags
 	x.V6Ifindex, x.V6Mtu = uint32(c.IPv6Side.Ifindex), uint32(c.IPv6Side.MTU)

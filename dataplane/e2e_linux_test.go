@@ -42,7 +42,10 @@ var (
 	labDMR  = netip.MustParsePrefix("64:ff9b::/96")
 )
 
-func newLab(t *testing.T, mode AttachMode) *lab {
+func newLab(t *testing.T, mode AttachMode) *lab { return newLabBR(t, mode, nil) }
+
+// newLabBR is newLab with the BR's configuration changed by br.
+func newLabBR(t *testing.T, mode AttachMode, br func(*Config)) *lab {
 	t.Helper()
 	testenv.Require(t, "ip", "ethtool", "ping")
 	b := mustDerive(labRule, labEUP)
@@ -110,7 +113,11 @@ func newLab(t *testing.T, mode AttachMode) *lab {
 	t.Cleanup(func() { x.ceT.Close() })
 	err = x.br.Do(func() error {
 		var err error
-		x.brT, err = Load(Config{Mode: BR, DMR: labDMR, FMRs: []mapt.Rule{labRule}})
+		cfg := Config{Mode: BR, DMR: labDMR, FMRs: []mapt.Rule{labRule}}
+		if br != nil {
+			br(&cfg)
+		}
+		x.brT, err = Load(cfg)
 		if err != nil {
 			return err
 		}
@@ -145,10 +152,19 @@ func drops(t *testing.T, tr *Translator) map[string]uint64 {
 
 // TestNetnsCEBR sends ping, UDP and bulk TCP both ways through a CE and a
 // BR in namespaces, with veth offloads on, in both attach modes.
+//
+// With the BR's fast path on (the third case), the same must hold while
+// the BR forwards most translated packets itself: one TTL decrement, PMTU
+// discovery, Time Exceeded, fragments and errors all as through its stack.
 func TestNetnsCEBR(t *testing.T) {
-	for _, mode := range []AttachMode{AttachTCX, AttachClsact} {
-		t.Run(string(mode), func(t *testing.T) {
-			x := newLab(t, mode)
+	for _, c := range []struct {
+		name string
+		mode AttachMode
+		fast bool
+	}{{"tcx", AttachTCX, false}, {"clsact", AttachClsact, false}, {"tcx fast path", AttachTCX, true}} {
+		mode := c.mode
+		t.Run(c.name, func(t *testing.T) {
+			x := newLabBR(t, mode, func(cfg *Config) { cfg.FastPath = c.fast })
 			if x.ceT.AttachMode() != mode || x.brT.AttachMode() != mode {
 				t.Fatalf("attach modes %q %q, want %q", x.ceT.AttachMode(), x.brT.AttachMode(), mode)
 			}
@@ -189,8 +205,14 @@ func TestNetnsCEBR(t *testing.T) {
 				t.Errorf("br ttl_expired = %d, want 1 (the TTL-2 ping)", d["ttl_expired"])
 			}
 			delete(d, "ttl_expired")
+			fast := d["br_fast"]
+			delete(d, "br_fast")
 			if len(d) > 0 {
 				t.Errorf("br drops: %v", d)
+			}
+			// The bulk TCP alone is ~200 GSO packets each way.
+			if c.fast && fast < 100 || !c.fast && fast != 0 {
+				t.Errorf("br_fast = %d with the fast path %v", fast, c.fast)
 			}
 			t.Logf("ce %v\nbr %v", ce, br)
 		})

@@ -44,6 +44,12 @@ type BR struct {
 	// s8.3), per second and CPU; "off" (-1) sends none. Default
 	// DefaultICMPRate.
 	ICMPRate int
+	// FastPath (fast-path: on, the default, or off) has the translator
+	// send translated packets to their next hop itself when only routing
+	// is needed (dataplane.Config.FastPath); off sends every packet
+	// through the BR's stack, for netfilter rules on the BR's forwarding
+	// path.
+	FastPath bool
 	// Anycast (anycast) has the BR put its announcements in a kernel
 	// routing table while it is healthy, for a routing daemon to export
 	// (see relay/anycast).
@@ -132,7 +138,7 @@ func Parse(path string, data []byte) (*File, error) {
 		return nil, &Error{Path: path, Err: err}
 	}
 	p := parser{path: path}
-	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics, LowestIPv6MTU: DefaultLowestIPv6MTU, ICMPRate: DefaultICMPRate}}
+	f := &File{Path: path, BR: BR{Metrics: DefaultMetrics, LowestIPv6MTU: DefaultLowestIPv6MTU, ICMPRate: DefaultICMPRate, FastPath: true}}
 	if top == nil {
 		return nil, &Error{Path: path, Line: 1, Err: errors.New("empty file: want a domains list")}
 	}
@@ -340,6 +346,20 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 			}
 			if br.LowestIPv6MTU < 1280 {
 				return p.errf(v, field, "%d is below the IPv6 minimum MTU 1280", br.LowestIPv6MTU)
+			}
+			return nil
+		case "fast-path":
+			var mode string
+			if err := p.str(v, field, &mode); err != nil {
+				return err
+			}
+			switch mode {
+			case "on":
+				br.FastPath = true
+			case "off":
+				br.FastPath = false
+			default:
+				return p.errf(v, field, "%q: want on or off", mode)
 			}
 			return nil
 		case "icmp-rate":

@@ -24,7 +24,7 @@ var translated = map[string]string{
 // counters stay zero on a BR, the source check's passes, and what the BR
 // hands its stack to fragment.
 var notDrops = map[string]bool{
-	"ce_4to6": true, "ce_6to4": true, "pass": true, "br_via_stack": true,
+	"ce_4to6": true, "ce_6to4": true, "pass": true, "br_via_stack": true, "br_fast": true,
 	"icmp_sent": true, "icmp_limited": true,
 	"savi_checked": true, "savi_exempt": true, "savi_unverified": true,
 }
@@ -51,8 +51,8 @@ type collector struct {
 
 	scrapeErrors atomic.Uint64
 
-	packets, bytes, drops, passed, viaStack, icmp, rules, reloadTime, reloadOK, reloads *prometheus.Desc
-	up, scrapeErrs, buildInfo, healthy, attached, announced                             *prometheus.Desc
+	packets, bytes, drops, passed, viaStack, fast, icmp, rules, reloadTime, reloadOK, reloads *prometheus.Desc
+	up, scrapeErrs, buildInfo, healthy, attached, announced                                   *prometheus.Desc
 }
 
 func newCollector(r *Relay) *collector {
@@ -64,6 +64,7 @@ func newCollector(r *Relay) *collector {
 		drops:      prometheus.NewDesc("mapt_br_dropped_packets_total", "Packets dropped, by domain and reason; the source check's (savi_*) have domain \"\": it runs before any domain's translator.", []string{"domain", "reason"}, nil),
 		passed:     prometheus.NewDesc("mapt_br_passed_packets_total", "Packets that are not MAP-T traffic, left to the stack, by domain.", dom, nil),
 		viaStack:   prometheus.NewDesc("mapt_br_via_stack_packets_total", "IPv4 packets for CEs handed to the BR's stack to be fragmented before translation (fragments, and DF-clear packets too big for the IPv6 side), by domain.", dom, nil),
+		fast:       prometheus.NewDesc("mapt_br_fast_path_packets_total", "Translated packets the BR sent to their next hop itself (FIB lookup), not through its stack, by domain; the rest of the translated packets took the stack.", dom, nil),
 		icmp:       prometheus.NewDesc("mapt_br_icmp_errors_total", "ICMP errors the translator generated itself, by domain and result (sent, or rate_limited: held back by the rate limit).", []string{"domain", "result"}, nil),
 		rules:      prometheus.NewDesc("mapt_br_rules", "Mapping rules loaded.", nil, nil),
 		reloadTime: prometheus.NewDesc("mapt_br_last_reload_timestamp_seconds", "When the domain file was last (re)loaded or tried.", nil, nil),
@@ -79,7 +80,7 @@ func newCollector(r *Relay) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.viaStack, c.icmp, c.rules, c.reloadTime, c.reloadOK, c.reloads,
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.drops, c.passed, c.viaStack, c.fast, c.icmp, c.rules, c.reloadTime, c.reloadOK, c.reloads,
 		c.up, c.scrapeErrs, c.buildInfo, c.healthy, c.attached, c.announced} {
 		ch <- d
 	}
@@ -142,6 +143,8 @@ func (c *collector) collectCounters(ch chan<- prometheus.Metric) bool {
 				ch <- prometheus.MustNewConstMetric(c.passed, prometheus.CounterValue, float64(v), domain)
 			case name == "br_via_stack":
 				ch <- prometheus.MustNewConstMetric(c.viaStack, prometheus.CounterValue, float64(v), domain)
+			case name == "br_fast":
+				ch <- prometheus.MustNewConstMetric(c.fast, prometheus.CounterValue, float64(v), domain)
 			case icmpResults[name] != "":
 				ch <- prometheus.MustNewConstMetric(c.icmp, prometheus.CounterValue, float64(v), domain, icmpResults[name])
 			case notDrops[name]:

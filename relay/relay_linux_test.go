@@ -207,6 +207,14 @@ func TestBRTraffic(t *testing.T) {
 	if m["mapt_br_rules"] != 1 || m["mapt_br_last_reload_success"] != 1 {
 		t.Fatalf("rule/reload metrics: %v", m)
 	}
+	// The fast path is on by default: most translated packets skip the
+	// BR's stack (the download's GSO packets included).
+	if f, tr := m[`mapt_br_fast_path_packets_total{domain="seed"}`], m[`mapt_br_translated_packets_total{direction="4to6",domain="seed"}`]; f < tr/2 {
+		t.Fatalf("fast path packets %v of %v translated 4to6", f, tr)
+	}
+	if _, drop := m[`mapt_br_dropped_packets_total{domain="seed",reason="br_fast"}`]; drop {
+		t.Fatal("br_fast is reported as a drop reason")
+	}
 
 	// CE 11b sends from a port outside its PSID (1000 is PSID 0's): the BR
 	// drops and counts it (RFC 7599 s8.3).

@@ -28,7 +28,7 @@ func TestTranslatorConfigs(t *testing.T) {
 		t.Fatalf("grouping: %+v", cfgs)
 	}
 	for _, c := range cfgs {
-		if c.ICMPRate != 20 || c.LowestIPv6MTU != 1400 || c.ICMPSource.String() != "198.51.100.1" {
+		if c.ICMPRate != 20 || c.LowestIPv6MTU != 1400 || c.ICMPSource.String() != "198.51.100.1" || c.FastPath {
 			t.Errorf("br settings not passed on: rate %d, lowest-ipv6-mtu %d, icmp source %v", c.ICMPRate, c.LowestIPv6MTU, c.ICMPSource)
 		}
 	}

@@ -10,7 +10,7 @@
  * the result to the stack, which routes it and decrements the TTL once.
  * br_local runs at the egress of the BR's local device (see below).
  */
-#include "tail.h"
+#include "fast.h"
 
 /* br_ce6 validates a CE's MAP address and the port it uses (RFC 7599
  * s8.3), and returns its IPv4 address; with id set, it records the CE's
@@ -154,7 +154,7 @@ int br_ingress6(struct __sk_buff *skb)
 		if (err)
 			return drop(err);
 		p->fin.xlat = R_BR_HAIRPIN;
-		return finish(skb, c, p);
+		return end_br(skb, c, p, 0, 1);
 	}
 	if (p->icmp_err) {
 		__u64 ihi = v6_hi(p->in.ip6.daddr), ilo = v6_lo(p->in.ip6.daddr);
@@ -177,7 +177,7 @@ int br_ingress6(struct __sk_buff *skb)
 			fin_side(p, R_BR_6TO4, c->v4_ifindex, c->flags & CFG_V4_L3);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
-	return end(skb, c, p, xlat_6to4(skb, p, saddr, daddr));
+	return end_br(skb, c, p, xlat_6to4(skb, p, saddr, daddr), 0);
 }
 
 /* br_map4 maps an IPv4 packet to a CE (RFC 7599 s8.4) into p->o (and,
@@ -201,7 +201,7 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 		return drop(R_SRC_MARTIAN);
 	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o->shi, &o->slo);
 	if (!p->icmp_err) {
-		return end(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo));
+		return end_br(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo), 1);
 	}
 	/* The quoted packet must be one the destination CE sent. */
 	isrc = bpf_ntohl(p->in.ip4.saddr);

@@ -93,6 +93,7 @@ enum reason {
 	R_ICMP_SENT,         /* an ICMP error the translator sent itself (RFC 7915 s4.4, s5.4, RFC 7599 s8.2-8.3) */
 	R_ICMP_LIMITED,      /* an ICMP error the rate limit held back */
 	R_SRC_MARTIAN,       /* BR 4->6: source a router must not forward (0/8, 127/8, 224/3; RFC 7915 s4.1) */
+	R_BR_FAST,           /* BR: translated and sent to its next hop directly (FIB lookup), not through the stack */
 	R_MAX,
 };
 
@@ -103,6 +104,7 @@ enum cfg_flag {
 	CFG_V6_L3 = 4,    /* the IPv6-side device has no link-layer header (PPP, raw-IP WAN) */
 	CFG_LOCAL = 8,    /* BR: br_local runs on a local device, so the stack may fragment for us */
 	CFG_LOCAL_L3 = 16, /* BR: the local device has no link-layer header (TUN) */
+	CFG_FAST = 32,     /* BR: translated packets go straight to their next hop when they can (fast.h) */
 };
 
 struct xlat_config {
