@@ -29,6 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ipv6 side mtu below 1280", func(c *Config) { c.IPv6Side.MTU = 1000 }, "ipv6 side mtu"},
 		{"ipv4 side mtu below 68", func(c *Config) { c.IPv4Side.MTU = 60 }, "ipv4 side mtu"},
 		{"lowest-ipv6-mtu below 1280", func(c *Config) { c.LowestIPv6MTU = 1000 }, "lowest-ipv6-mtu"},
+		{"fast path on a ce", func(c *Config) { c.FastPath = true }, "fast path: BR only"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
