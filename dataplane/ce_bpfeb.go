@@ -22,6 +22,7 @@ const (
 	ceCfgFlagCFG_LOCAL    ceCfgFlag = 8
 	ceCfgFlagCFG_LOCAL_L3 ceCfgFlag = 16
 	ceCfgFlagCFG_FAST     ceCfgFlag = 32
+	ceCfgFlagCFG_V4X      ceCfgFlag = 64
 )
 
 type ceFrag6Key struct {

@@ -209,6 +209,9 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 	if c.FastPath && c.Mode == BR {
 		flags |= ceCfgFlagCFG_FAST
 	}
+	if len(t.v4x) > 0 {
+		flags |= ceCfgFlagCFG_V4X
+	}
 	x.Flags = flags
 	x.V6Ifindex, x.V6Mtu = uint32(c.IPv6Side.Ifindex), uint32(c.IPv6Side.MTU)
 	x.V4Ifindex, x.V4Mtu = uint32(c.IPv4Side.Ifindex), uint32(c.IPv4Side.MTU)

@@ -182,13 +182,16 @@ static __always_inline __u32 dmr_extract(const struct xlat_config *c, __u64 hi, 
 
 /* lookup_v4 is the longest match for an IPv4 address: /32 entries live
  * in rules_v4x, shorter ones in the trie. */
-static __always_inline const struct rule *lookup_v4(__u32 v4)
+static __always_inline const struct rule *lookup_v4(const struct xlat_config *c, __u32 v4)
 {
 	struct lpm_v4_key k = {.prefixlen = 32};
-	const struct rule *r = bpf_map_lookup_elem(&rules_v4x, &v4);
 
-	if (r)
-		return r;
+	if (c->flags & CFG_V4X) {
+		const struct rule *r = bpf_map_lookup_elem(&rules_v4x, &v4);
+
+		if (r)
+			return r;
+	}
 	*(__u32 *)k.addr = bpf_htonl(v4);
 	return bpf_map_lookup_elem(&rules_v4, &k);
 }
@@ -227,9 +230,9 @@ static __always_inline const struct rule *lookup_v6(const struct xlat_config *c,
 
 /* The rule to use for an IPv4 address and port: the trie's longest match,
  * resolved through the PSID hash for shared EA-length-0 addresses. */
-static __always_inline const struct rule *rule_for_v4(__u32 v4, __u16 port)
+static __always_inline const struct rule *rule_for_v4(const struct xlat_config *c, __u32 v4, __u16 port)
 {
-	const struct rule *r = lookup_v4(v4);
+	const struct rule *r = lookup_v4(c, v4);
 	struct psid_key k = {};
 
 	if (!r || !(r->flags & RULE_BY_PSID))

@@ -38,16 +38,16 @@ static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 l
 
 /* br_ce4 maps a CE's IPv4 address and port to its MAP address; nr is the
  * reason to drop when the mapping needs a port the packet has not. */
-static __always_inline int br_ce4(__u32 v4, __u16 port, int noport, int nr, __u64 *hi, __u64 *lo)
+static __always_inline int br_ce4(const struct xlat_config *c, __u32 v4, __u16 port, int noport, int nr, __u64 *hi, __u64 *lo)
 {
 	const struct rule *r;
 
 	if (noport) {
-		r = lookup_v4(v4);
+		r = lookup_v4(c, v4);
 		if (r && needs_port(r))
 			return nr;
 	} else {
-		r = rule_for_v4(v4, port);
+		r = rule_for_v4(c, v4, port);
 	}
 	if (!r || map_v4(r, v4, port, hi, lo))
 		return R_DST_NO_CE;
@@ -72,7 +72,7 @@ static __always_inline int br_hairpin(struct __sk_buff *skb, const struct xlat_c
 
 	if (p->frag == FRAG_LATER)
 		return R_FRAGMENT; /* no port to pick the CE by */
-	err = br_ce4(daddr, p->dport, p->noport, R_PROTO, &o.dhi, &o.dlo);
+	err = br_ce4(c, daddr, p->dport, p->noport, R_PROTO, &o.dhi, &o.dlo);
 	if (err)
 		return err;
 	dmr_embed(c, saddr, &o.shi, &o.slo);
@@ -83,7 +83,7 @@ static __always_inline int br_hairpin(struct __sk_buff *skb, const struct xlat_c
 	if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
 		return R_SRC_UNKNOWN;
 	isrc = dmr_extract(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr));
-	err = br_ce4(isrc, p->in.sport, p->in.noport, R_PROTO, &i.shi, &i.slo);
+	err = br_ce4(c, isrc, p->in.sport, p->in.noport, R_PROTO, &i.shi, &i.slo);
 	if (err)
 		return err;
 	err = br_ce6(c, v6_hi(p->in.ip6.daddr), v6_lo(p->in.ip6.daddr), p->in.dport, p->in.noport, &idst, 0);
@@ -149,7 +149,7 @@ int br_ingress6(struct __sk_buff *skb)
 	fin_set(p, R_BR_6TO4, FIN_STACK, 0);
 	p->fin.ttl_check = 1;
 	p->fin.ttl = p->ip6.hlim;
-	if (lookup_v4(daddr)) {
+	if (lookup_v4(c, daddr)) {
 		err = br_hairpin(skb, c, p, saddr, daddr);
 		if (err)
 			return drop(err);
@@ -194,7 +194,7 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 	 * s8.3.3), so a first fragment seen late costs the datagram. */
 	if (p->frag)
 		frag_ports(p);
-	err = br_ce4(daddr, p->dport, p->noport, p->frag == FRAG_LATER ? R_FRAG_MISS : R_PROTO, &o->dhi, &o->dlo);
+	err = br_ce4(c, daddr, p->dport, p->noport, p->frag == FRAG_LATER ? R_FRAG_MISS : R_PROTO, &o->dhi, &o->dlo);
 	if (err)
 		return drop(err);
 	if (v4_martian(bpf_ntohl(p->ip4.saddr)))
@@ -207,7 +207,7 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 	isrc = bpf_ntohl(p->in.ip4.saddr);
 	if (isrc != daddr)
 		return drop(R_ICMP_INNER);
-	err = br_ce4(isrc, p->in.sport, p->in.noport, R_PROTO, &i->shi, &i->slo);
+	err = br_ce4(c, isrc, p->in.sport, p->in.noport, R_PROTO, &i->shi, &i->slo);
 	if (err)
 		return drop(err);
 	dmr_embed(c, bpf_ntohl(p->in.ip4.daddr), &i->dhi, &i->dlo);
@@ -230,7 +230,7 @@ int br_ingress4(struct __sk_buff *skb)
 	if (bpf_skb_load_bytes(skb, l3 + 16, dst, 4))
 		return drop(R_TRUNCATED);
 	daddr = bpf_ntohl(*(__be32 *)dst);
-	if (!lookup_v4(daddr)) {
+	if (!lookup_v4(c, daddr)) {
 		count(R_PASS);
 		return PASS;
 	}
@@ -281,7 +281,7 @@ static __always_inline int br_local4(struct __sk_buff *skb, const struct xlat_co
 	if (bpf_skb_load_bytes(skb, p->l3 + 16, dst, 4))
 		return drop(R_TRUNCATED);
 	daddr = bpf_ntohl(*(__be32 *)dst);
-	if (!lookup_v4(daddr))
+	if (!lookup_v4(c, daddr))
 		return drop(R_LOCAL);
 	err = parse4(skb, p, 1);
 	if (err)

@@ -23,11 +23,11 @@ static __always_inline int ce_remote4(const struct xlat_config *c, __u32 v4, __u
 	const struct rule *r;
 
 	if (noport) {
-		r = lookup_v4(v4);
+		r = lookup_v4(c, v4);
 		if (r && needs_port(r))
 			return nr;
 	} else {
-		r = rule_for_v4(v4, port);
+		r = rule_for_v4(c, v4, port);
 	}
 	if (r)
 		return map_v4(r, v4, port, hi, lo) ? R_DST_NO_CE : 0;

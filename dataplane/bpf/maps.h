@@ -105,6 +105,7 @@ enum cfg_flag {
 	CFG_LOCAL = 8,    /* BR: br_local runs on a local device, so the stack may fragment for us */
 	CFG_LOCAL_L3 = 16, /* BR: the local device has no link-layer header (TUN) */
 	CFG_FAST = 32,     /* BR: translated packets go straight to their next hop when they can (fast.h) */
+	CFG_V4X = 64,      /* rules_v4x has entries (1:1 rules' /32s): without it the programs skip the lookup */
 };
 
 struct xlat_config {
