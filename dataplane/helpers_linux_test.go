@@ -2,21 +2,14 @@ package dataplane
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/mapt-go/mapt/kernels/proto"
 	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/testenv"
 )
@@ -318,58 +311,5 @@ func ports(t testing.TB, p gopacket.Packet) (uint16, uint16) {
 // gopacket8 is an 8-byte payload for hand-built ICMP packets.
 func gopacket8() gopacket.Payload { return gopacket.Payload{1, 2, 3, 4, 5, 6, 7, 8} }
 
-var tcxProbe struct {
-	once   sync.Once
-	ok     bool
-	detail string
-	err    error
-}
-
-// HaveTCX reports whether the kernel has TCX hooks (6.6+): the tests then
-// check TCX, and where it is absent they check that asking for it fails as
-// not supported and that auto mode picks clsact. It attaches a do-nothing
-// program to the TCX ingress hook of loopback in a namespace of its own and
-// sees what the kernel does, rather than trusting a version string
-// (distributions backport). Any answer but success or "not supported"
-// fails the test. Exported for the dataplane_test package; the kernel
-// matrix (kernels/) reads the line it logs.
-func HaveTCX(t testing.TB) bool {
-	t.Helper()
-	testenv.Require(t, "ip")
-	tcxProbe.once.Do(func() {
-		// Stays the answer if the lab below fails the test half-way.
-		tcxProbe.err = errors.New("tcx probe: did not finish")
-		ns := testenv.New(t).NS("tcxprobe")
-		tcxProbe.err = ns.Do(func() error {
-			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-				Type:         ebpf.SchedCLS,
-				Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, -1), asm.Return()}, // TCX_NEXT
-				License:      "GPL",
-			})
-			if err != nil {
-				return fmt.Errorf("tcx probe: load: %w", err)
-			}
-			defer prog.Close()
-			lo, err := net.InterfaceByName("lo")
-			if err != nil {
-				return err
-			}
-			l, err := link.AttachTCX(link.TCXOptions{Interface: lo.Index, Program: prog, Attach: ebpf.AttachTCXIngress})
-			switch {
-			case err == nil:
-				tcxProbe.ok, tcxProbe.detail = true, "attached to lo"
-				return l.Close()
-			case errors.Is(err, ebpf.ErrNotSupported):
-				tcxProbe.detail = err.Error()
-				return nil
-			}
-			return fmt.Errorf("tcx probe: attach: %w", err)
-		})
-	})
-	if tcxProbe.err != nil {
-		t.Fatal(tcxProbe.err)
-	}
-	b, _ := json.Marshal(proto.TCX{Supported: tcxProbe.ok, Detail: tcxProbe.detail})
-	t.Logf("%s%s", proto.TCXPrefix, b)
-	return tcxProbe.ok
-}
+// HaveTCX is testenv.HaveTCX, kept for the dataplane_test package.
+func HaveTCX(t testing.TB) bool { return testenv.HaveTCX(t) }
