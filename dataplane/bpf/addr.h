@@ -249,6 +249,21 @@ static __always_inline int needs_port(const struct rule *r)
 	return (r->flags & RULE_BY_PSID) || r->psid_k > 0;
 }
 
+/* rule_for_dst4 is the rule for an IPv4 destination: by address and port,
+ * or, for a packet without ports (noport: ICMP errors, protocols without
+ * ports), by address alone, where a rule whose mapping needs the port is
+ * reason nr to drop. *r is NULL when no rule matches. */
+static __always_inline int rule_for_dst4(const struct xlat_config *c, __u32 v4, __u16 port, int noport, int nr,
+					 const struct rule **r)
+{
+	if (!noport) {
+		*r = rule_for_v4(c, v4, port);
+		return 0;
+	}
+	*r = lookup_v4(c, v4);
+	return *r && needs_port(*r) ? nr : 0;
+}
+
 /* map_v4 maps an IPv4 address and port inside rule r to the owning CE's MAP
  * address. It returns -1 when the port belongs to no port set. */
 static __always_inline int map_v4(const struct rule *r, __u32 v4, __u16 port, __u64 *hi, __u64 *lo)

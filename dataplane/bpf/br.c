@@ -41,14 +41,10 @@ static __always_inline int br_ce6(const struct xlat_config *c, __u64 hi, __u64 l
 static __always_inline int br_ce4(const struct xlat_config *c, __u32 v4, __u16 port, int noport, int nr, __u64 *hi, __u64 *lo)
 {
 	const struct rule *r;
+	int err = rule_for_dst4(c, v4, port, noport, nr, &r);
 
-	if (noport) {
-		r = lookup_v4(c, v4);
-		if (r && needs_port(r))
-			return nr;
-	} else {
-		r = rule_for_v4(c, v4, port);
-	}
+	if (err)
+		return err;
 	if (!r || map_v4(r, v4, port, hi, lo))
 		return R_DST_NO_CE;
 	return 0;
