@@ -457,6 +457,11 @@ func removePins(dir string) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("dataplane: remove pins: %w", err)
 	}
+	// The pin root too once the last translator's directory is gone
+	// (PreparePinRoot made it): a removal leaves nothing behind. It
+	// stays while it holds anything (ENOTEMPTY) and when it is the
+	// filesystem's root (EBUSY).
+	os.Remove(filepath.Dir(dir))
 	return nil
 }
 

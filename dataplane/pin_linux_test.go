@@ -87,7 +87,10 @@ func TestPinAdopt(t *testing.T) {
 	}
 	for _, mode := range modes {
 		t.Run(string(mode), func(t *testing.T) {
-			dir := filepath.Join(testenv.BPFFS(t), "ce-wan")
+			// A pin root of ours below the filesystem (as /sys/fs/bpf/mapt):
+			// the last Close removes it too.
+			root := filepath.Join(testenv.BPFFS(t), "mapt")
+			dir := filepath.Join(root, "ce-wan")
 			l := testenv.New(t)
 			ce, peer := l.NS("ce"), l.NS("peer")
 			l.Veth(ce, "wan", peer, "eth0")
@@ -209,6 +212,9 @@ func TestPinAdopt(t *testing.T) {
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
 				entries, _ := os.ReadDir(dir)
 				t.Fatalf("pin directory left after Close: %v %v", err, entries)
+			}
+			if _, err := os.Stat(root); !os.IsNotExist(err) {
+				t.Fatalf("empty pin root left after Close: %v", err)
 			}
 		})
 	}
