@@ -195,6 +195,9 @@ func TestBRAnycastLeaveInPlace(t *testing.T) {
 
 	l.br = l.startBR("--pin-dir", pins)
 	waitAnnounced(t, l, true, "restart")
+	// The routes are still the last br's: wait until this one serves, or
+	// the SIGTERM can come before it handles signals.
+	wantHealth(t, l, 200, "ok")
 	l.br.Signal(syscall.SIGTERM)
 	waitAnnounced(t, l, false, "SIGTERM")
 	if err := l.br.Wait(5 * time.Second); err != nil {
