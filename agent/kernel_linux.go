@@ -67,15 +67,12 @@ func newKernel(cfg Config) (kernel, string, error) {
 // in it, or "" to run unpinned (said in the log: the translator then
 // stops with the agent).
 func pinDir(cfg Config, wan string) string {
-	root := cfg.PinRoot
-	switch root {
-	case "-":
-		return ""
-	case "":
-		root = dataplane.DefaultPinRoot
-	}
-	if err := dataplane.PreparePinRoot(root); err != nil {
+	root, err := dataplane.PreparePinRoot(cfg.PinRoot)
+	if err != nil {
 		cfg.Logger.Warn("translator not pinned: it will stop with the agent", "err", err)
+		return ""
+	}
+	if root == "" {
 		return ""
 	}
 	return filepath.Join(root, dataplane.CEPinName(wan))

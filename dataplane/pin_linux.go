@@ -115,13 +115,24 @@ func nsInode(path string) (uint64, error) {
 	return st.Ino, nil
 }
 
-// PreparePinRoot makes root a directory on a BPF filesystem. When root
-// is under /sys/fs/bpf and nothing is mounted there, it mounts one, as tc
-// and bpftool do, but only in the initial mount namespace: elsewhere (ip
-// netns exec remounts /sys) a mount of ours would end with the namespace
-// and the pins with it, which the error says. Callers run unpinned when it
-// fails.
-func PreparePinRoot(root string) error {
+// PreparePinRoot makes root a directory on a BPF filesystem and returns
+// it: DefaultPinRoot for "", nothing ("") for "-", the setting of
+// ce-agent's and br's --pin-dir. When root is under /sys/fs/bpf and
+// nothing is mounted there, it mounts one, as tc and bpftool do, but only
+// in the initial mount namespace: elsewhere (ip netns exec remounts /sys)
+// a mount of ours would end with the namespace and the pins with it,
+// which the error says. Callers run unpinned when it fails.
+func PreparePinRoot(root string) (string, error) {
+	switch root {
+	case "-":
+		return "", nil
+	case "":
+		root = DefaultPinRoot
+	}
+	return root, preparePinRoot(root)
+}
+
+func preparePinRoot(root string) error {
 	dir := filepath.Clean(root)
 	for {
 		if _, err := os.Stat(dir); err == nil {

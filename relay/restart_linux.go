@@ -44,13 +44,8 @@ func claimDevices(f *domainfile.File) (release func(), err error) {
 // pinRoot prepares the directory the translators are pinned in and
 // returns it, or "" to run unpinned (logged: they then stop with the BR).
 func pinRoot(root string, log *slog.Logger) string {
-	switch root {
-	case "-":
-		return ""
-	case "":
-		root = dataplane.DefaultPinRoot
-	}
-	if err := dataplane.PreparePinRoot(root); err != nil {
+	root, err := dataplane.PreparePinRoot(root)
+	if err != nil {
 		log.Warn("translators not pinned: they will stop with the br", "err", err)
 		return ""
 	}
