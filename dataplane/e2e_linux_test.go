@@ -324,16 +324,7 @@ func udpEchoSizes(t *testing.T, x *lab, sizes ...int) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := srv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteTo(buf[:n], from)
-		}
-	}()
+	go testenv.Echo(srv)
 	var c net.Conn
 	if err := x.client.Do(func() (err error) {
 		c, err = net.Dial("udp4", "198.51.100.7:7007")

@@ -38,17 +38,7 @@ type servers struct {
 
 func startServers(t *testing.T, l *lab.Lab) *servers {
 	srv := &servers{}
-	u := l.S.ListenPacket("udp", ":7")
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := u.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			u.WriteTo(buf[:n], from)
-		}
-	}()
+	l.S.EchoUDP("udp", ":7")
 	down := l.S.Listen("tcp", ":9000")
 	go func() {
 		for {

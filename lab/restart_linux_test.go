@@ -1,7 +1,6 @@
 package lab_test
 
 import (
-	"errors"
 	"net"
 	"os/exec"
 	"strings"
@@ -31,30 +30,11 @@ func upgradeBins(t *testing.T) string {
 	return dir
 }
 
-// echoUDP answers UDP on s:7.
-func echoUDP(l *lab.Lab) {
-	u := l.S.ListenPacket("udp", ":7")
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := u.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			u.WriteTo(buf[:n], from)
-		}
-	}()
-}
-
 // stopProc signals p and waits for it; a SIGKILL's "killed" is expected.
 func stopProc(t *testing.T, p *testenv.Proc, sig syscall.Signal) time.Duration {
 	t.Helper()
-	start := time.Now()
-	p.Signal(sig)
-	err := p.Wait(10 * time.Second)
-	took := time.Since(start)
-	var ee *exec.ExitError
-	if err != nil && (sig != syscall.SIGKILL || !errors.As(err, &ee)) {
+	took, err := p.SignalWait(sig, 10*time.Second)
+	if err != nil {
 		t.Fatalf("%s after %v: %v\n%s", p.Name, sig, err, p.Output())
 	}
 	return took
@@ -104,7 +84,7 @@ func TestRestartHitless(t *testing.T) {
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	echoUDP(l)
+	l.S.EchoUDP("udp", ":7")
 	c := l.CEs[0]
 	restartAgent := func(bin string, args ...string) {
 		t.Helper()

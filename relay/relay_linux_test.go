@@ -113,17 +113,7 @@ func startLabBR(t *testing.T, domain string, ces [2]ceConf, brArgs ...string) *m
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	echo := seed.S.ListenPacket("udp", ":7")
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := echo.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteTo(buf[:n], from)
-		}
-	}()
+	seed.S.EchoUDP("udp", ":7")
 	return l
 }
 

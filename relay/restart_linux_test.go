@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,27 +34,11 @@ func (l *mapLab) waitMetrics(t *testing.T, p *testenv.Proc) {
 // stopTimed sends sig to the BR and returns how long it took to exit.
 func stopTimed(t *testing.T, p *testenv.Proc, sig syscall.Signal) time.Duration {
 	t.Helper()
-	start := time.Now()
-	p.Signal(sig)
-	err := p.Wait(10 * time.Second)
-	took := time.Since(start)
-	var ee *exec.ExitError
-	if err != nil && (sig != syscall.SIGKILL || !errors.As(err, &ee)) {
+	took, err := p.SignalWait(sig, 10*time.Second)
+	if err != nil {
 		t.Fatalf("br exit after %v: %v\n%s", sig, err, p.Output())
 	}
 	return took
-}
-
-// pinned lists the translators pinned in a BPF filesystem.
-func pinned(root string) []string {
-	entries, _ := os.ReadDir(root)
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 // TestBRExitFast: SIGTERM ends br in less than 200 ms, with a metrics
@@ -72,7 +55,7 @@ func TestBRExitFast(t *testing.T) {
 	}
 	defer idle.Close()
 	time.Sleep(100 * time.Millisecond) // the server has accepted it
-	if n := len(pinned(pins)); n != 1 {
+	if n := len(testenv.PinnedDirs(pins)); n != 1 {
 		t.Fatalf("%d translators pinned, want 1", n)
 	}
 	took := stopTimed(t, l.br, syscall.SIGTERM)
@@ -80,7 +63,7 @@ func TestBRExitFast(t *testing.T) {
 	if took > exitBound {
 		t.Fatalf("br took %v to exit on SIGTERM, want < %v\n%s", took, exitBound, l.br.Output())
 	}
-	if p := pinned(pins); len(p) != 0 {
+	if p := testenv.PinnedDirs(pins); len(p) != 0 {
 		t.Fatalf("pins left after SIGTERM: %v", p)
 	}
 	if out, err := l.BR.Exec("ip", "link", "show", "maptbr0"); err == nil {
@@ -203,7 +186,7 @@ func TestBRAnycastLeaveInPlace(t *testing.T) {
 	if err := l.br.Wait(5 * time.Second); err != nil {
 		t.Fatalf("br exit: %v\n%s", err, l.br.Output())
 	}
-	if p := pinned(pins); len(p) != 0 {
+	if p := testenv.PinnedDirs(pins); len(p) != 0 {
 		t.Fatalf("pins left after SIGTERM: %v", p)
 	}
 	if out, err := l.BR.Exec("ip", "link", "show", "maptbr0"); err == nil {

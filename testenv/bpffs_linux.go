@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -23,4 +25,17 @@ func BPFFS(t T) string {
 		}
 	})
 	return dir
+}
+
+// PinnedDirs lists the directories in a pin root: one per translator
+// pinned there (dataplane.CEPinName, BRPinName, SAVIPinName).
+func PinnedDirs(root string) []string {
+	entries, _ := os.ReadDir(root)
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

@@ -58,3 +58,25 @@ func (n *NS) Dial(network, local, remote string, timeout time.Duration) (net.Con
 	}
 	return c, err
 }
+
+// EchoUDP answers every datagram sent to addr inside the namespace with
+// the same bytes (an RFC 862 echo) until the test ends.
+func (n *NS) EchoUDP(network, addr string) net.PacketConn {
+	n.lab.t.Helper()
+	c := n.ListenPacket(network, addr)
+	go Echo(c)
+	return c
+}
+
+// Echo sends every datagram c receives back to its sender until c is
+// closed.
+func Echo(c net.PacketConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.WriteTo(buf[:n], from)
+	}
+}

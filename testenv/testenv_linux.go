@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -310,6 +311,21 @@ func (p *Proc) Wait(timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("testenv: %s still running after %s", p.Name, timeout)
 	}
+}
+
+// SignalWait sends sig and waits up to timeout for the process to end,
+// returning how long that took. A SIGKILL's exit status is what was asked
+// for, not an error.
+func (p *Proc) SignalWait(sig syscall.Signal, timeout time.Duration) (time.Duration, error) {
+	start := time.Now()
+	p.Signal(sig)
+	err := p.Wait(timeout)
+	took := time.Since(start)
+	var ee *exec.ExitError
+	if sig == syscall.SIGKILL && errors.As(err, &ee) {
+		err = nil
+	}
+	return took, err
 }
 
 // Stop ends the process group the lab started: SIGTERM, then SIGKILL

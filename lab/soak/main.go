@@ -243,7 +243,7 @@ func (s *soak) run() {
 	if !maps.Equal(hooksStart, hooksEnd) {
 		s.problem("the TCX hooks changed: %v at the start, %v at the end", hooksStart, hooksEnd)
 	}
-	if dirs := pinDirs(s.pins); len(dirs) != 3 {
+	if dirs := testenv.PinnedDirs(s.pins); len(dirs) != 3 {
 		s.problem("%d translators pinned at the end (%v), want 3 (two CEs, the BR)", len(dirs), dirs)
 	}
 	for _, c := range l.CEs {
@@ -257,17 +257,7 @@ func (s *soak) run() {
 // servers answers UDP and TCP echo on s:7 and serves 1 MiB as /big.
 func (s *soak) servers() {
 	l := s.l
-	u := l.S.ListenPacket("udp", ":7")
-	go func() {
-		buf := make([]byte, 65536)
-		for {
-			n, from, err := u.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			u.WriteTo(buf[:n], from)
-		}
-	}()
+	l.S.EchoUDP("udp", ":7")
 	ln := l.S.Listen("tcp", ":7")
 	go func() {
 		for {
@@ -551,17 +541,6 @@ func (s *soak) hooks() map[string]int {
 			}
 			return nil
 		})
-	}
-	return out
-}
-
-func pinDirs(root string) []string {
-	entries, _ := os.ReadDir(root)
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
 	}
 	return out
 }
