@@ -3,7 +3,6 @@ package lab_test
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,16 +97,7 @@ func TestLongestMatch(t *testing.T) {
 // device and table, and the connection carries on.
 func TestKillAndRestart(t *testing.T) {
 	l := up(t, lab.Options{})
-	ln := l.S.Listen("tcp", ":7")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	l.S.EchoTCP("tcp", ":7")
 	conn, err := l.C1.Dial("tcp", "", testenv.SeedServer+":7", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -406,16 +406,7 @@ func TestBRTwoDMRs(t *testing.T) {
 func TestBRHairpin(t *testing.T) {
 	l := startLab(t)
 	// 41000 is in CE 774's port set (40960-43007).
-	ln := l.CE774.Listen("tcp", "192.0.2.59:41000")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	l.CE774.EchoTCP("tcp", "192.0.2.59:41000")
 	c, err := l.C1.Dial("tcp", "", "192.0.2.59:41000", 10*time.Second)
 	if err != nil {
 		t.Fatalf("hairpin dial: %v\nbr:\n%s", err, l.br.Output())

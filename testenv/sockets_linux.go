@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"net"
 	"time"
 )
@@ -79,4 +80,21 @@ func Echo(c net.PacketConn) {
 		}
 		c.WriteTo(buf[:n], from)
 	}
+}
+
+// EchoTCP accepts connections on addr inside the namespace and sends each
+// one's bytes back until its peer closes it, until the test ends.
+func (n *NS) EchoTCP(network, addr string) net.Listener {
+	n.lab.t.Helper()
+	l := n.Listen(network, addr)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return l
 }

@@ -258,16 +258,7 @@ func (s *soak) run() {
 func (s *soak) servers() {
 	l := s.l
 	l.S.EchoUDP("udp", ":7")
-	ln := l.S.Listen("tcp", ":7")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	l.S.EchoTCP("tcp", ":7")
 	if err := os.WriteFile(filepath.Join(l.WebRoot, "big"), make([]byte, 1<<20), 0o644); err != nil {
 		s.r.Fatal(err)
 	}
