@@ -323,15 +323,13 @@ func (r *Results) costTable() string {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString("| variant |")
-	n := 0
+	var cols []string
 	for _, f := range Figures {
 		if f.UDP {
-			fmt.Fprintf(&b, " %s |", f.Name)
-			n++
+			cols = append(cols, f.Name)
 		}
 	}
-	b.WriteString("\n|---|" + strings.Repeat("---:|", n) + "\n")
+	tableHead(&b, cols)
 	b.WriteString(strings.Join(rows, "\n") + "\n")
 	return b.String()
 }
@@ -386,15 +384,11 @@ func (r *Results) profileMarkdown() string {
 // per profile.
 func (r *Results) partsTable(ps []Profile) string {
 	var b strings.Builder
-	b.WriteString("| variant | path ns/packet |")
+	cols := []string{"path ns/packet"}
 	for _, pt := range Parts {
-		fmt.Fprintf(&b, " %s |", pt.Title)
+		cols = append(cols, pt.Title)
 	}
-	b.WriteString(" other load |\n|---|---:|")
-	for range Parts {
-		b.WriteString("---:|")
-	}
-	b.WriteString("---:|\n")
+	tableHead(&b, append(cols, "other load"))
 	for _, p := range ps {
 		fmt.Fprintf(&b, "| %s | %.0f |", p.Variant, p.perPacket(p.PathNS))
 		for _, pt := range Parts {

@@ -241,19 +241,34 @@ func (r *Results) profileNote() string {
 		"time that other tasks used meanwhile. tayga's path runs in user space and is not profiled."
 }
 
+// tableHead writes a Markdown table's head: the variant column, the
+// numeric columns cols (right-aligned), then the text columns tail.
+func tableHead(b *strings.Builder, cols []string, tail ...string) {
+	b.WriteString("| variant |")
+	for _, c := range append(slices.Clone(cols), tail...) {
+		fmt.Fprintf(b, " %s |", c)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(cols)) + strings.Repeat("---|", len(tail)) + "\n")
+}
+
+// beforeAfter doubles each column into "name: before" and "after".
+func beforeAfter(names []string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, n+": before", "after")
+	}
+	return out
+}
+
 // ratioTable has one row per variant: the baseline's medians, then each
 // variant's ratio to them.
 func (r *Results) ratioTable() string {
 	var b strings.Builder
-	b.WriteString("| variant |")
+	var cols []string
 	for _, f := range Figures {
-		fmt.Fprintf(&b, " %s |", f.Name)
+		cols = append(cols, f.Name)
 	}
-	b.WriteString(" adds |\n|---|")
-	for range Figures {
-		b.WriteString("---:|")
-	}
-	b.WriteString("---|\n")
+	tableHead(&b, cols, "adds")
 	for i, v := range r.Variants {
 		fmt.Fprintf(&b, "| %s |", v)
 		for _, f := range Figures {
@@ -316,15 +331,11 @@ func (r *Results) targets() string {
 // and, for UDP, the median run's loss.
 func (r *Results) valueTable() string {
 	var b strings.Builder
-	b.WriteString("| variant |")
+	var cols []string
 	for _, f := range Figures {
-		fmt.Fprintf(&b, " %s (%s) |", f.Name, f.Unit)
+		cols = append(cols, fmt.Sprintf("%s (%s)", f.Name, f.Unit))
 	}
-	b.WriteString("\n|---|")
-	for range Figures {
-		b.WriteString("---:|")
-	}
-	b.WriteString("\n")
+	tableHead(&b, cols)
 	for _, v := range r.Variants {
 		fmt.Fprintf(&b, "| %s |", v)
 		for _, f := range Figures {
@@ -426,15 +437,11 @@ func Compare(before, after *Results, what string) string {
 			vs = append(vs, v)
 		}
 	}
-	b.WriteString("| variant |")
+	var names []string
 	for _, f := range Figures {
-		fmt.Fprintf(&b, " %s: before | after |", f.Name)
+		names = append(names, f.Name)
 	}
-	b.WriteString("\n|---|")
-	for range Figures {
-		b.WriteString("---:|---:|")
-	}
-	b.WriteString("\n")
+	tableHead(&b, beforeAfter(names))
 	cell := func(r *Results, v string, f Figure) string {
 		if len(r.Variants) > 0 && v == r.Variants[0] {
 			if m, ok := r.Median(v, f); ok {
@@ -492,15 +499,13 @@ func Compare(before, after *Results, what string) string {
 			}
 			rows = append(rows, row)
 		}
-		fmt.Fprintf(&b, "\n%s, CPU ns per packet on the path by part, before | after:\n\n| variant | path: before | after |", f.Name)
+		fmt.Fprintf(&b, "\n%s, CPU ns per packet on the path by part, before | after:\n\n", f.Name)
+		names := []string{"path"}
 		for _, pt := range parts {
-			fmt.Fprintf(&b, " %s: before | after |", pt.Title)
+			names = append(names, pt.Title)
 		}
-		b.WriteString("\n|---|---:|---:|")
-		for range parts {
-			b.WriteString("---:|---:|")
-		}
-		b.WriteString("\n" + strings.Join(rows, "\n") + "\n")
+		tableHead(&b, beforeAfter(names))
+		b.WriteString(strings.Join(rows, "\n") + "\n")
 	}
 	return b.String()
 }
