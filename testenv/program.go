@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 )
@@ -41,6 +42,23 @@ func NewProgram(name string) (*Program, error) {
 		p.Exit(1)
 	}()
 	return p, nil
+}
+
+// MustProgram is NewProgram for a command's main, with the directory of
+// the binaries it runs (-bin) made absolute: it prints the error prefixed
+// with name and exits (2 for the directory, 1 for the program) instead of
+// returning it.
+func MustProgram(name, bin string) (p *Program, binDir string) {
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	if p, err = NewProgram(name); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+	return p, abs
 }
 
 // Dir is the program's scratch directory.

@@ -23,18 +23,9 @@ func step(format string, a ...any) { fmt.Printf("\n== "+format+"\n", a...) }
 func main() {
 	bin := flag.String("bin", "bin", "directory with ce-agent and br")
 	flag.Parse()
-	abs, err := filepath.Abs(*bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(2)
-	}
 	// Interrupted, or our output pipe closed (| head): the Program tears
 	// down anyway, never leaving namespaces and processes behind.
-	r, err := testenv.NewProgram("demo")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
-	}
+	r, abs := testenv.MustProgram("demo", *bin)
 	r.Keep = os.Getenv("KEEP") == "1"
 
 	step("bringing up the seed's network: c1, c2, CE 11b, CE 774, BR (+ Kea), s")

@@ -73,20 +73,11 @@ func main() {
 	bin := flag.String("bin", "bin", "directory with ce-agent and br")
 	duration := flag.Duration("duration", 10*time.Minute, "how long the soak runs")
 	flag.Parse()
-	abs, err := filepath.Abs(*bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(2)
-	}
 	if *duration < time.Minute {
 		fmt.Fprintln(os.Stderr, "soak: -duration must be at least 1m (one reload)")
 		os.Exit(2)
 	}
-	r, err := testenv.NewProgram("soak")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(1)
-	}
+	r, abs := testenv.MustProgram("soak", *bin)
 	s := &soak{r: r, bin: abs, duration: *duration}
 	s.run()
 	if s.failed() {

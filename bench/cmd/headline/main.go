@@ -36,19 +36,11 @@ func main() {
 	before := flag.String("before", "", "an earlier run's JSON to compare with in latest.md (before and after a change)")
 	beforeNote := flag.String("before-note", "", "what changed between -before and this run")
 	flag.Parse()
-	abs, err := filepath.Abs(*bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(2)
-	}
 	// Interrupted or failing, the Program tears every variant down.
-	r, err := testenv.NewProgram("bench")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
+	r, abs := testenv.MustProgram("bench", *bin)
 
 	var res *bench.Results
+	var err error
 	if *from != "" {
 		b, err := os.ReadFile(*from)
 		if err != nil {
