@@ -615,11 +615,23 @@ func next(ctx context.Context, in <-chan packet, timer <-chan time.Time, link <-
 // sleepUntil waits for t, dropping whatever arrives meanwhile. It returns
 // waitTimer at t, waitLink on a link event, waitDone when ctx ends.
 func (c *Client) sleepUntil(ctx context.Context, in <-chan packet, t time.Time) waitResult {
-	timer, stop := c.clk.timer(t.Sub(c.clk.now()))
+	return c.await(ctx, in, t.Sub(c.clk.now()), c.linkc, nil)
+}
+
+// await receives for d, handing each message to handle (nil: dropped).
+// It ends with waitTimer when d has passed, waitPacket when handle
+// returned true, waitDone when ctx ended and waitLink on a link event
+// (link nil: none).
+func (c *Client) await(ctx context.Context, in <-chan packet, d time.Duration, link <-chan struct{}, handle func(packet) bool) waitResult {
+	timer, stop := c.clk.timer(d)
 	defer stop()
 	for {
-		if _, r := next(ctx, in, timer, c.linkc); r != waitPacket {
+		p, r := next(ctx, in, timer, link)
+		if r != waitPacket {
 			return r
+		}
+		if handle != nil && handle(p) {
+			return waitPacket
 		}
 	}
 }
@@ -659,20 +671,12 @@ func (c *Client) run(ctx context.Context, in <-chan packet, ex exchange) error {
 		link = nil
 	}
 	if ex.delay > 0 {
-		timer, stop := c.clk.timer(ex.delay)
-		for waiting := true; waiting; {
-			switch _, r := next(ctx, in, timer, link); r {
-			case waitDone:
-				stop()
-				return ctx.Err()
-			case waitLink:
-				stop()
-				return errLinkChanged
-			case waitTimer:
-				waiting = false
-			}
+		switch c.await(ctx, in, ex.delay, link, nil) {
+		case waitDone:
+			return ctx.Err()
+		case waitLink:
+			return errLinkChanged
 		}
-		stop()
 	}
 	var xid dhcpv6.TransactionID
 	if _, err := c.xid(xid[:]); err != nil {
@@ -712,30 +716,21 @@ func (c *Client) run(ctx context.Context, in <-chan packet, ex exchange) error {
 		} else {
 			c.log.Debug("provision: sent", "type", ex.typ, "xid", xid, "n", n)
 		}
-		timer, stop := c.clk.timer(deadline.Sub(c.clk.now()))
-	wait:
-		for {
-			p, r := next(ctx, in, timer, link)
-			switch r {
-			case waitDone:
-				stop()
-				return ctx.Err()
-			case waitLink:
-				stop()
-				return errLinkChanged
-			case waitTimer:
-				break wait
-			}
+		ours := func(p packet) bool {
 			if p.m.TransactionID != xid {
 				c.st.count(p.at, DropStale, 1, "%s from %s: transaction %x, not %x", p.m.MessageType, p.from, p.m.TransactionID, xid)
-				continue
+				return false
 			}
-			if ex.handle(p) {
-				stop()
-				return nil
-			}
+			return ex.handle(p)
 		}
-		stop()
+		switch c.await(ctx, in, deadline.Sub(c.clk.now()), link, ours) {
+		case waitDone:
+			return ctx.Err()
+		case waitLink:
+			return errLinkChanged
+		case waitPacket:
+			return nil
+		}
 		if ex.timeout != nil && ex.timeout(n) {
 			return nil
 		}
