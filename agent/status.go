@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mapt-go/mapt/internal/serve"
 	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/provision"
 )
@@ -142,25 +143,15 @@ func serveStatus(ctx context.Context, path string, b *statusBoard) (func(), erro
 		l.Close()
 		return nil, fmt.Errorf("agent: status socket: %w", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			json.NewEncoder(c).Encode(b.snapshot())
-			c.Close()
-		}
-	}()
+	stopServe := serve.Accept(l, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		json.NewEncoder(c).Encode(b.snapshot())
+		c.Close()
+	})
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	return func() {
 		stop()
-		l.Close()
-		wg.Wait()
+		stopServe()
 		os.Remove(path)
 	}, nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/mapt-go/mapt/internal/serve"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -72,21 +73,9 @@ func Claim(name string) (release func(), err error) {
 	addr := "@mapt/" + name
 	l, err := net.Listen("unix", addr)
 	if err == nil {
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			// Accept and drop: a second claimant only wants our PID,
-			// which it reads from the connection (SO_PEERCRED).
-			defer wg.Done()
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		return func() { l.Close(); wg.Wait() }, nil
+		// Accept and drop: a second claimant only wants our PID, which
+		// it reads from the connection (SO_PEERCRED).
+		return serve.Accept(l, func(c net.Conn) { c.Close() }), nil
 	}
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("dataplane: claim %s: %w", name, err)

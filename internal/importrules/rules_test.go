@@ -49,8 +49,8 @@ func TestOnly(t *testing.T) {
 		"domainfile":     {"mapt"},
 		"kea":            {"mapt", "domainfile", "s46"},
 		"provision":      {"mapt", "s46"},
-		"dataplane":      {"mapt"},
-		"dataplane/savi": {"mapt", "dataplane"},
+		"dataplane":      {"mapt", "internal/serve"},
+		"dataplane/savi": {"mapt", "dataplane", "internal/serve"},
 		"nat":            {"mapt"},
 	} {
 		t.Run(pkg, func(t *testing.T) {
