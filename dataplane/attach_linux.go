@@ -41,31 +41,26 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 	if t.mode != CE {
 		return fmt.Errorf("dataplane: attach ce: translator is %v", t.mode)
 	}
-	up, err := net.InterfaceByName(uplink)
+	up, err := linkByName(uplink)
 	if err != nil {
 		return fmt.Errorf("dataplane: attach ce: uplink: %w", err)
 	}
-	w, err := net.InterfaceByName(wan)
+	w, err := linkByName(wan)
 	if err != nil {
 		return fmt.Errorf("dataplane: attach ce: wan: %w", err)
 	}
 	cfg := t.Config()
-	if cfg.IPv4Side, err = linkOf(up); err != nil {
-		return fmt.Errorf("dataplane: attach ce: uplink: %w", err)
-	}
+	cfg.IPv4Side, cfg.IPv6Side = up, w
 	// Packets the CE translates to IPv4 go to the LAN, whose MTU is not
 	// ours to know: the uplink's does not bound what errors report.
 	cfg.IPv4Side.MTU = 0
-	if cfg.IPv6Side, err = linkOf(w); err != nil {
-		return fmt.Errorf("dataplane: attach ce: wan: %w", err)
-	}
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
-	if err := t.attach(t.name4to6(), up.Index, false, mode); err != nil {
+	if err := t.attach(t.name4to6(), up.Ifindex, false, mode); err != nil {
 		return fmt.Errorf("dataplane: attach ce: uplink %s egress: %w", uplink, err)
 	}
-	if err := t.attach(t.name6to4(), w.Index, true, mode); err != nil {
+	if err := t.attach(t.name6to4(), w.Ifindex, true, mode); err != nil {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach ce: wan %s ingress: %w", wan, err)
 	}
@@ -85,47 +80,47 @@ func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error
 	if t.mode != BR {
 		return fmt.Errorf("dataplane: attach br: translator is %v", t.mode)
 	}
-	d6, err := net.InterfaceByName(v6dev)
+	d6, err := linkByName(v6dev)
 	if err != nil {
 		return fmt.Errorf("dataplane: attach br: ipv6 side: %w", err)
 	}
-	d4, err := net.InterfaceByName(v4dev)
+	d4, err := linkByName(v4dev)
 	if err != nil {
 		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
 	}
 	cfg := t.Config()
-	if cfg.IPv6Side, err = linkOf(d6); err != nil {
-		return fmt.Errorf("dataplane: attach br: ipv6 side: %w", err)
-	}
-	if cfg.IPv4Side, err = linkOf(d4); err != nil {
-		return fmt.Errorf("dataplane: attach br: ipv4 side: %w", err)
-	}
-	var dl *net.Interface
+	cfg.IPv6Side, cfg.IPv4Side = d6, d4
 	if local != "" {
-		if dl, err = net.InterfaceByName(local); err != nil {
-			return fmt.Errorf("dataplane: attach br: local device: %w", err)
-		}
-		if cfg.Local, err = linkOf(dl); err != nil {
+		if cfg.Local, err = linkByName(local); err != nil {
 			return fmt.Errorf("dataplane: attach br: local device: %w", err)
 		}
 	}
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
-	if err := t.attach(t.name6to4(), d6.Index, true, mode); err != nil {
+	if err := t.attach(t.name6to4(), d6.Ifindex, true, mode); err != nil {
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v6dev, err)
 	}
-	if err := t.attach(t.name4to6(), d4.Index, true, mode); err != nil {
+	if err := t.attach(t.name4to6(), d4.Ifindex, true, mode); err != nil {
 		t.Detach()
 		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v4dev, err)
 	}
-	if dl != nil {
-		if err := t.attach("br_local", dl.Index, false, mode); err != nil {
+	if local != "" {
+		if err := t.attach("br_local", cfg.Local.Ifindex, false, mode); err != nil {
 			t.Detach()
 			return fmt.Errorf("dataplane: attach br: local %s egress: %w", local, err)
 		}
 	}
 	return nil
+}
+
+// linkByName is linkOf of the device called name.
+func linkByName(name string) (Link, error) {
+	i, err := net.InterfaceByName(name)
+	if err != nil {
+		return Link{}, err
+	}
+	return linkOf(i)
 }
 
 // linkOf describes a device for the programs, refusing the kinds they

@@ -308,6 +308,24 @@ func (p parser) boolean(v *node, field string, dst *bool) error {
 	return nil
 }
 
+// switched reads a feature switch: on (the feature's word for it, such
+// as "neighbor") or "off".
+func (p parser) switched(v *node, field, on string, dst *bool) error {
+	var mode string
+	if err := p.str(v, field, &mode); err != nil {
+		return err
+	}
+	switch mode {
+	case on:
+		*dst = true
+	case "off":
+		*dst = false
+	default:
+		return p.errf(v, field, "%q: want %s or off", mode, on)
+	}
+	return nil
+}
+
 func (p parser) br(n *node, prefix string, br *BR) error {
 	return p.mapping(n, prefix+".", func(key string, v *node, field string) error {
 		switch key {
@@ -316,19 +334,7 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 		case "ipv4-interface":
 			return p.str(v, field, &br.IPv4Interface)
 		case "source-check":
-			var mode string
-			if err := p.str(v, field, &mode); err != nil {
-				return err
-			}
-			switch mode {
-			case "neighbor":
-				br.SourceCheck = true
-			case "off":
-				br.SourceCheck = false
-			default:
-				return p.errf(v, field, "%q: want neighbor or off", mode)
-			}
-			return nil
+			return p.switched(v, field, "neighbor", &br.SourceCheck)
 		case "icmp-source":
 			var a string
 			if err := p.str(v, field, &a); err != nil {
@@ -349,19 +355,7 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 			}
 			return nil
 		case "fast-path":
-			var mode string
-			if err := p.str(v, field, &mode); err != nil {
-				return err
-			}
-			switch mode {
-			case "on":
-				br.FastPath = true
-			case "off":
-				br.FastPath = false
-			default:
-				return p.errf(v, field, "%q: want on or off", mode)
-			}
-			return nil
+			return p.switched(v, field, "on", &br.FastPath)
 		case "icmp-rate":
 			var r string
 			if err := p.str(v, field, &r); err != nil {

@@ -2,12 +2,10 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 
 	"github.com/mapt-go/mapt/internal/mapcli"
-	"github.com/mapt-go/mapt/internal/version"
 )
 
 const usage = `usage: br COMMAND [flags]
@@ -41,9 +39,5 @@ func main() {
 		},
 		"check":      check,
 		"kea-config": keaConfig,
-		"version": func(_ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, version.String("br"))
-			return err
-		},
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

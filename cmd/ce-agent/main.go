@@ -4,12 +4,9 @@
 package main
 
 import (
-	"fmt"
-	"io"
 	"os"
 
 	"github.com/mapt-go/mapt/internal/mapcli"
-	"github.com/mapt-go/mapt/internal/version"
 )
 
 const usage = `usage: ce-agent COMMAND [flags]
@@ -38,9 +35,5 @@ func main() {
 		"derive": mapcli.Derive,
 		"run":    runAgent,
 		"status": status,
-		"version": func(_ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, version.String("ce-agent"))
-			return err
-		},
 	}, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/mapt-go/mapt/internal/version"
 )
 
 // Command is one subcommand of a binary.
@@ -15,7 +17,14 @@ type Command func(args []string, stdout, stderr io.Writer) error
 // Main runs the subcommand args[0] of the binary name and returns the
 // exit status: 0, 1 when the command failed, 2 for bad input (a
 // UsageError). Errors are one line on stderr, prefixed with the name.
+// Besides cmds, every binary has help and version.
 func Main(name, usage string, cmds map[string]Command, args []string, stdout, stderr io.Writer) int {
+	if _, ok := cmds["version"]; !ok {
+		cmds["version"] = func(_ []string, stdout, _ io.Writer) error {
+			_, err := fmt.Fprintln(stdout, version.String(name))
+			return err
+		}
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
