@@ -276,17 +276,7 @@ func (a *anycastLab) birdState() string {
 // address.
 func (a *anycastLab) startEcho() {
 	for i := 0; i < anyServers; i++ {
-		c := a.s.ListenPacket("udp", serverAddr(i)+":7")
-		go func() {
-			buf := make([]byte, 65536)
-			for {
-				n, from, err := c.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				c.WriteTo(buf[:n], from)
-			}
-		}()
+		a.s.EchoUDP("udp", serverAddr(i)+":7")
 	}
 }
 

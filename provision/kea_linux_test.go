@@ -166,18 +166,7 @@ func TestKea(t *testing.T) {
 
 	// The ISP changes the rule (F flag, PSID offset 6) and reloads Kea.
 	kea.rule, kea.portParams = "1, 13, 24, 192.0.2.0, 2001:db8:ce::/51", "6, 0/0"
-	kea.write(t)
-	if err := proc.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	var ch Event
-	for ch.Kind != Changed {
-		// A renewal may still land before Kea has reloaded.
-		ch = <-waitAny(t, cl, 6*time.Second)
-		if ch.Kind != Changed && ch.Kind != Renewed {
-			t.Fatalf("event %s, want renewed or changed", ch.Kind)
-		}
-	}
+	ch := reloadKea(t, cl, kea, proc)
 	want := mapt.MustParseRule("2001:db8:ce::/51,192.0.2.0/24,13,a=6,fmr")
 	if got := ch.Lease.Domains[0].Rules[0]; got != want || ch.Previous == nil || ch.Previous.Domains[0].Rules[0].FMR {
 		t.Fatalf("changed rule %s (previous %+v), want %s", got, ch.Previous, want)
@@ -268,6 +257,25 @@ func waitAny(t *testing.T, cl *clientLab, timeout time.Duration) <-chan Event {
 	return out
 }
 
+// reloadKea writes kea's configuration, has the running Kea (proc) reload
+// it and returns the client's Changed event; renewals may land before Kea
+// has reloaded, anything else fails the test.
+func reloadKea(t *testing.T, cl *clientLab, kea keaConfig, proc *testenv.Proc) Event {
+	t.Helper()
+	kea.write(t)
+	if err := proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	var ch Event
+	for ch.Kind != Changed {
+		ch = <-waitAny(t, cl, 6*time.Second)
+		if ch.Kind != Changed && ch.Kind != Renewed {
+			t.Fatalf("event %s, want renewed or changed", ch.Kind)
+		}
+	}
+	return ch
+}
+
 // keaLANOptions are the options the LAN needs (RFC 3646 DNS servers and
 // search list, RFC 5908 NTP) and, with prio, a MAP-E and an lw4o6
 // container next to the MAP-T one (always sent: the client asks for MAP-T
@@ -338,17 +346,7 @@ func TestKeaLANOptionsAndPriority(t *testing.T) {
 
 	// The ISP takes MAP-T out of its priority list.
 	kea.extra, kea.optionDefs = keaLANOptions("94, 96")
-	kea.write(t)
-	if err := proc.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	var ch Event
-	for ch.Kind != Changed {
-		ch = <-waitAny(t, cl, 6*time.Second)
-		if ch.Kind != Changed && ch.Kind != Renewed {
-			t.Fatalf("event %s, want renewed or changed", ch.Kind)
-		}
-	}
+	ch := reloadKea(t, cl, kea, proc)
 	if len(ch.Lease.Domains) != 0 || ch.Lease.Mechanism != "" || !strings.Contains(ch.Lease.Selection, "lists no mechanism this CE implements") ||
 		len(ch.Lease.Ignored) != 3 || !strings.Contains(ch.Lease.Ignored[1], "does not list MAP-T") {
 		t.Fatalf("after MAP-T left the priority: domains %+v softwire %q selection %q ignored %q", ch.Lease.Domains, ch.Lease.Mechanism, ch.Lease.Selection, ch.Lease.Ignored)
