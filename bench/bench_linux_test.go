@@ -11,17 +11,12 @@ import (
 	"github.com/mapt-go/mapt/testenv"
 )
 
-// bins builds ce-agent and br into one directory.
-func bins(t *testing.T) string {
-	return testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
-}
-
 // TestSmoke runs the whole benchmark with 1-second measurements: every
 // variant comes up, its packets between CE and BR are the ones it claims
 // (captured at the BR), and every figure is non-zero.
 func TestSmoke(t *testing.T) {
 	testenv.Require(t, "ip", "iperf3", "tayga", "nft", "kea-dhcp6", "tcpdump", "ping", "ss")
-	cfg := Config{Bin: bins(t), Duration: time.Second, Reps: 1, Logf: t.Logf}
+	cfg := Config{Bin: testenv.BuildAgentAndBR(t), Duration: time.Second, Reps: 1, Logf: t.Logf}
 	// With perf, the profiles too (not required: not every machine has
 	// it).
 	if _, err := exec.LookPath("perf"); err == nil {

@@ -77,7 +77,7 @@ func newAnycastLab(t *testing.T) *anycastLab {
 	testenv.Require(t, "ip", "nft", "bird", "birdc")
 	l := testenv.New(t)
 	a := &anycastLab{t: t, lab: l, dir: l.Dir(), stop: make(chan struct{})}
-	a.bin = testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
+	a.bin = testenv.BuildAgentAndBR(t)
 	a.r6, a.r4, a.s = l.NS("r6"), l.NS("r4"), l.NS("s")
 	for _, r := range []*testenv.NS{a.r6, a.r4} {
 		r.Forwarding()

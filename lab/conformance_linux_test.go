@@ -119,7 +119,7 @@ func whoami(t *testing.T, ns *testenv.NS, addr string) (netip.AddrPort, error) {
 // set stays A's (the router's own services keep working).
 func TestSharedAddressMesh(t *testing.T) {
 	testenv.Require(t, "ip", "nft")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	for _, fmr := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fmr=%v", fmr), func(t *testing.T) {
 			seed := testenv.NewSeed(t)
@@ -159,7 +159,7 @@ func TestSharedAddressMesh(t *testing.T) {
 // packets to any address of it reach the LAN.
 func TestPrefixCE(t *testing.T) {
 	testenv.Require(t, "ip", "nft", "ping")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	seed := testenv.NewSeed(t)
 	dir := seed.Lab.Dir()
 	// 2001:db8:cf::/48 + 5 EA bits: /53 end-user prefixes, a /29 of
@@ -294,7 +294,7 @@ func onesSum(bs ...[]byte) uint16 {
 // no port says which CE a reply is for.
 func TestAllProtocolsLab(t *testing.T) {
 	testenv.Require(t, "ip", "nft")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	seed := testenv.NewSeed(t)
 	dir := seed.Lab.Dir()
 	rules := seedRule(false) + "      - ipv6-prefix: 2001:db8:12:3400::/56\n        ipv4-prefix: 198.51.100.18/32\n        ea-len: 0\n"
@@ -421,7 +421,7 @@ func pseudo4(src netip.Addr, proto, n int) []byte {
 // gets it whole.
 func TestLowestIPv6MTULab(t *testing.T) {
 	testenv.Require(t, "ip", "nft", "tcpdump")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	seed := testenv.NewSeed(t)
 	dir := seed.Lab.Dir()
 	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
@@ -493,7 +493,7 @@ func TestLowestIPv6MTULab(t *testing.T) {
 //	c1 -- CE (wan) -- (down, MTU 1400) rtr (up) -- (eth0) BR (eth1) -- s
 func TestPTBFromAccessRouter(t *testing.T) {
 	testenv.Require(t, "ip", "nft", "ping")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	l := testenv.New(t)
 	c1, ce, rtr, br, s := l.NS("c1"), l.NS("ce"), l.NS("rtr"), l.NS("br"), l.NS("s")
 	l.Veth(c1, "eth0", ce, "lan")
@@ -539,7 +539,7 @@ func TestPTBFromAccessRouter(t *testing.T) {
 // traffic flows.
 func TestBRStrictRPFilter(t *testing.T) {
 	testenv.Require(t, "ip", "nft", "ping")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	seed := testenv.NewSeed(t)
 	dir := seed.Lab.Dir()
 	seed.BR.Sysctl("net.ipv4.conf.all.rp_filter", "1")

@@ -21,7 +21,7 @@ import (
 // up starts the lab and waits for both CEs.
 func up(t *testing.T, o lab.Options) *lab.Lab {
 	t.Helper()
-	o.Bin = bins(t)
+	o.Bin = testenv.BuildAgentAndBR(t)
 	l := lab.Up(t, o)
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)

@@ -14,16 +14,11 @@ import (
 	"github.com/mapt-go/mapt/testenv"
 )
 
-// bins builds ce-agent and br into one directory.
-func bins(t *testing.T) string {
-	return testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
-}
-
 // TestZeroTouch is the seed scenario: both CEs provision from Kea with no
 // MAP configuration, derive the seed's bindings (CE 774: 192.0.2.59,
 // 40960-43007), and c1 and c2 fetch the page and ping s.
 func TestZeroTouch(t *testing.T) {
-	l := lab.Up(t, lab.Options{Bin: bins(t)})
+	l := lab.Up(t, lab.Options{Bin: testenv.BuildAgentAndBR(t)})
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestExpiry(t *testing.T) {
 // TestInvalidContainer has Kea send a MAP-T container without a DMR: the
 // agent ignores it, says why, and stays without IPv4.
 func TestInvalidContainer(t *testing.T) {
-	o := lab.Options{Bin: bins(t), KeaConfig: func(d6 map[string]any) {
+	o := lab.Options{Bin: testenv.BuildAgentAndBR(t), KeaConfig: func(d6 map[string]any) {
 		subnet := d6["subnet6"].([]any)[0].(map[string]any)
 		var kept []any
 		for _, o := range subnet["option-data"].([]any) {

@@ -77,7 +77,7 @@ func ingressPrograms(t *testing.T, ns *testenv.NS, dev string) int {
 // did with the pinned translator (kept, or replaced by the upgrade).
 func TestRestartHitless(t *testing.T) {
 	pins := testenv.BPFFS(t)
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	upgrade := upgradeBins(t)
 	o := lab.Options{Bin: bin, AgentArgs: []string{"--pin-dir", pins}, RelayArgs: []string{"--pin-dir", pins}}
 	l := lab.Up(t, o)

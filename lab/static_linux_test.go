@@ -61,7 +61,7 @@ func (f *flowLog) take() []seenFlow {
 // of the LAN host's 192.168.0.4 and whatever port it used.
 func TestStaticPath(t *testing.T) {
 	testenv.Require(t, "ip", "ping")
-	bin := bins(t)
+	bin := testenv.BuildAgentAndBR(t)
 	seed := testenv.NewSeed(t)
 	dir := seed.Lab.Dir()
 	domain := filepath.Join(dir, "domain.yaml")

@@ -146,7 +146,7 @@ func (n *netifdCE) waitCall(skip int, name string, timeout time.Duration) call {
 // route and zone; c1 fetches the seed's page through it. ifdown withdraws
 // everything (and releases the prefix at Kea), ifup brings it back.
 func TestNetifdWithKea(t *testing.T) {
-	bins := testenv.BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
+	bins := testenv.BuildAgentAndBR(t)
 	// The lab's own agents release on stop, so that CE 11b's lease is free
 	// for the handler's agent (IAID 1, as odhcp6c's).
 	l := lab.Up(t, lab.Options{Bin: bins, KeaConfig: keaLANOptions, AgentArgs: []string{"--release-on-stop"}})

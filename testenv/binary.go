@@ -49,6 +49,13 @@ func BuildBinary(t T, pkg string) string {
 	return out
 }
 
+// BuildAgentAndBR builds ce-agent and br into one directory
+// (BuildBinaries), the pair most tests run.
+func BuildAgentAndBR(t T) string {
+	t.Helper()
+	return BuildBinaries(t, "./cmd/ce-agent", "./cmd/br")
+}
+
 // BuildBinaries builds the commands pkgs (e.g. "./cmd/ce-agent",
 // "./cmd/br") into one temporary directory and returns it (with
 // BinDirEnv set: the prebuilt directory).
