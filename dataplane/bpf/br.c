@@ -93,18 +93,15 @@ SEC("tc")
 int br_ingress6(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3;
-	struct pkt *p;
-	__u64 dst[2];
-	__u64 dhi, dlo;
+	__u64 dst[2], dhi, dlo;
+	int l3 = ingress_dst(skb, c, bpf_htons(ETH_P_IPV6), CFG_V6_L3, 24, dst, sizeof(dst));
 	__u32 saddr, daddr;
 	int err, router = 0;
+	struct pkt *p;
 
-	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !c)
+	if (l3 == ENTRY_OTHER)
 		return PASS;
-	l3 = side_l3(c, CFG_V6_L3);
-	/* Shorter than an IPv6 header: malformed, whoever it is for. */
-	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
+	if (l3 < 0)
 		return drop(R_TRUNCATED);
 	dhi = v6_hi(dst);
 	dlo = v6_lo(dst);
@@ -214,16 +211,15 @@ SEC("tc")
 int br_ingress4(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3;
-	struct pkt *p;
 	__u8 dst[4];
+	int l3 = ingress_dst(skb, c, bpf_htons(ETH_P_IP), CFG_V4_L3, 16, dst, sizeof(dst));
+	struct pkt *p;
 	__u32 daddr;
 	int err;
 
-	if (skb->protocol != bpf_htons(ETH_P_IP) || !c)
+	if (l3 == ENTRY_OTHER)
 		return PASS;
-	l3 = side_l3(c, CFG_V4_L3);
-	if (bpf_skb_load_bytes(skb, l3 + 16, dst, 4))
+	if (l3 < 0)
 		return drop(R_TRUNCATED);
 	daddr = bpf_ntohl(*(__be32 *)dst);
 	if (!lookup_v4(c, daddr)) {

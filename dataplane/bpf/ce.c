@@ -162,16 +162,15 @@ SEC("tc")
 int ce_ingress(struct __sk_buff *skb)
 {
 	const struct xlat_config *c = get_config();
-	__u32 l3;
-	struct pkt *p;
 	__u64 dst[2];
+	int l3 = ingress_dst(skb, c, bpf_htons(ETH_P_IPV6), CFG_V6_L3, 24, dst, sizeof(dst));
 	__u32 saddr, daddr;
+	struct pkt *p;
 	int err;
 
-	if (skb->protocol != bpf_htons(ETH_P_IPV6) || !c)
+	if (l3 == ENTRY_OTHER)
 		return PASS;
-	l3 = side_l3(c, CFG_V6_L3);
-	if (bpf_skb_load_bytes(skb, l3 + 24, dst, 16))
+	if (l3 < 0)
 		return drop(R_TRUNCATED);
 	/* Ours only if it is exactly a MAP address of our binding. */
 	if (ce_local6(c, v6_hi(dst), v6_lo(dst), &daddr)) {

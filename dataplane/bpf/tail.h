@@ -67,6 +67,31 @@ static __always_inline __u32 side_l3(const struct xlat_config *c, enum cfg_flag 
 	return (c->flags & l3flag) ? 0 : ETH_HLEN;
 }
 
+/* ingress_dst's answers besides an offset: the packet is not the entry
+ * program's to look at (another family, or no configuration yet), or it
+ * is shorter than the address it reads. */
+#define ENTRY_OTHER (-1)
+#define ENTRY_SHORT (-2)
+
+/* ingress_dst is the first step of the ingress entry programs: a packet of
+ * family proto on the side whose link-layer flag is l3flag gets its
+ * destination address (len bytes at off in the IP header) read into dst,
+ * the cheapest test of whether the packet is ours. It returns where the
+ * IP header starts, ENTRY_OTHER or ENTRY_SHORT (malformed, whoever it is
+ * for). */
+static __always_inline int ingress_dst(struct __sk_buff *skb, const struct xlat_config *c, __be16 proto, enum cfg_flag l3flag,
+				       __u32 off, void *dst, __u32 len)
+{
+	__u32 l3;
+
+	if (skb->protocol != proto || !c)
+		return ENTRY_OTHER;
+	l3 = side_l3(c, l3flag);
+	if (bpf_skb_load_bytes(skb, l3 + off, dst, len))
+		return ENTRY_SHORT;
+	return l3;
+}
+
 /* l2_room gives a bare IP packet from a device without link layer (the
  * CE's TUN uplink, the BR's local device) the room of an Ethernet header,
  * which bpf_redirect_neigh fills in for an Ethernet side and a redirect
