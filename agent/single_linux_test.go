@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -99,7 +98,7 @@ func TestHooksHeld(t *testing.T) {
 	if err := check(); err != nil {
 		t.Fatalf("CheckHooks after the agent was killed: %v", err)
 	}
-	if dirs := pinDirs(pins); len(dirs) != 1 || !strings.HasPrefix(dirs[0], "ce-wan") {
+	if dirs := testenv.PinnedDirs(pins); len(dirs) != 1 || !strings.HasPrefix(dirs[0], "ce-wan") {
 		t.Fatalf("pins after kill -9: %v", dirs)
 	}
 	p = c.start(t, append(staticArgs, "--pin-dir", pins)...)
@@ -124,25 +123,12 @@ func TestHooksHeld(t *testing.T) {
 	if err := p.Wait(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if dirs := pinDirs(pins); len(dirs) != 0 {
+	if dirs := testenv.PinnedDirs(pins); len(dirs) != 0 {
 		t.Fatalf("pins after SIGTERM: %v", dirs)
 	}
 	if err := check(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// pinDirs lists the translators pinned in a BPF filesystem (its own
-// maps.debug and progs.debug left out).
-func pinDirs(root string) []string {
-	entries, _ := os.ReadDir(root)
-	var dirs []string
-	for _, e := range entries {
-		if e.IsDir() {
-			dirs = append(dirs, e.Name())
-		}
-	}
-	return dirs
 }
 
 // hookIDs lists the programs on dev's ingress (TCX and cls_bpf) in the
