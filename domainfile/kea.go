@@ -111,11 +111,7 @@ func (p parser) kea(n *node, prefix string, k *Kea) error {
 			}
 			return nil
 		case "relay":
-			return p.list(v, field, func(item *node, f string) error {
-				a, err := p.addr6(item, f)
-				k.Relay = append(k.Relay, a)
-				return err
-			})
+			return listOf(p, v, field, p.addr6, &k.Relay)
 		case "interface-id":
 			if err := p.str(v, field, &k.InterfaceID); err != nil {
 				return err
@@ -135,17 +131,9 @@ func (p parser) kea(n *node, prefix string, k *Kea) error {
 		case "rebind-timer":
 			return p.lifetime(v, field, &k.RebindTimer)
 		case "dns-servers":
-			return p.list(v, field, func(item *node, f string) error {
-				a, err := p.addr6(item, f)
-				k.DNSServers = append(k.DNSServers, a)
-				return err
-			})
+			return listOf(p, v, field, p.addr6, &k.DNSServers)
 		case "domain-search":
-			return p.list(v, field, func(item *node, f string) error {
-				name, err := p.fqdn(item, f)
-				k.DomainSearch = append(k.DomainSearch, name)
-				return err
-			})
+			return listOf(p, v, field, p.fqdn, &k.DomainSearch)
 		case "ntp-servers":
 			return p.list(v, field, func(item *node, f string) error {
 				s, err := p.scalar(item, f)
@@ -305,6 +293,17 @@ func (p parser) list(n *node, field string, fn func(item *node, field string) er
 		}
 	}
 	return nil
+}
+
+// listOf reads a list whose items read reads, into dst.
+func listOf[T any](p parser, n *node, field string, read func(*node, string) (T, error), dst *[]T) error {
+	return p.list(n, field, func(item *node, f string) error {
+		v, err := read(item, f)
+		if err == nil {
+			*dst = append(*dst, v)
+		}
+		return err
+	})
 }
 
 func (p parser) addr6(v *node, field string) (netip.Addr, error) {
