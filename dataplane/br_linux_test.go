@@ -92,15 +92,7 @@ func TestBR6to4(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), c.in) })
-			if ret != c.ret {
-				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
-			}
-			if d[c.counter] != 1 || len(d) != 1 {
-				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
-			}
+			out := runCounted(t, tr, tr.Prog6to4(), c.in, c.ret, c.counter)
 			if c.want4 != nil {
 				check4(t, out, *c.want4)
 			}
@@ -162,15 +154,7 @@ func TestBR4to6(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog4to6(), c.in) })
-			if ret != c.ret {
-				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
-			}
-			if d[c.counter] != 1 || len(d) != 1 {
-				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
-			}
+			out := runCounted(t, tr, tr.Prog4to6(), c.in, c.ret, c.counter)
 			if c.want != nil {
 				check6(t, out, *c.want)
 			}

@@ -22,21 +22,11 @@ type want6 struct {
 func check6(t *testing.T, out []byte, w want6) {
 	t.Helper()
 	p := decode(t, out)
-	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	if eth.EthernetType != layers.EthernetTypeIPv6 {
+	if eth := layerOf[*layers.Ethernet](t, p, layers.LayerTypeEthernet, "output"); eth.EthernetType != layers.EthernetTypeIPv6 {
 		t.Errorf("ethertype %v, want IPv6", eth.EthernetType)
 	}
-	l := p.Layer(layers.LayerTypeIPv6)
-	if l == nil {
-		t.Fatalf("no IPv6 header in\n%s", p.Dump())
-	}
-	ip := l.(*layers.IPv6)
-	if got := addr(ip.SrcIP); got != w.src {
-		t.Errorf("ipv6 src %v, want %v", got, w.src)
-	}
-	if got := addr(ip.DstIP); got != w.dst {
-		t.Errorf("ipv6 dst %v, want %v", got, w.dst)
-	}
+	ip := layerOf[*layers.IPv6](t, p, layers.LayerTypeIPv6, "output")
+	checkAddrs(t, "ipv6", ip.SrcIP, ip.DstIP, w.src, w.dst)
 	// RFC 7915 s4.1: traffic class = TOS, flow label 0, hop limit = TTL
 	// (the stack of each node decrements it, not the translator).
 	if ip.TrafficClass != 0x28 || ip.FlowLabel != 0 || ip.HopLimit != 33 {
@@ -53,7 +43,7 @@ func check6(t *testing.T, out []byte, w want6) {
 		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
 	}
 	if w.icmpType != 0 {
-		ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+		ic := layerOf[*layers.ICMPv6](t, p, layers.LayerTypeICMPv6, "output")
 		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
 			t.Errorf("icmpv6 %v, want type %d", ic.TypeCode, w.icmpType)
 		}
@@ -71,21 +61,11 @@ type want4 struct {
 func check4(t *testing.T, out []byte, w want4) {
 	t.Helper()
 	p := decode(t, out)
-	eth := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
-	if eth.EthernetType != layers.EthernetTypeIPv4 {
+	if eth := layerOf[*layers.Ethernet](t, p, layers.LayerTypeEthernet, "output"); eth.EthernetType != layers.EthernetTypeIPv4 {
 		t.Errorf("ethertype %v, want IPv4", eth.EthernetType)
 	}
-	l := p.Layer(layers.LayerTypeIPv4)
-	if l == nil {
-		t.Fatalf("no IPv4 header in\n%s", p.Dump())
-	}
-	ip := l.(*layers.IPv4)
-	if got := addr(ip.SrcIP); got != w.src {
-		t.Errorf("ipv4 src %v, want %v", got, w.src)
-	}
-	if got := addr(ip.DstIP); got != w.dst {
-		t.Errorf("ipv4 dst %v, want %v", got, w.dst)
-	}
+	ip := layerOf[*layers.IPv4](t, p, layers.LayerTypeIPv4, "output")
+	checkAddrs(t, "ipv4", ip.SrcIP, ip.DstIP, w.src, w.dst)
 	// RFC 7915 s5.1: TOS = traffic class, TTL = hop limit, no options,
 	// DF only above 1260 bytes, never MF.
 	if ip.TOS != 0x28 || ip.TTL != 33 || ip.IHL != 5 {
@@ -108,7 +88,7 @@ func check4(t *testing.T, out []byte, w want4) {
 		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
 	}
 	if w.proto == layers.IPProtocolICMPv4 {
-		ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+		ic := layerOf[*layers.ICMPv4](t, p, layers.LayerTypeICMPv4, "output")
 		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
 			t.Errorf("icmpv4 %v, want type %d", ic.TypeCode, w.icmpType)
 		}
@@ -223,18 +203,7 @@ func TestCE4to6(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog4to6(), c.in) })
-			if ret != c.ret {
-				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
-			}
-			if c.counter != "" && d[c.counter] != 1 {
-				t.Errorf("counter %s moved by %d, want 1 (all: %v)", c.counter, d[c.counter], d)
-			}
-			if c.counter == "" && len(d) != 0 {
-				t.Errorf("counters moved: %v", d)
-			}
+			out := runCounted(t, tr, tr.Prog4to6(), c.in, c.ret, c.counter)
 			if c.want != nil {
 				check6(t, out, *c.want)
 			}
@@ -300,18 +269,7 @@ func TestCE6to4(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), c.in) })
-			if ret != c.ret {
-				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
-			}
-			if c.counter != "" && d[c.counter] != 1 {
-				t.Errorf("counter %s moved by %d, want 1 (all: %v)", c.counter, d[c.counter], d)
-			}
-			if c.counter == "" && len(d) != 0 {
-				t.Errorf("counters moved: %v", d)
-			}
+			out := runCounted(t, tr, tr.Prog6to4(), c.in, c.ret, c.counter)
 			if c.want != nil {
 				check4(t, out, *c.want)
 			}

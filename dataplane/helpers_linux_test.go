@@ -260,6 +260,26 @@ func verifyChecksums(t testing.TB, p gopacket.Packet) {
 }
 
 // counterDelta runs fn and returns how the counters moved.
+// runCounted runs prog on in and fails the test unless its verdict is ret
+// and the counter named moved by one and no other did (none at all for
+// ""). It returns the output packet.
+func runCounted(t *testing.T, tr *Translator, prog *ebpf.Program, in []byte, ret uint32, counter string) []byte {
+	t.Helper()
+	var got uint32
+	var out []byte
+	d := counterDelta(t, tr, func() { got, out = run(t, prog, in) })
+	if got != ret {
+		t.Fatalf("verdict %d, want %d (counters %v)", got, ret, d)
+	}
+	if counter == "" && len(d) != 0 {
+		t.Errorf("counters moved: %v", d)
+	}
+	if counter != "" && (d[counter] != 1 || len(d) != 1) {
+		t.Errorf("counters moved %v, want only %s by 1", d, counter)
+	}
+	return out
+}
+
 func counterDelta(t testing.TB, tr *Translator, fn func()) map[string]uint64 {
 	t.Helper()
 	before, err := tr.Counters()
@@ -278,6 +298,26 @@ func counterDelta(t testing.TB, tr *Translator, fn func()) map[string]uint64 {
 		}
 	}
 	return d
+}
+
+// layerOf returns p's layer of type lt, or fails the test with p's dump
+// (what names the packet in the message).
+func layerOf[L gopacket.Layer](t testing.TB, p gopacket.Packet, lt gopacket.LayerType, what string) L {
+	t.Helper()
+	l, ok := p.Layer(lt).(L)
+	if !ok {
+		t.Fatalf("%s has no %v layer:\n%s", what, lt, p.Dump())
+	}
+	return l
+}
+
+// checkAddrs compares a header's addresses (what names it) with the
+// wanted ones.
+func checkAddrs(t testing.TB, what string, src, dst net.IP, wsrc, wdst netip.Addr) {
+	t.Helper()
+	if s, d := addr(src), addr(dst); s != wsrc || d != wdst {
+		t.Errorf("%s %v > %v, want %v > %v", what, s, d, wsrc, wdst)
+	}
 }
 
 func addr(ip net.IP) netip.Addr {

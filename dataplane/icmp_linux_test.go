@@ -76,17 +76,15 @@ type wantErr struct {
 func checkErr6(t *testing.T, out []byte, w wantErr) {
 	t.Helper()
 	p := decode(t, out)
-	ip := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-	if addr(ip.SrcIP) != w.osrc || addr(ip.DstIP) != w.odst {
-		t.Errorf("outer %v > %v, want %v > %v", addr(ip.SrcIP), addr(ip.DstIP), w.osrc, w.odst)
-	}
+	ip := layerOf[*layers.IPv6](t, p, layers.LayerTypeIPv6, "output")
+	checkAddrs(t, "outer", ip.SrcIP, ip.DstIP, w.osrc, w.odst)
 	if int(ip.Length) != len(ip.Payload) {
 		t.Errorf("payload length %d, actual %d", ip.Length, len(ip.Payload))
 	}
 	if w.len != 0 && len(out)-14 != w.len {
 		t.Errorf("packet is %d bytes, want %d", len(out)-14, w.len)
 	}
-	ic := p.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	ic := layerOf[*layers.ICMPv6](t, p, layers.LayerTypeICMPv6, "output")
 	if ic.TypeCode.Type() != w.typ || ic.TypeCode.Code() != w.code {
 		t.Errorf("icmpv6 %v, want %d/%d", ic.TypeCode, w.typ, w.code)
 	}
@@ -94,13 +92,8 @@ func checkErr6(t *testing.T, out []byte, w wantErr) {
 		t.Errorf("icmpv6 bytes 4-7 %#x, want %#x", rest, w.rest)
 	}
 	in := gopacket.NewPacket(ic.Payload[4:], layers.LayerTypeIPv6, gopacket.Default)
-	iip, ok := in.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-	if !ok {
-		t.Fatalf("inner packet is no IPv6:\n%s", in.Dump())
-	}
-	if addr(iip.SrcIP) != w.isrc || addr(iip.DstIP) != w.idst {
-		t.Errorf("inner %v > %v, want %v > %v", addr(iip.SrcIP), addr(iip.DstIP), w.isrc, w.idst)
-	}
+	iip := layerOf[*layers.IPv6](t, in, layers.LayerTypeIPv6, "the inner packet")
+	checkAddrs(t, "inner", iip.SrcIP, iip.DstIP, w.isrc, w.idst)
 	if iip.HopLimit != 33 || iip.TrafficClass != 0x28 {
 		t.Errorf("inner hop limit %d tc %#x, want 33 0x28", iip.HopLimit, iip.TrafficClass)
 	}
@@ -110,14 +103,12 @@ func checkErr6(t *testing.T, out []byte, w wantErr) {
 func checkErr4(t *testing.T, out []byte, w wantErr) {
 	t.Helper()
 	p := decode(t, out)
-	ip := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if addr(ip.SrcIP) != w.osrc || addr(ip.DstIP) != w.odst {
-		t.Errorf("outer %v > %v, want %v > %v", addr(ip.SrcIP), addr(ip.DstIP), w.osrc, w.odst)
-	}
+	ip := layerOf[*layers.IPv4](t, p, layers.LayerTypeIPv4, "output")
+	checkAddrs(t, "outer", ip.SrcIP, ip.DstIP, w.osrc, w.odst)
 	if int(ip.Length) != len(ip.Contents)+len(ip.Payload) {
 		t.Errorf("total length %d, actual %d", ip.Length, len(ip.Contents)+len(ip.Payload))
 	}
-	ic := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	ic := layerOf[*layers.ICMPv4](t, p, layers.LayerTypeICMPv4, "output")
 	if ic.TypeCode.Type() != w.typ || ic.TypeCode.Code() != w.code {
 		t.Errorf("icmpv4 %v, want %d/%d", ic.TypeCode, w.typ, w.code)
 	}
@@ -125,13 +116,8 @@ func checkErr4(t *testing.T, out []byte, w wantErr) {
 		t.Errorf("icmpv4 bytes 4-7 %#x, want %#x", rest, w.rest)
 	}
 	in := gopacket.NewPacket(ic.Payload, layers.LayerTypeIPv4, gopacket.Default)
-	iip, ok := in.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if !ok {
-		t.Fatalf("inner packet is no IPv4:\n%s", in.Dump())
-	}
-	if addr(iip.SrcIP) != w.isrc || addr(iip.DstIP) != w.idst {
-		t.Errorf("inner %v > %v, want %v > %v", addr(iip.SrcIP), addr(iip.DstIP), w.isrc, w.idst)
-	}
+	iip := layerOf[*layers.IPv4](t, in, layers.LayerTypeIPv4, "the inner packet")
+	checkAddrs(t, "inner", iip.SrcIP, iip.DstIP, w.isrc, w.idst)
 	if iip.TTL != 33 || iip.TOS != 0x28 {
 		t.Errorf("inner ttl %d tos %#x, want 33 0x28", iip.TTL, iip.TOS)
 	}
@@ -191,15 +177,7 @@ func runErrCases(t *testing.T, tr *Translator, to6 bool, cases []errCase) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, prog, c.in) })
-			if ret != c.ret {
-				t.Fatalf("verdict %d, want %d (counters %v)", ret, c.ret, d)
-			}
-			if d[c.counter] != 1 || len(d) != 1 {
-				t.Errorf("counters moved %v, want only %s by 1", d, c.counter)
-			}
+			out := runCounted(t, tr, prog, c.in, c.ret, c.counter)
 			if c.want == nil {
 				return
 			}
@@ -368,12 +346,7 @@ func TestBRLocal(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var ret uint32
-			var out []byte
-			d := counterDelta(t, tr, func() { ret, out = run(t, prog, c.in) })
-			if ret != c.ret || d[c.counter] != 1 || len(d) != 1 {
-				t.Fatalf("verdict %d counters %v, want %d and %s", ret, d, c.ret, c.counter)
-			}
+			out := runCounted(t, tr, prog, c.in, c.ret, c.counter)
 			if c.check != nil {
 				c.check(t, out)
 			}
