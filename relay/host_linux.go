@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/domainfile"
+	"github.com/mapt-go/mapt/internal/rpfilter"
 )
 
 // sysctl reads a sysctl by its dotted name.
@@ -62,59 +63,17 @@ func prepareHost(f *domainfile.File, log *slog.Logger) error {
 	return nil
 }
 
-// rpFilterOff turns reverse-path filtering off for dev. The kernel applies
-// the larger of net.ipv4.conf.all.rp_filter and the device's value, so
-// when "all" is on, every other device (and "default", for devices made
-// later) first gets the value "all" gave it, and then "all" goes to 0:
-// only dev loses its filtering.
+// rpFilterOff turns reverse-path filtering off for dev, the IPv6 side
+// (rpfilter.Off), and says so.
 func rpFilterOff(dev string, log *slog.Logger) error {
-	all, err := sysctl("net.ipv4.conf.all.rp_filter")
+	c, err := rpfilter.Off(rpfilter.Conf, dev)
 	if err != nil {
-		return fmt.Errorf("relay: read net.ipv4.conf.all.rp_filter: %w", err)
+		return fmt.Errorf("relay: %w (reverse-path filtering drops translated CE packets on %s)", err, dev)
 	}
-	own, err := sysctl("net.ipv4.conf." + dev + ".rp_filter")
-	if err != nil {
-		return fmt.Errorf("relay: read net.ipv4.conf.%s.rp_filter: %w", dev, err)
+	if c != nil {
+		log.Warn("reverse-path filtering turned off on the IPv6 side, which has no IPv4 address: it would drop every translated CE packet; other devices keep theirs",
+			"sysctl", c.Key(), "was", c.Own, "all_was", c.All)
 	}
-	if all == "0" && own == "0" {
-		return nil
-	}
-	set := func(key, val string) error {
-		if err := setSysctl(key, val); err != nil {
-			return fmt.Errorf("relay: set %s=%s (reverse-path filtering drops translated CE packets on %s): %w", key, val, dev, err)
-		}
-		return nil
-	}
-	if all != "0" {
-		entries, err := os.ReadDir("/proc/sys/net/ipv4/conf")
-		if err != nil {
-			return fmt.Errorf("relay: list net.ipv4.conf: %w", err)
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if name == "all" || name == dev {
-				continue
-			}
-			key := "net.ipv4.conf." + name + ".rp_filter"
-			v, err := sysctl(key)
-			if err != nil {
-				continue // a device that went away
-			}
-			if v < all { // "0" < "1" < "2"
-				if err := set(key, all); err != nil {
-					return err
-				}
-			}
-		}
-		if err := set("net.ipv4.conf.all.rp_filter", "0"); err != nil {
-			return err
-		}
-	}
-	if err := set("net.ipv4.conf."+dev+".rp_filter", "0"); err != nil {
-		return err
-	}
-	log.Warn("reverse-path filtering turned off on the IPv6 side, which has no IPv4 address: it would drop every translated CE packet; other devices keep theirs",
-		"sysctl", "net.ipv4.conf."+dev+".rp_filter", "was", own, "all_was", all)
 	return nil
 }
 
