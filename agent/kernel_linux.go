@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mapt-go/mapt/dataplane"
+	"github.com/mapt-go/mapt/internal/rpfilter"
 	"github.com/mapt-go/mapt/nat"
 )
 
@@ -143,7 +144,20 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 	if err != nil {
 		return err
 	}
-	changed, err := k.nat.Apply(nat.FromBinding(b, k.cfg.Uplink, mtu))
+	// Unless InboundViaUplink, the translator hands the packets from the
+	// MAP domain to the stack on the WAN (dataplane ce_ingress): the WAN
+	// must not filter them by reverse path, and nat must know it.
+	nc := nat.FromBinding(b, k.cfg.Uplink, mtu)
+	if !k.cfg.InboundViaUplink {
+		if c, err := rpfilter.Off(rpfilter.Conf, k.cfg.WAN); err != nil {
+			return fmt.Errorf("agent: wan %s: %w (reverse-path filtering drops the translated packets from the MAP domain)", k.cfg.WAN, err)
+		} else if c != nil {
+			k.log.Warn("reverse-path filtering turned off on the WAN: translated packets from the MAP domain enter the IPv4 stack there, their route back is the uplink; other devices keep theirs",
+				"sysctl", c.Key(), "was", c.Own, "all_was", c.All)
+		}
+		nc.WAN = k.cfg.WAN
+	}
+	changed, err := k.nat.Apply(nc)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -159,7 +173,7 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 // our address (nat.MeshAlias).
 func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
 	cfg := dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs,
-		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate}
+		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate, InboundViaUplink: k.cfg.InboundViaUplink}
 	if d.Binding.PortSet.Shared() {
 		cfg.MeshAlias = nat.MeshAlias
 	}

@@ -50,23 +50,26 @@ type Variant struct {
 // baseline. The first four add one part of MAP-T's CE at a time on the
 // same topology (issue 15, attribution): plain routing and masquerade,
 // then our nftables table in place of masquerade, then the uplink TUN
-// device between LAN and WAN, then the translators of CE and BR.
+// device between LAN and WAN, then the translators of CE and BR;
+// map-t-uplink is map-t as OpenWrt runs it (ce-agent --inbound uplink).
 var Variants = []Variant{
 	{Name: "plain", Up: UpPlain},
 	{Name: "nft", Up: UpNFT},
 	{Name: "nft+tun", Up: UpNFTTUN},
 	{Name: "map-t", Up: UpMAPT},
+	{Name: "map-t-uplink", Up: UpMAPTUplink},
 	{Name: "tayga", Up: UpTayga},
 }
 
 // Describe says, for the report, what each variant adds to the one before
 // it (or what it is).
 var Describe = map[string]string{
-	"plain":   "IPv4 routing, CE masquerades onto its WAN address",
-	"nft":     "our nftables table (package nat, as ce-agent programs it) instead of masquerade",
-	"nft+tun": "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects to and from the WAN, no translation",
-	"map-t":   "+ the translators (CE and BR): our MAP-T, zero-touch lab",
-	"tayga":   "tayga (userspace SIIT over TUN) as both translators",
+	"plain":        "IPv4 routing, CE masquerades onto its WAN address",
+	"nft":          "our nftables table (package nat, as ce-agent programs it) instead of masquerade",
+	"nft+tun":      "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects it to the WAN, what comes back enters the stack on the WAN; no translation",
+	"map-t":        "+ the translators (CE and BR): our MAP-T, zero-touch lab",
+	"map-t-uplink": "map-t with ce-agent --inbound uplink (as on OpenWrt, for fw4's mapt zone): what the CE translates from the BR is received again on the uplink",
+	"tayga":        "tayga (userspace SIIT over TUN) as both translators",
 }
 
 // VariantNames lists the names of vs.
@@ -201,21 +204,31 @@ func UpNFTTUN(t testenv.T, _ string) *Path {
 	ce.Route("default", "dev", uplinkName, "src", ce11bIPv4)
 	ce.Route("default", "via", "198.51.100.1", "dev", "wan", "metric", "100")
 	s.BR.Route(ce11bIPv4+"/32", "via", "198.51.100.11")
-	applyNAT(t, ce, ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4)))
+	cfg := ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4))
+	cfg.WAN = "wan" // what comes back enters the stack there, as with ce-agent
+	applyNAT(t, ce, cfg)
 	attachUplink(t, ce, uplinkName, "wan")
 	return ready(t, &Path{Variant: "nft+tun", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bIPv4, WANDest: testenv.SeedServer, PortSet: true})
 }
 
 // UpMAPT is our MAP-T: the lab of package lab (Kea, br, zero-touch
 // ce-agents), once both CEs are bound.
-func UpMAPT(t testenv.T, bin string) *Path {
+func UpMAPT(t testenv.T, bin string) *Path { return upMAPT(t, bin, "map-t") }
+
+// UpMAPTUplink is UpMAPT with the CEs' translated inbound packets
+// redirected into the uplink's ingress (ce-agent --inbound uplink).
+func UpMAPTUplink(t testenv.T, bin string) *Path {
+	return upMAPT(t, bin, "map-t-uplink", "--inbound", "uplink")
+}
+
+func upMAPT(t testenv.T, bin, name string, agentArgs ...string) *Path {
 	t.Helper()
 	testenv.Require(t, "iperf3")
-	l := lab.Up(t, lab.Options{Bin: bin})
+	l := lab.Up(t, lab.Options{Bin: bin, AgentArgs: agentArgs})
 	if err := l.WaitProvisioned(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	return ready(t, &Path{Variant: "map-t", Client: l.C1, Server: l.S, CE: l.CE11b, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138", PortSet: true})
+	return ready(t, &Path{Variant: name, Client: l.C1, Server: l.S, CE: l.CE11b, BR: l.BR, WANSource: ce11bMAPAddr, WANDest: "64:ff9b::cb00:7138", PortSet: true})
 }
 
 // UpTayga puts tayga (userspace SIIT over TUN) in place of both

@@ -16,13 +16,14 @@ import (
 type ceCfgFlag uint32
 
 const (
-	ceCfgFlagCFG_VALID    ceCfgFlag = 1
-	ceCfgFlagCFG_V4L3     ceCfgFlag = 2
-	ceCfgFlagCFG_V6L3     ceCfgFlag = 4
-	ceCfgFlagCFG_LOCAL    ceCfgFlag = 8
-	ceCfgFlagCFG_LOCAL_L3 ceCfgFlag = 16
-	ceCfgFlagCFG_FAST     ceCfgFlag = 32
-	ceCfgFlagCFG_V4X      ceCfgFlag = 64
+	ceCfgFlagCFG_VALID      ceCfgFlag = 1
+	ceCfgFlagCFG_V4L3       ceCfgFlag = 2
+	ceCfgFlagCFG_V6L3       ceCfgFlag = 4
+	ceCfgFlagCFG_LOCAL      ceCfgFlag = 8
+	ceCfgFlagCFG_LOCAL_L3   ceCfgFlag = 16
+	ceCfgFlagCFG_FAST       ceCfgFlag = 32
+	ceCfgFlagCFG_V4X        ceCfgFlag = 64
+	ceCfgFlagCFG_VIA_UPLINK ceCfgFlag = 128
 )
 
 type ceFrag6Key struct {

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -234,17 +235,17 @@ func TestCE6to4(t *testing.T) {
 		want    *want4
 	}
 	cases := []tc{
-		{"tcp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 100}, nil), actRedirect, "ce_6to4",
+		{"tcp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 100}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 443, dport: our, proto: layers.IPProtocolTCP}},
-		{"udp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actRedirect, "ce_6to4",
+		{"udp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
-		{"tcp 1500 bytes sets DF", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 1440}, nil), actRedirect, "ce_6to4",
+		{"tcp 1500 bytes sets DF", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 1440}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 443, dport: our, proto: layers.IPProtocolTCP, df: true}},
-		{"echo reply", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-rep", our, 0, 56}, nil), actRedirect, "ce_6to4",
+		{"echo reply", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-rep", our, 0, 56}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoReply}},
-		{"echo request", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-req", our, 0, 8}, nil), actRedirect, "ce_6to4",
+		{"echo request", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"echo-req", our, 0, 8}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoRequest}},
-		{"mesh peer via fmr", pkt6(t, peerMAP, ceBinding.MAPAddress, l4{"tcp", peerPort, our, 10}, nil), actRedirect, "ce_6to4",
+		{"mesh peer via fmr", pkt6(t, peerMAP, ceBinding.MAPAddress, l4{"tcp", peerPort, our, 10}, nil), actOK, "ce_6to4",
 			&want4{src: peerV4, dst: me, sport: peerPort, dport: our, proto: layers.IPProtocolTCP}},
 		{"mesh peer source port outside its psid", pkt6(t, peerMAP, ceBinding.MAPAddress, l4{"tcp", our, our, 10}, nil), actShot, "src_port", nil},
 		{"mesh source not a map address", pkt6(t, netip.AddrFrom16(badIID), ceBinding.MAPAddress, l4{"tcp", peerPort, our, 10}, nil), actShot, "src_addr", nil},
@@ -254,9 +255,9 @@ func TestCE6to4(t *testing.T) {
 		{"not our map address", pkt6(t, srvMAP, otherMAP, l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		{"other address in our prefix", pkt6(t, srvMAP, netip.MustParseAddr("2001:db8:12:3400::1"), l4{"tcp", 443, our, 10}, nil), actPass, "pass", nil},
 		// RFC 7915 s5.1: these extension headers are left out.
-		{"hop-by-hop header", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh()), actRedirect, "ce_6to4",
+		{"hop-by-hop header", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh()), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
-		{"hop-by-hop, routing (done), destination options", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh(), routing(0), destOpts()), actRedirect, "ce_6to4",
+		{"hop-by-hop, routing (done), destination options", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, hbh(), routing(0), destOpts()), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP}},
 		{"routing header with segments left", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, routing(1)), actShot, "ipv6_exthdr", nil},
 		{"hop-by-hop not first", ext6(t, srvMAP, ceBinding.MAPAddress, 4053, our, destOpts(), hbh()), actShot, "ipv6_exthdr", nil},
@@ -274,6 +275,28 @@ func TestCE6to4(t *testing.T) {
 				check4(t, out, *c.want)
 			}
 		})
+	}
+}
+
+// TestCEInboundViaUplink: with InboundViaUplink, what ce_ingress
+// translates is redirected (into the uplink's ingress) instead of going
+// on into the stack, translated the same; ICMP errors too.
+func TestCEInboundViaUplink(t *testing.T) {
+	cfg := ceConfig()
+	cfg.InboundViaUplink = true
+	tr := load(t, cfg)
+	me := ceBinding.IPv4.Addr()
+	our := portOf(t, ceBinding.PortSet, 17)
+	srvMAP := mapt.Embed(dmr, serverV4)
+	out := runCounted(t, tr, tr.Prog6to4(), pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actRedirect, "ce_6to4")
+	check4(t, out, want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP})
+	udpIn := inner6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 30}, 0)
+	out = runCounted(t, tr, tr.Prog6to4(), icmpErr6(t, srvMAP, ceBinding.MAPAddress, 1, 4, 0, udpIn), actRedirect, "ce_6to4")
+	checkErr4(t, out, wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true})
+	br := brConfig()
+	br.InboundViaUplink = true
+	if err := br.Validate(); err == nil || !strings.Contains(err.Error(), "inbound via uplink: CE only") {
+		t.Errorf("BR with InboundViaUplink: %v", err)
 	}
 }
 
@@ -426,7 +449,7 @@ func TestCEBindingKinds(t *testing.T) {
 			}
 			check6(t, out, want6{src: my6, dst: srv6, sport: port, dport: 443, next: layers.IPProtocolTCP})
 			ret, out = run(t, tr.Prog6to4(), pkt6(t, srv6, my6, l4{"tcp", 443, port, 20}, nil))
-			if ret != actRedirect {
+			if ret != actOK {
 				t.Fatalf("6->4 verdict %d", ret)
 			}
 			check4(t, out, want4{src: serverV4, dst: c.host, sport: 443, dport: port, proto: layers.IPProtocolTCP})

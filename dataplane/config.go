@@ -79,6 +79,13 @@ type Config struct {
 	// the stack. Fast-path packets skip the BR's netfilter forwarding
 	// hooks.
 	FastPath bool
+	// InboundViaUplink (CE) hands what ce_ingress translates to the
+	// uplink's ingress, so that the IPv4 firewall sees it arrive on the
+	// uplink (OpenWrt's mapt zone), instead of letting it go on into the
+	// IPv4 stack on the WAN, which saves a second receive through the
+	// CPU's backlog per packet. On the WAN, reverse-path filtering must
+	// be off (internal/rpfilter; the agent does it).
+	InboundViaUplink bool
 
 	// Capacity is the number of rules the maps are sized for at Load
 	// (default: max(1024, 2 * len(FMRs))). Update fails beyond it.
@@ -144,6 +151,8 @@ func (c Config) Validate() error {
 		if c.FastPath {
 			return fmt.Errorf("dataplane: fast path: BR only (the CE's packets need its stack for NAT)")
 		}
+	} else if c.InboundViaUplink {
+		return fmt.Errorf("dataplane: inbound via uplink: CE only")
 	}
 	for _, r := range c.FMRs {
 		if err := r.Validate(); err != nil {
@@ -211,6 +220,9 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 	}
 	if len(t.v4x) > 0 {
 		flags |= ceCfgFlagCFG_V4X
+	}
+	if c.InboundViaUplink && c.Mode == CE {
+		flags |= ceCfgFlagCFG_VIA_UPLINK
 	}
 	x.Flags = flags
 	x.V6Ifindex, x.V6Mtu = uint32(c.IPv6Side.Ifindex), uint32(c.IPv6Side.MTU)

@@ -7,8 +7,9 @@
 //     translates 4->6 (source = our MAP address, destination = the peer CE
 //     when an FMR matches, else the DMR-embedded address, RFC 6052) and
 //     redirects to the WAN with bpf_redirect_neigh; ce_ingress on the WAN
-//     translates packets for our MAP address 6->4 and hands them to the
-//     uplink's ingress. Packets whose source escaped the NAT, and packets to
+//     translates packets for our MAP address 6->4 and lets them go on into
+//     the IPv4 stack (InboundViaUplink: into the uplink's ingress). Packets
+//     whose source escaped the NAT, and packets to
 //     ports outside our port set, are dropped and counted.
 //   - BR (bpf/br.c, RFC 7599 s8.3-8.4): br_ingress6 validates that a CE uses
 //     only its own address and port set and translates 6->4, or translates

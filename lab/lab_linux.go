@@ -174,6 +174,10 @@ func Up(t testenv.T, o Options) *Lab {
 			ns, client = seed.CE774, seed.C2
 		}
 		ns.MustExec("ip", "link", "set", "dev", "wan", "address", c.mac)
+		// Strict reverse-path filtering, as many distributions set it:
+		// ce-agent must turn it off on the WAN (internal/rpfilter), or
+		// nothing comes back.
+		ns.Sysctl("net.ipv4.conf.all.rp_filter", "1")
 		l.CEs = append(l.CEs, &CE{Name: c.name, NS: ns, Client: client, MAC: c.mac, Prefix: c.prefix,
 			Socket: filepath.Join(l.Dir, c.name+".sock")})
 	}

@@ -39,6 +39,15 @@ func TestZeroTouch(t *testing.T) {
 		if s.WAN != "wan" {
 			t.Errorf("%s picked WAN %q", c.Name, s.WAN)
 		}
+		// lab.Up made reverse-path filtering strict; the agent turned it
+		// off for the WAN alone (translated packets enter IPv4 there),
+		// the LAN keeps it.
+		rp := func(dev string) string {
+			return strings.TrimSpace(c.NS.MustExec("sysctl", "-n", "net.ipv4.conf."+dev+".rp_filter"))
+		}
+		if rp("wan") != "0" || rp("all") != "0" || rp("lan") != "1" {
+			t.Errorf("%s: rp_filter wan %s all %s lan %s, want 0 0 1", c.Name, rp("wan"), rp("all"), rp("lan"))
+		}
 	}
 	// What each CE derived from Kea's answer is exactly what the BR's
 	// `br lookup` says about its MAP address, from the same domain file.

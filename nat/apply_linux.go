@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/google/nftables"
@@ -288,6 +289,9 @@ func (st state) config() (cfg Config, ok bool, err error) {
 			if s.oif != "" {
 				cfg.Uplink = s.oif
 			}
+			if role, _ := userdata.GetString(r.UserData, userdata.TypeComment); strings.HasSuffix(role, " "+roleMSSInWAN) {
+				cfg.WAN = s.iif
+			}
 		}
 	}
 	if !lo.IsValid() || len(cfg.Ports) == 0 {
@@ -307,6 +311,7 @@ func (st state) config() (cfg Config, ok bool, err error) {
 // decoded is what Current needs from one rule.
 type decoded struct {
 	oif    string
+	iif    string
 	nat    bool
 	dnat   bool
 	lo, hi netip.Addr
@@ -317,16 +322,25 @@ type decoded struct {
 func decodeRule(exprs []expr.Any) decoded {
 	var d decoded
 	regs := map[uint32][]byte{}
-	oifLoaded := false
+	// The device name a Cmp compares with goes to the field of the
+	// meta key loaded just before it.
+	var dev *string
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Meta:
-			oifLoaded = e.Key == expr.MetaKeyOIFNAME
-		case *expr.Cmp:
-			if oifLoaded && e.Op == expr.CmpOpEq {
-				d.oif = cString(e.Data)
+			switch e.Key {
+			case expr.MetaKeyOIFNAME:
+				dev = &d.oif
+			case expr.MetaKeyIIFNAME:
+				dev = &d.iif
+			default:
+				dev = nil
 			}
-			oifLoaded = false
+		case *expr.Cmp:
+			if dev != nil && e.Op == expr.CmpOpEq {
+				*dev = cString(e.Data)
+			}
+			dev = nil
 		case *expr.Immediate:
 			regs[e.Register] = e.Data
 		case *expr.Exthdr:

@@ -175,6 +175,7 @@ func TestCurrent(t *testing.T) {
 	for _, cfg := range []Config{
 		ex1(t),
 		bindingConfig(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:11b::/64", uplink, 1480),
+		withWAN(bindingConfig(t, "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "2001:db8:ce:774::/64", uplink, 1480), "wan0"),
 		bindingConfig(t, "2001:db8::/40,192.0.2.0/24,6", "2001:db8:50::/46", "tun-map", 1500),
 		// The largest set accepted: a = 12, 4095 ranges of one port.
 		{Uplink: uplink, Addr: netip.MustParsePrefix("192.0.2.1/32"), MTU: 1280,

@@ -25,6 +25,12 @@ type Config struct {
 	// Uplink is the IPv4 uplink device (the translator's L3 device).
 	// Everything routed out of it is translated.
 	Uplink string
+	// WAN, when set, is the device the translated packets from the MAP
+	// domain arrive on: the CE translator hands them to the IPv4 stack
+	// at the WAN's ingress, not at the uplink's. The MSS clamp of their
+	// SYNs and the mesh chain's test for LAN packets name it with the
+	// uplink.
+	WAN string
 	// Addr is the CE's IPv4 address (/32) or, when EA + r < 32, its
 	// IPv4 prefix.
 	Addr netip.Prefix
@@ -71,6 +77,9 @@ func (c Config) MSS() int { return c.MTU - 40 }
 func (c Config) Validate() error {
 	if c.Uplink == "" || len(c.Uplink) > 15 {
 		return fmt.Errorf("nat: uplink %q: need a device name of 1-15 bytes", c.Uplink)
+	}
+	if len(c.WAN) > 15 || c.WAN == c.Uplink {
+		return fmt.Errorf("nat: wan %q: need a device name of 1-15 bytes other than the uplink's", c.WAN)
 	}
 	if !c.Addr.IsValid() || !c.Addr.Addr().Is4() {
 		return fmt.Errorf("nat: address %s: not an IPv4 address or prefix", c.Addr)
@@ -192,6 +201,9 @@ func (c Config) String() string {
 		ports += fmt.Sprintf(" %s..%s", rs[0], rs[len(rs)-1])
 	}
 	s := fmt.Sprintf("uplink %s addr %s ports %s mtu %d", c.Uplink, c.Addr, ports, c.MTU)
+	if c.WAN != "" {
+		s += " wan " + c.WAN
+	}
 	if c.MeshAlias.IsValid() {
 		s += " mesh-alias " + c.MeshAlias.String()
 	}

@@ -37,8 +37,13 @@
 //		chain mss-clamp {
 //			oifname "up0" tcp option maxseg size > 1440 tcp option maxseg size set 1440
 //			iifname "up0" tcp option maxseg size > 1440 tcp option maxseg size set 1440
+//			iifname "wan" tcp option maxseg size > 1440 tcp option maxseg size set 1440
 //		}
 //	}
+//
+// The CE translator hands what it translates from the MAP domain to the
+// stack at the WAN's ingress (Config.WAN), so those packets come in on the
+// WAN, not on the uplink: the clamp and the mesh chain name both.
 //
 // The full listings for the test bindings are in testdata/*.nft.
 //
@@ -110,7 +115,7 @@
 // touched: the router's services and port forwards keep them.
 //
 //	chain mesh-prerouting {  # nat, dstnat
-//		iifname != "up0" ip daddr 192.0.2.18 meta l4proto { tcp, udp, dccp, sctp, udplite } th dport != @ports dnat to 192.0.0.7
+//		iifname != "up0" iifname != "wan" ip daddr 192.0.2.18 meta l4proto { tcp, udp, dccp, sctp, udplite } th dport != @ports dnat to 192.0.0.7
 //	}
 //
 // Port 0 is never handed out. System ports (1-1023) are used only when the

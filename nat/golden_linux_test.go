@@ -21,7 +21,7 @@ func TestGolden(t *testing.T) {
 		cfg  Config
 	}{
 		{"rfc7597-ex1", ex1(t)},
-		{"seed-ce11b", seed11b(t, "2001:db8:ce:11b::/64")},
+		{"seed-ce11b", withWAN(seed11b(t, "2001:db8:ce:11b::/64"), "wan0")},
 		{"prefix-30", bindingConfig(t, "2001:db8::/40,192.0.2.0/24,6", "2001:db8:50::/46", "tun-map", 1500)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,6 +19,12 @@ func openIn(t *testing.T, ns *testenv.NS) *NAT {
 	return n
 }
 
+// withWAN is c with the WAN the translator hands packets to the stack on.
+func withWAN(c Config, wan string) Config {
+	c.WAN = wan
+	return c
+}
+
 // bindingConfig derives the NAT configuration of a MAP binding.
 func bindingConfig(t testing.TB, rule, eup, uplink string, mtu int) Config {
 	t.Helper()

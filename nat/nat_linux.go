@@ -82,11 +82,18 @@ func table() *nftables.Table {
 func fingerprint(c Config) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v%s|%s|%s|%d|%s|", formatVersion, c.Uplink, c.Addr, c.MTU, c.MeshAlias)
+	if c.WAN != "" {
+		fmt.Fprintf(h, "wan %s|", c.WAN)
+	}
 	for _, r := range sortedRanges(c.Ports) {
 		fmt.Fprintf(h, "%d-%d,", r.First, r.Last)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
+
+// roleMSSInWAN is the role of the clamp rule for SYNs from the WAN, by
+// which Current reads the WAN's name back.
+const roleMSSInWAN = "mss-in-wan"
 
 func comment(fp, role string) []byte {
 	return userdata.AppendString(nil, userdata.TypeComment, commentPrefix+fp+" "+role)
@@ -275,13 +282,22 @@ func build(c *nftables.Conn, cfg Config) error {
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: chainClamp},
 	}})
 	val := binaryutil.BigEndian.PutUint16(uint16(cfg.MSS()))
-	for _, dir := range []struct {
+	dirs := []struct {
 		key  expr.MetaKey
+		dev  string
 		role string
-	}{{expr.MetaKeyOIFNAME, "mss-out"}, {expr.MetaKeyIIFNAME, "mss-in"}} {
+	}{{expr.MetaKeyOIFNAME, cfg.Uplink, "mss-out"}, {expr.MetaKeyIIFNAME, cfg.Uplink, "mss-in"}}
+	if cfg.WAN != "" {
+		dirs = append(dirs, struct {
+			key  expr.MetaKey
+			dev  string
+			role string
+		}{expr.MetaKeyIIFNAME, cfg.WAN, roleMSSInWAN})
+	}
+	for _, dir := range dirs {
 		c.AddRule(&nftables.Rule{Table: t, Chain: clamp, UserData: comment(fp, dir.role), Exprs: []expr.Any{
 			&expr.Meta{Key: dir.key, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(cfg.Uplink)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(dir.dev)},
 			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, DestRegister: 1},
 			&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: val},
 			&expr.Immediate{Register: 1, Data: val},
@@ -358,10 +374,15 @@ func mesh(c *nftables.Conn, t *nftables.Table, cfg Config, fp string, ports *nft
 	if err != nil {
 		return err
 	}
-	c.AddRule(&nftables.Rule{Table: t, Chain: in, UserData: comment(fp, "mesh"), Exprs: append([]expr.Any{
+	// From the LAN: neither from the uplink nor, translated, from the WAN.
+	notMAP := []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(cfg.Uplink)},
-	}, m...)})
+	}
+	if cfg.WAN != "" {
+		notMAP = append(notMAP, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(cfg.WAN)})
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: in, UserData: comment(fp, "mesh"), Exprs: append(notMAP, m...)})
 	out := c.AddChain(&nftables.Chain{
 		Name: chainMeshOut, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
@@ -394,6 +415,9 @@ func expectedComments(cfg Config) map[string][]string {
 		chainNAT:   nat,
 		chainMSS:   {commentPrefix + fp + " mss"},
 		chainClamp: {commentPrefix + fp + " mss-out", commentPrefix + fp + " mss-in"},
+	}
+	if cfg.WAN != "" {
+		want[chainClamp] = append(want[chainClamp], commentPrefix+fp+" "+roleMSSInWAN)
 	}
 	if cfg.MeshAlias.IsValid() {
 		want[chainMeshIn] = []string{commentPrefix + fp + " mesh"}

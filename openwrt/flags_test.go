@@ -72,7 +72,7 @@ func TestHandlerFlagsMatchAgent(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"wan", "uplink", "state-dir", "status-socket", "hook", "log-level", "log-time", "no-default-route",
-		"iaid", "release-on-stop", "client-id", "vendor-class", "user-class", "reqopt", "uplink-mtu", "lowest-ipv6-mtu",
+		"iaid", "inbound", "release-on-stop", "client-id", "vendor-class", "user-class", "reqopt", "uplink-mtu", "lowest-ipv6-mtu",
 		"prefix", "rule", "dmr", "domain"} {
 		if !used[f] {
 			t.Errorf("--%s never passed", f)

@@ -130,7 +130,7 @@ type setupCase struct {
 func TestProtoSetup(t *testing.T) {
 	base := []string{"run", "--wan", "eth1", "--uplink", "map-wan6", "--state-dir", "/var/lib/ce-agent/wan6",
 		"--status-socket", "/var/run/ce-agent-wan6.sock", "--hook", "/lib/netifd/mapt.script", "--log-level", "info",
-		"--log-time=false", "--no-default-route", "--iaid", "1"}
+		"--log-time=false", "--no-default-route", "--iaid", "1", "--inbound", "uplink"}
 	with := func(extra ...string) []string { return append(append([]string(nil), base...), extra...) }
 	exports := []string{"INTERFACE=wan6", "MAPT_IFACE4=wan6_4", "MAPT_ZONE=mapt"}
 	withGlobalDUID := strings.Replace(networkStock, "option ula_prefix", "option dhcp_default_duid '00030001020000000111'\n\toption ula_prefix", 1)
@@ -143,7 +143,7 @@ func TestProtoSetup(t *testing.T) {
 			"reqopts": "17 64", "norelease": "1", "mtu": "1400", "log_level": "debug", "defaultroute": "0", "metric": "20"},
 		argv: []string{"run", "--wan", "eth1", "--uplink", "map-wan6", "--state-dir", "/var/lib/ce-agent/wan6",
 			"--status-socket", "/var/run/ce-agent-wan6.sock", "--hook", "/lib/netifd/mapt.script", "--log-level", "debug",
-			"--log-time=false", "--no-default-route", "--iaid", "1", "--client-id", "000300010200000001aa", "--vendor-class", "0000a0a0ce",
+			"--log-time=false", "--no-default-route", "--iaid", "1", "--inbound", "uplink", "--client-id", "000300010200000001aa", "--vendor-class", "0000a0a0ce",
 			"--user-class", "openwrt", "--reqopt", "17", "--reqopt", "64", "--uplink-mtu", "1400"},
 		exports: append(append([]string(nil), exports...), "MAPT_DEFAULTROUTE=0", "MAPT_METRIC=20"),
 	}, {
@@ -158,7 +158,7 @@ func TestProtoSetup(t *testing.T) {
 			"dmr": "64:ff9b::/96", "prefix": "2001:db8:ce:774::/64", "uplink": "mapt0", "zone": "wan4", "iface4": "ipv4"},
 		argv: []string{"run", "--wan", "eth1", "--uplink", "mapt0", "--state-dir", "/var/lib/ce-agent/wan6",
 			"--status-socket", "/var/run/ce-agent-wan6.sock", "--hook", "/lib/netifd/mapt.script", "--log-level", "info",
-			"--log-time=false", "--no-default-route", "--iaid", "1", "--release-on-stop",
+			"--log-time=false", "--no-default-route", "--iaid", "1", "--inbound", "uplink", "--release-on-stop",
 			"--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "--rule", "2001:db8:cf::/48,198.51.100.0/24,16,fmr",
 			"--dmr", "64:ff9b::/96", "--prefix", "2001:db8:ce:774::/64"},
 		exports: []string{"INTERFACE=wan6", "MAPT_IFACE4=ipv4", "MAPT_ZONE=wan4"},

@@ -32,6 +32,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.ReleaseOnStop, "release-on-stop", false, "send DHCPv6 Release when stopped")
 	fs.BoolVar(&cfg.LeaveInPlace, "leave-in-place", false, "keep the kernel state when stopped, for a restart")
 	fs.BoolVar(&cfg.NoDefaultRoute, "no-default-route", false, "do not install the IPv4 default route through the uplink")
+	inbound := fs.String("inbound", "wan", "where translated packets from the MAP domain enter the IPv4 stack: wan (the fast path; the agent turns the WAN's rp_filter off) or uplink (a firewall zone of the uplink sees them, as OpenWrt's mapt zone)")
 	fs.StringVar(&cfg.AttachMode, "attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
 	fs.StringVar(&cfg.PinRoot, "pin-dir", dataplane.DefaultPinRoot, "directory on a BPF filesystem where the translator is pinned, so that it keeps forwarding while the agent is away and a restart adopts it (- for none)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -65,6 +66,13 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.ICMPRate, err = parseICMPRate(*icmpRate); err != nil {
 		return err
+	}
+	switch *inbound {
+	case "wan":
+	case "uplink":
+		cfg.InboundViaUplink = true
+	default:
+		return mapcli.UsageError{Err: fmt.Errorf("--inbound %q: want wan or uplink", *inbound)}
 	}
 	if cfg.UplinkMTU < 0 || cfg.UplinkMTU > 0 && cfg.UplinkMTU < 68 {
 		return mapcli.UsageError{Err: fmt.Errorf("--uplink-mtu %d: IPv4 needs at least 68", cfg.UplinkMTU)}

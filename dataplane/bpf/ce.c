@@ -6,8 +6,9 @@
  * SNAT has put the LAN into our port set: 4->6, then out of the WAN with
  * bpf_redirect_neigh (bpf_redirect for a WAN without link layer: PPP, raw
  * IP). ce_ingress runs at TC ingress of the WAN: packets to our MAP
- * address are checked and translated 6->4, then handed to the IPv4
- * uplink's ingress so conntrack can undo the NAT. Neither touches the TTL:
+ * address are checked and translated 6->4, then go on into the IPv4 stack
+ * (or, with CFG_VIA_UPLINK, into the uplink's ingress), where conntrack
+ * undoes the NAT. Neither touches the TTL:
  * both directions are forwarded by the CE's own stack, which decrements it
  * once.
  */
@@ -203,7 +204,16 @@ int ce_ingress(struct __sk_buff *skb)
 		err = R_DST_PORT;
 		goto reply;
 	}
-	fin_set(p, R_CE_6TO4, FIN_INGRESS, c->v4_ifindex);
+	/* The translated packet goes on up the WAN's own receive path into
+	 * the IPv4 stack, where conntrack undoes the NAPT and it is routed to
+	 * the LAN (the agent turns the WAN's rp_filter off: the route back to
+	 * the source is the uplink). Redirected into the uplink's ingress
+	 * instead (CFG_VIA_UPLINK, for a firewall that must see it there), it
+	 * waits in the CPU's backlog and is received a second time. */
+	if (c->flags & CFG_VIA_UPLINK)
+		fin_set(p, R_CE_6TO4, FIN_INGRESS, c->v4_ifindex);
+	else
+		fin_set(p, R_CE_6TO4, FIN_STACK, 0);
 	if (p->icmp_err) {
 		__u32 idst;
 

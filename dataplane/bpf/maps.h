@@ -106,6 +106,7 @@ enum cfg_flag {
 	CFG_LOCAL_L3 = 16, /* BR: the local device has no link-layer header (TUN) */
 	CFG_FAST = 32,     /* BR: translated packets go straight to their next hop when they can (fast.h) */
 	CFG_V4X = 64,      /* rules_v4x has entries (1:1 rules' /32s): without it the programs skip the lookup */
+	CFG_VIA_UPLINK = 128, /* CE: what ce_ingress translates goes into the uplink's ingress, not on into the stack */
 };
 
 struct xlat_config {
