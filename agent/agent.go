@@ -34,15 +34,16 @@ type Config struct {
 	ReleaseOnStop  bool   // send DHCPv6 Release on a clean stop
 	LeaveInPlace   bool   // keep the kernel state on stop, for a restart
 	NoDefaultRoute bool   // do not install the IPv4 default route
-	// InboundViaUplink makes the translated packets from the MAP domain
-	// enter the IPv4 stack on the uplink (dataplane.Config.
-	// InboundViaUplink), where a firewall zone of the uplink (OpenWrt's
-	// mapt) sees them, instead of on the WAN, which costs a second receive
-	// per packet. Without it the agent turns the WAN's reverse-path
-	// filtering off (internal/rpfilter) and nat clamps and tests the WAN
-	// too.
-	InboundViaUplink bool
-	AttachMode       string // "" (auto: TCX, else clsact), "tcx" or "clsact"
+	// InboundViaWAN lets the translated packets from the MAP domain go
+	// on into the IPv4 stack on the WAN, saving the second receive they
+	// get when redirected into the uplink's ingress (the default, where
+	// a firewall sees them arrive on the uplink, as OpenWrt's mapt zone
+	// wants; dataplane.Config.InboundViaUplink). With it the agent turns
+	// the WAN's reverse-path filtering off (internal/rpfilter), nat
+	// clamps and tests the WAN too, and firewall rules for this traffic
+	// must name the WAN.
+	InboundViaWAN bool
+	AttachMode    string // "" (auto: TCX, else clsact), "tcx" or "clsact"
 	// PinRoot is where the translator is pinned, so that it keeps
 	// forwarding while the agent is away (killed, restarting, upgrading)
 	// and the next start adopts it: dataplane.DefaultPinRoot when empty,

@@ -144,11 +144,11 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 	if err != nil {
 		return err
 	}
-	// Unless InboundViaUplink, the translator hands the packets from the
-	// MAP domain to the stack on the WAN (dataplane ce_ingress): the WAN
-	// must not filter them by reverse path, and nat must know it.
+	// With InboundViaWAN the translator hands the packets from the MAP
+	// domain to the stack on the WAN (dataplane ce_ingress): the WAN must
+	// not filter them by reverse path, and nat must know it.
 	nc := nat.FromBinding(b, k.cfg.Uplink, mtu)
-	if !k.cfg.InboundViaUplink {
+	if k.cfg.InboundViaWAN {
 		if c, err := rpfilter.Off(rpfilter.Conf, k.cfg.WAN); err != nil {
 			return fmt.Errorf("agent: wan %s: %w (reverse-path filtering drops the translated packets from the MAP domain)", k.cfg.WAN, err)
 		} else if c != nil {
@@ -173,7 +173,7 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 // our address (nat.MeshAlias).
 func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
 	cfg := dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs,
-		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate, InboundViaUplink: k.cfg.InboundViaUplink}
+		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate, InboundViaUplink: !k.cfg.InboundViaWAN}
 	if d.Binding.PortSet.Shared() {
 		cfg.MeshAlias = nat.MeshAlias
 	}

@@ -19,9 +19,9 @@ import (
 // gives the bare IP packet an Ethernet header's room
 // (bpf_skb_change_head, as ce_egress does for an L3 uplink) and sends it
 // out of the WAN with bpf_redirect_neigh; at the WAN's TC ingress a
-// program lets every packet go on into the stack, as ce_ingress does
-// after 6->4 (the IPv4 packets enter the stack on the WAN). What the
-// translator adds on top of this variant is its own work.
+// program hands every IPv4 packet to the uplink's ingress
+// (bpf_redirect with BPF_F_INGRESS, as ce_ingress does after 6->4). What
+// the translator adds on top of this variant is its own work.
 
 // skbProtocolOff is offsetof(struct __sk_buff, protocol): the EtherType
 // in network byte order, loaded as a 32-bit word.
@@ -32,6 +32,9 @@ const (
 	tcPass = 0
 	tcDrop = 2
 )
+
+// bpfFIngress is BPF_F_INGRESS.
+const bpfFIngress = 1
 
 // etherTypeIPv4 is htons(ETH_P_IP) as the program sees skb->protocol.
 var etherTypeIPv4 = int32(binary.NativeEndian.Uint16([]byte{0x08, 0x00}))
@@ -62,12 +65,17 @@ func uplinkEgress(wan int) asm.Instructions {
 	}
 }
 
-// wanIngress is the program at the WAN's TC ingress: the hook's cost
-// alone; every packet goes on into the stack.
-func wanIngress() asm.Instructions {
+// wanIngress is the program at the WAN's TC ingress: every IPv4 packet
+// goes to the uplink's (ifindex up) ingress.
+func wanIngress(up int) asm.Instructions {
 	return asm.Instructions{
 		asm.LoadMem(asm.R2, asm.R1, skbProtocolOff, asm.Word),
-		asm.Mov.Imm(asm.R0, tcPass),
+		asm.JNE.Imm(asm.R2, etherTypeIPv4, "pass"),
+		asm.Mov.Imm(asm.R1, int32(up)),
+		asm.Mov.Imm(asm.R2, bpfFIngress),
+		asm.FnRedirect.Call(),
+		asm.Return(),
+		asm.Mov.Imm(asm.R0, tcPass).WithSymbol("pass"),
 		asm.Return(),
 	}
 }
@@ -94,7 +102,7 @@ func attachUplink(t testenv.T, ns *testenv.NS, uplink, wan string) {
 			attach ebpf.AttachType
 		}{
 			{"bench_up_egress", uplinkEgress(w.Index), up.Index, ebpf.AttachTCXEgress},
-			{"bench_wan_in", wanIngress(), w.Index, ebpf.AttachTCXIngress},
+			{"bench_wan_in", wanIngress(up.Index), w.Index, ebpf.AttachTCXIngress},
 		} {
 			prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: a.name, Type: ebpf.SchedCLS, Instructions: a.insns, License: "Dual BSD/GPL"})
 			if err != nil {

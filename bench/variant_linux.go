@@ -51,25 +51,25 @@ type Variant struct {
 // same topology (issue 15, attribution): plain routing and masquerade,
 // then our nftables table in place of masquerade, then the uplink TUN
 // device between LAN and WAN, then the translators of CE and BR;
-// map-t-uplink is map-t as OpenWrt runs it (ce-agent --inbound uplink).
+// map-t-wan is map-t with ce-agent's opt-in fast path (--inbound wan).
 var Variants = []Variant{
 	{Name: "plain", Up: UpPlain},
 	{Name: "nft", Up: UpNFT},
 	{Name: "nft+tun", Up: UpNFTTUN},
 	{Name: "map-t", Up: UpMAPT},
-	{Name: "map-t-uplink", Up: UpMAPTUplink},
+	{Name: "map-t-wan", Up: UpMAPTWAN},
 	{Name: "tayga", Up: UpTayga},
 }
 
 // Describe says, for the report, what each variant adds to the one before
 // it (or what it is).
 var Describe = map[string]string{
-	"plain":        "IPv4 routing, CE masquerades onto its WAN address",
-	"nft":          "our nftables table (package nat, as ce-agent programs it) instead of masquerade",
-	"nft+tun":      "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects it to the WAN, what comes back enters the stack on the WAN; no translation",
-	"map-t":        "+ the translators (CE and BR): our MAP-T, zero-touch lab",
-	"map-t-uplink": "map-t with ce-agent --inbound uplink (as on OpenWrt, for fw4's mapt zone): what the CE translates from the BR is received again on the uplink",
-	"tayga":        "tayga (userspace SIIT over TUN) as both translators",
+	"plain":     "IPv4 routing, CE masquerades onto its WAN address",
+	"nft":       "our nftables table (package nat, as ce-agent programs it) instead of masquerade",
+	"nft+tun":   "+ the uplink TUN device: LAN IPv4 routed into it, TC redirects to and from the WAN, no translation",
+	"map-t":     "+ the translators (CE and BR): our MAP-T, zero-touch lab",
+	"map-t-wan": "map-t with ce-agent --inbound wan: what the CE translates from the BR goes on into its stack on the WAN, not received again on the uplink",
+	"tayga":     "tayga (userspace SIIT over TUN) as both translators",
 }
 
 // VariantNames lists the names of vs.
@@ -204,9 +204,7 @@ func UpNFTTUN(t testenv.T, _ string) *Path {
 	ce.Route("default", "dev", uplinkName, "src", ce11bIPv4)
 	ce.Route("default", "via", "198.51.100.1", "dev", "wan", "metric", "100")
 	s.BR.Route(ce11bIPv4+"/32", "via", "198.51.100.11")
-	cfg := ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4))
-	cfg.WAN = "wan" // what comes back enters the stack there, as with ce-agent
-	applyNAT(t, ce, cfg)
+	applyNAT(t, ce, ce11bNAT(uplinkName, netip.MustParseAddr(ce11bIPv4)))
 	attachUplink(t, ce, uplinkName, "wan")
 	return ready(t, &Path{Variant: "nft+tun", Client: s.C1, Server: s.S, CE: s.CE11b, BR: s.BR, WANSource: ce11bIPv4, WANDest: testenv.SeedServer, PortSet: true})
 }
@@ -215,10 +213,10 @@ func UpNFTTUN(t testenv.T, _ string) *Path {
 // ce-agents), once both CEs are bound.
 func UpMAPT(t testenv.T, bin string) *Path { return upMAPT(t, bin, "map-t") }
 
-// UpMAPTUplink is UpMAPT with the CEs' translated inbound packets
-// redirected into the uplink's ingress (ce-agent --inbound uplink).
-func UpMAPTUplink(t testenv.T, bin string) *Path {
-	return upMAPT(t, bin, "map-t-uplink", "--inbound", "uplink")
+// UpMAPTWAN is UpMAPT with the CEs' translated inbound packets going on
+// into the stack on the WAN (ce-agent --inbound wan).
+func UpMAPTWAN(t testenv.T, bin string) *Path {
+	return upMAPT(t, bin, "map-t-wan", "--inbound", "wan")
 }
 
 func upMAPT(t testenv.T, bin, name string, agentArgs ...string) *Path {

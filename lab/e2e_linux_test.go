@@ -252,9 +252,9 @@ func TestMesh(t *testing.T) {
 			// mesh-capable one does.
 			l.CE11b.Route("2001:db8:ce:774::/64", "via", testenv.SeedCE774WAN)
 			l.CE774.Route("2001:db8:ce:11b::/64", "via", testenv.SeedCE11bWAN)
-			// A port forward on CE 774: 192.0.2.59:41000 -> c2:8080. By
-			// address: translated packets enter the stack on the WAN
-			// (with --inbound uplink, on mapt0).
+			// A port forward on CE 774: 192.0.2.59:41000 -> c2:8080, by
+			// address (translated packets enter the stack on mapt0, with
+			// --inbound wan on the WAN).
 			l.CE774.MustExec("nft", "add table ip pf")
 			l.CE774.MustExec("nft", "add chain ip pf pre { type nat hook prerouting priority -100; }")
 			l.CE774.MustExec("nft", "add rule ip pf pre ip daddr 192.0.2.59 tcp dport 41000 dnat to 192.168.0.4:8080")

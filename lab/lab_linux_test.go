@@ -39,14 +39,11 @@ func TestZeroTouch(t *testing.T) {
 		if s.WAN != "wan" {
 			t.Errorf("%s picked WAN %q", c.Name, s.WAN)
 		}
-		// lab.Up made reverse-path filtering strict; the agent turned it
-		// off for the WAN alone (translated packets enter IPv4 there),
-		// the LAN keeps it.
-		rp := func(dev string) string {
-			return strings.TrimSpace(c.NS.MustExec("sysctl", "-n", "net.ipv4.conf."+dev+".rp_filter"))
-		}
-		if rp("wan") != "0" || rp("all") != "0" || rp("lan") != "1" {
-			t.Errorf("%s: rp_filter wan %s all %s lan %s, want 0 0 1", c.Name, rp("wan"), rp("all"), rp("lan"))
+		// lab.Up made reverse-path filtering strict; by default the
+		// translated packets enter IPv4 on the uplink, which passes it,
+		// and the agent leaves the setting alone.
+		if all := rpFilter(c.NS, "all"); all != "1" {
+			t.Errorf("%s: net.ipv4.conf.all.rp_filter %s, want 1 (untouched)", c.Name, all)
 		}
 	}
 	// What each CE derived from Kea's answer is exactly what the BR's
@@ -77,6 +74,42 @@ func TestZeroTouch(t *testing.T) {
 			t.Fatalf("%s: page %q %v", c.Client.Short, b, err)
 		}
 		c.Client.MustExec("ping", "-c", "2", "-i", "0.2", "-W", "3", testenv.SeedServer)
+	}
+}
+
+// rpFilter reads a device's IPv4 rp_filter in ns.
+func rpFilter(ns *testenv.NS, dev string) string {
+	return strings.TrimSpace(ns.MustExec("sysctl", "-n", "net.ipv4.conf."+dev+".rp_filter"))
+}
+
+// TestInboundWAN runs the CEs with --inbound wan: what they translate from
+// the BR goes on into their stack on the WAN. Under lab.Up's strict
+// reverse-path filtering that works only because the agent turned it off
+// for the WAN alone (the LAN keeps it), and the nft table clamps SYNs
+// arriving on the WAN.
+func TestInboundWAN(t *testing.T) {
+	l := lab.Up(t, lab.Options{Bin: testenv.BuildAgentAndBR(t), AgentArgs: []string{"--inbound", "wan"}})
+	if err := l.WaitProvisioned(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range l.CEs {
+		if wan, all, lan := rpFilter(c.NS, "wan"), rpFilter(c.NS, "all"), rpFilter(c.NS, "lan"); wan != "0" || all != "0" || lan != "1" {
+			t.Errorf("%s: rp_filter wan %s all %s lan %s, want 0 0 1", c.Name, wan, all, lan)
+		}
+		if out := c.NS.MustExec("nft", "list", "chain", "ip", "mapt", "mss-clamp"); !strings.Contains(out, `iifname "wan"`) {
+			t.Errorf("%s: no clamp for SYNs from the WAN:\n%s", c.Name, out)
+		}
+		// Translated on the WAN's ingress and handed on, not redirected
+		// into the uplink: nothing from the server arrives on mapt0.
+		onUplink := c.NS.Capture("mapt0", "ip src "+testenv.SeedServer)
+		out := c.Client.MustExec("wget", "-q", "-T", "10", "-O", "-", "http://"+testenv.SeedServer+"/index.html")
+		if !strings.Contains(out, "<html") {
+			t.Fatalf("%s: page %q", c.Client.Short, out)
+		}
+		c.Client.MustExec("ping", "-c", "2", "-i", "0.2", "-W", "3", testenv.SeedServer)
+		if n := len(onUplink.Packets()); n != 0 {
+			t.Errorf("%s: %d packets from the server arrived on mapt0, want 0 with --inbound wan", c.Name, n)
+		}
 	}
 }
 

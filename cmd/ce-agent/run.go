@@ -32,7 +32,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.ReleaseOnStop, "release-on-stop", false, "send DHCPv6 Release when stopped")
 	fs.BoolVar(&cfg.LeaveInPlace, "leave-in-place", false, "keep the kernel state when stopped, for a restart")
 	fs.BoolVar(&cfg.NoDefaultRoute, "no-default-route", false, "do not install the IPv4 default route through the uplink")
-	inbound := fs.String("inbound", "wan", "where translated packets from the MAP domain enter the IPv4 stack: wan (the fast path; the agent turns the WAN's rp_filter off) or uplink (a firewall zone of the uplink sees them, as OpenWrt's mapt zone)")
+	inbound := fs.String("inbound", "uplink", "where translated packets from the MAP domain enter the IPv4 stack: uplink (a firewall sees them arrive there, as OpenWrt's mapt zone) or wan (saves a second receive per packet; the agent turns the WAN's rp_filter off, firewall rules for this traffic must name the WAN)")
 	fs.StringVar(&cfg.AttachMode, "attach-mode", "", "translator hooks: tcx or clsact (default: tcx where the kernel has it)")
 	fs.StringVar(&cfg.PinRoot, "pin-dir", dataplane.DefaultPinRoot, "directory on a BPF filesystem where the translator is pinned, so that it keeps forwarding while the agent is away and a restart adopts it (- for none)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -68,9 +68,9 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch *inbound {
-	case "wan":
 	case "uplink":
-		cfg.InboundViaUplink = true
+	case "wan":
+		cfg.InboundViaWAN = true
 	default:
 		return mapcli.UsageError{Err: fmt.Errorf("--inbound %q: want wan or uplink", *inbound)}
 	}

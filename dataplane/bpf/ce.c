@@ -204,12 +204,13 @@ int ce_ingress(struct __sk_buff *skb)
 		err = R_DST_PORT;
 		goto reply;
 	}
-	/* The translated packet goes on up the WAN's own receive path into
-	 * the IPv4 stack, where conntrack undoes the NAPT and it is routed to
-	 * the LAN (the agent turns the WAN's rp_filter off: the route back to
-	 * the source is the uplink). Redirected into the uplink's ingress
-	 * instead (CFG_VIA_UPLINK, for a firewall that must see it there), it
-	 * waits in the CPU's backlog and is received a second time. */
+	/* With CFG_VIA_UPLINK (ce-agent's default) the translated packet is
+	 * redirected into the uplink's ingress, where a firewall sees it
+	 * arrive; it waits in the CPU's backlog and is received a second
+	 * time. Without, it goes on up the WAN's own receive path into the
+	 * IPv4 stack (the agent turns the WAN's rp_filter off: the route back
+	 * to the source is the uplink). Either way conntrack undoes the NAPT
+	 * and the stack routes it to the LAN. */
 	if (c->flags & CFG_VIA_UPLINK)
 		fin_set(p, R_CE_6TO4, FIN_INGRESS, c->v4_ifindex);
 	else

@@ -122,14 +122,14 @@ const legend = `- plain: IPv4 routing of the same topology, no translation; CE 1
 - nft+tun: nft with ce-agent's uplink: a TUN device mapt0 (MTU 1480,
   192.0.2.8, the IPv4 default route) holds the table, and two TC programs
   (TCX) move IPv4 between it and the WAN untranslated with the helpers
-  the translator uses (bpf_skb_change_head + bpf_redirect_neigh out;
-  back, the WAN's TC ingress lets the packets on into the stack there).
+  the translator uses (bpf_skb_change_head + bpf_redirect_neigh out,
+  bpf_redirect into the uplink's ingress back).
 - map-t: our ce-agent (nftables SNAT into the port set + TC-eBPF
   translator) and br, provisioned zero-touch by Kea as in ` + "`make demo`" + `.
-- map-t-uplink: map-t with ce-agent --inbound uplink, as the OpenWrt
-  package runs it (fw4 filters the translated packets in the mapt zone):
-  ce_ingress redirects them into the uplink's ingress (bpf_redirect with
-  BPF_F_INGRESS), where they are received a second time from the CPU's
+- map-t-wan: map-t with ce-agent --inbound wan (opt-in): ce_ingress lets
+  what it translates go on into the CE's stack on the WAN instead of
+  redirecting it into the uplink's ingress (bpf_redirect with
+  BPF_F_INGRESS), where map-t receives it a second time from the CPU's
   backlog.
 - tayga: tayga 0.9.2 (userspace SIIT over TUN) as both translators: the CE
   NATs into 192.0.2.8:55296-57343 and its tayga maps that to CE 11b's MAP

@@ -171,9 +171,9 @@ proto_mapt_setup() {
 
 	# IAID 1: odhcp6c's for its IA_PD, so that a router moving from
 	# proto dhcpv6 to proto mapt keeps its identity (DUID-LL of the WAN,
-	# or clientid) and with it its prefix at the ISP. --inbound uplink:
-	# translated IPv4 enters the stack on the uplink, so that fw4 filters
-	# it in the mapt zone (port forwards, input rules), not the wan zone.
+	# or clientid) and with it its prefix at the ISP. --inbound uplink (the
+	# default, kept explicit): translated IPv4 enters the stack on the
+	# uplink, so that fw4 filters it in the mapt zone, not the wan zone.
 	set -- "$MAPT_AGENT" run --wan "$wan" --uplink "$uplink" --state-dir "$MAPT_STATE_DIR/$cfg" \
 		--status-socket "$MAPT_RUN_DIR/ce-agent-$cfg.sock" --hook "$MAPT_NOTIFY" \
 		--log-level "$log_level" --log-time=false --no-default-route --iaid 1 --inbound uplink
