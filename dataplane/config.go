@@ -83,8 +83,8 @@ type Config struct {
 	// uplink's ingress, so that the IPv4 firewall sees it arrive on the
 	// uplink (OpenWrt's mapt zone), instead of letting it go on into the
 	// IPv4 stack on the WAN, which saves a second receive through the
-	// CPU's backlog per packet. On the WAN, reverse-path filtering must
-	// be off (internal/rpfilter; the agent does it).
+	// CPU's backlog per packet. Without it, reverse-path filtering must
+	// be off on the WAN (internal/rpfilter; the agent does it).
 	InboundViaUplink bool
 
 	// Capacity is the number of rules the maps are sized for at Load

@@ -25,11 +25,11 @@ type Config struct {
 	// Uplink is the IPv4 uplink device (the translator's L3 device).
 	// Everything routed out of it is translated.
 	Uplink string
-	// WAN, when set, is the device the translated packets from the MAP
-	// domain arrive on: the CE translator hands them to the IPv4 stack
-	// at the WAN's ingress, not at the uplink's. The MSS clamp of their
-	// SYNs and the mesh chain's test for LAN packets name it with the
-	// uplink.
+	// WAN, when set (ce-agent --inbound wan), is a second device the
+	// translated packets from the MAP domain arrive on: the CE translator
+	// lets them go on into the IPv4 stack at the WAN's ingress instead of
+	// redirecting them into the uplink's. The MSS clamp of their SYNs and
+	// the mesh chain's test for LAN packets name it with the uplink.
 	WAN string
 	// Addr is the CE's IPv4 address (/32) or, when EA + r < 32, its
 	// IPv4 prefix.

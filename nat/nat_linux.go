@@ -282,17 +282,14 @@ func build(c *nftables.Conn, cfg Config) error {
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: chainClamp},
 	}})
 	val := binaryutil.BigEndian.PutUint16(uint16(cfg.MSS()))
-	dirs := []struct {
+	type clampDir struct {
 		key  expr.MetaKey
 		dev  string
 		role string
-	}{{expr.MetaKeyOIFNAME, cfg.Uplink, "mss-out"}, {expr.MetaKeyIIFNAME, cfg.Uplink, "mss-in"}}
+	}
+	dirs := []clampDir{{expr.MetaKeyOIFNAME, cfg.Uplink, "mss-out"}, {expr.MetaKeyIIFNAME, cfg.Uplink, "mss-in"}}
 	if cfg.WAN != "" {
-		dirs = append(dirs, struct {
-			key  expr.MetaKey
-			dev  string
-			role string
-		}{expr.MetaKeyIIFNAME, cfg.WAN, roleMSSInWAN})
+		dirs = append(dirs, clampDir{expr.MetaKeyIIFNAME, cfg.WAN, roleMSSInWAN})
 	}
 	for _, dir := range dirs {
 		c.AddRule(&nftables.Rule{Table: t, Chain: clamp, UserData: comment(fp, dir.role), Exprs: []expr.Any{

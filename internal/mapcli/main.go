@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"sort"
 	"strings"
 
@@ -19,12 +20,13 @@ type Command func(args []string, stdout, stderr io.Writer) error
 // UsageError). Errors are one line on stderr, prefixed with the name.
 // Besides cmds, every binary has help and version.
 func Main(name, usage string, cmds map[string]Command, args []string, stdout, stderr io.Writer) int {
-	if _, ok := cmds["version"]; !ok {
-		cmds["version"] = func(_ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, version.String(name))
-			return err
-		}
-	}
+	// The caller's map is left as it is; its own version wins.
+	all := map[string]Command{"version": func(_ []string, stdout, _ io.Writer) error {
+		_, err := fmt.Fprintln(stdout, version.String(name))
+		return err
+	}}
+	maps.Copy(all, cmds)
+	cmds = all
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
