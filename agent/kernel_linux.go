@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -21,7 +22,10 @@ type linuxKernel struct {
 	h   *netlink.Handle
 	nat *nat.NAT
 	wan netlink.Link
-	// xl is the translator, attached to uplinkIndex and the WAN.
+	// xl is the translator, attached to uplinkIndex and the WAN. The
+	// agent's loop sets it; counters reads it from the status socket's
+	// goroutine, so both hold xlMu (setXL, dropXL).
+	xlMu        sync.Mutex
 	xl          *dataplane.Translator
 	uplinkIndex int
 	// pinDir is where xl is pinned ("" when it is not: no BPF filesystem,
@@ -123,12 +127,7 @@ func carrier(flags uint32) bool {
 
 // detach drops the translator: the WAN device it was attached to is gone.
 func (k *linuxKernel) detach() error {
-	if k.xl == nil {
-		return nil
-	}
-	err := k.xl.Close()
-	k.xl = nil
-	if err != nil {
+	if err := k.dropXL(false); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
@@ -189,12 +188,7 @@ func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
 // hooks: neither a restart nor a forced re-apply interrupts the packets.
 func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) error {
 	if k.xl != nil && (force || uplinkIndex != k.uplinkIndex) {
-		if k.pinDir != "" {
-			k.xl.LeaveInPlace() // adopted again below
-		} else {
-			k.xl.Close()
-		}
-		k.xl = nil
+		k.dropXL(k.pinDir != "") // a pinned one is adopted again below
 	}
 	if k.xl == nil {
 		var xl *dataplane.Translator
@@ -214,7 +208,7 @@ func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) e
 		adoption, why := xl.Adoption()
 		k.log.Info("translator attached", "mode", xl.AttachMode(), "uplink", k.cfg.Uplink, "wan", k.cfg.WAN,
 			"pinned", k.pinDir, "adoption", adoption, "why", why)
-		k.xl, k.uplinkIndex = xl, uplinkIndex
+		k.setXL(xl, uplinkIndex)
 		return nil
 	}
 	cfg := k.xl.Config()
@@ -228,9 +222,8 @@ func (k *linuxKernel) applyTranslator(d *Desired, uplinkIndex int, force bool) e
 
 func (k *linuxKernel) withdraw(old *Desired) error {
 	var errs []error
-	if k.xl != nil {
-		errs = append(errs, k.xl.Close())
-		k.xl = nil
+	if err := k.dropXL(false); err != nil {
+		errs = append(errs, err)
 	}
 	if err := k.nat.Teardown(); err != nil {
 		errs = append(errs, err)
@@ -241,7 +234,36 @@ func (k *linuxKernel) withdraw(old *Desired) error {
 	return errors.Join(errs...)
 }
 
+// setXL makes xl the translator.
+func (k *linuxKernel) setXL(xl *dataplane.Translator, uplinkIndex int) {
+	k.xlMu.Lock()
+	defer k.xlMu.Unlock()
+	k.xl, k.uplinkIndex = xl, uplinkIndex
+}
+
+// dropXL lets go of the translator: leaves it in place (for adoption by a
+// later load or run) or closes it, detaching it.
+func (k *linuxKernel) dropXL(leave bool) error {
+	k.xlMu.Lock()
+	defer k.xlMu.Unlock()
+	if k.xl == nil {
+		return nil
+	}
+	var err error
+	if leave {
+		err = k.xl.LeaveInPlace()
+	} else {
+		err = k.xl.Close()
+	}
+	k.xl = nil
+	return err
+}
+
+// counters reads the translator's counters; the status socket calls it
+// from its own goroutine.
 func (k *linuxKernel) counters() (map[string]uint64, string) {
+	k.xlMu.Lock()
+	defer k.xlMu.Unlock()
 	if k.xl == nil {
 		return nil, ""
 	}
@@ -270,10 +292,7 @@ const NATInsertFailed = "nat_insert_failed"
 // stays attached when it can outlive us: pinned, or in clsact filters;
 // unpinned TCX links end with the process.
 func (k *linuxKernel) close() error {
-	if k.xl != nil {
-		k.xl.LeaveInPlace()
-		k.xl = nil
-	}
+	k.dropXL(true)
 	k.h.Close()
 	return k.nat.Close()
 }
