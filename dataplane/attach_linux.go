@@ -54,17 +54,10 @@ func (t *Translator) AttachCE(uplink, wan string, mode AttachMode) error {
 	// Packets the CE translates to IPv4 go to the LAN, whose MTU is not
 	// ours to know: the uplink's does not bound what errors report.
 	cfg.IPv4Side.MTU = 0
-	if err := t.Update(cfg); err != nil {
-		return err
-	}
-	if err := t.attach(t.name4to6(), up.Ifindex, false, mode); err != nil {
-		return fmt.Errorf("dataplane: attach ce: uplink %s egress: %w", uplink, err)
-	}
-	if err := t.attach(t.name6to4(), w.Ifindex, true, mode); err != nil {
-		t.Detach()
-		return fmt.Errorf("dataplane: attach ce: wan %s ingress: %w", wan, err)
-	}
-	return nil
+	return t.attachAll("attach ce", cfg, mode, []hook{
+		{t.name4to6(), "uplink", uplink, up.Ifindex, false},
+		{t.name6to4(), "wan", wan, w.Ifindex, true},
+	})
 }
 
 // AttachBR hooks the BR programs in the caller's network namespace: 6->4
@@ -90,25 +83,46 @@ func (t *Translator) AttachBR(v6dev, v4dev, local string, mode AttachMode) error
 	}
 	cfg := t.Config()
 	cfg.IPv6Side, cfg.IPv4Side = d6, d4
+	hooks := []hook{
+		{t.name6to4(), "ipv6 side", v6dev, d6.Ifindex, true},
+		{t.name4to6(), "ipv4 side", v4dev, d4.Ifindex, true},
+	}
 	if local != "" {
 		if cfg.Local, err = linkByName(local); err != nil {
 			return fmt.Errorf("dataplane: attach br: local device: %w", err)
 		}
+		hooks = append(hooks, hook{"br_local", "local", local, cfg.Local.Ifindex, false})
 	}
+	return t.attachAll("attach br", cfg, mode, hooks)
+}
+
+// hook is one program to put on one device's ingress or egress; role and
+// name say which device, for errors.
+type hook struct {
+	prog       string
+	role, name string
+	ifindex    int
+	ingress    bool
+}
+
+// attachAll writes cfg (the devices' indexes and link layers, which the
+// programs' redirects need before the first packet) and then hooks each
+// program in order; when one fails, those already hooked come off again,
+// so an attach is all or nothing.
+func (t *Translator) attachAll(op string, cfg Config, mode AttachMode, hooks []hook) error {
 	if err := t.Update(cfg); err != nil {
 		return err
 	}
-	if err := t.attach(t.name6to4(), d6.Ifindex, true, mode); err != nil {
-		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v6dev, err)
-	}
-	if err := t.attach(t.name4to6(), d4.Ifindex, true, mode); err != nil {
-		t.Detach()
-		return fmt.Errorf("dataplane: attach br: %s ingress: %w", v4dev, err)
-	}
-	if local != "" {
-		if err := t.attach("br_local", cfg.Local.Ifindex, false, mode); err != nil {
-			t.Detach()
-			return fmt.Errorf("dataplane: attach br: local %s egress: %w", local, err)
+	for i, h := range hooks {
+		if err := t.attach(h.prog, h.ifindex, h.ingress, mode); err != nil {
+			if i > 0 {
+				t.Detach()
+			}
+			dir := "egress"
+			if h.ingress {
+				dir = "ingress"
+			}
+			return fmt.Errorf("dataplane: %s: %s %s %s: %w", op, h.role, h.name, dir, err)
 		}
 	}
 	return nil
