@@ -11,23 +11,25 @@ import (
 // in the namespace; any goroutine may serve it.
 func (n *NS) Listen(network, addr string) net.Listener {
 	n.lab.t.Helper()
-	var l net.Listener
-	if err := n.Do(func() (err error) { l, err = net.Listen(network, addr); return }); err != nil {
-		n.lab.t.Fatalf("testenv: %s: listen %s %s: %v", n.Short, network, addr, err)
-	}
-	n.lab.t.Cleanup(func() { l.Close() })
-	return l
+	return openIn(n, network, addr, net.Listen)
 }
 
 // ListenPacket opens a packet socket inside the namespace.
 func (n *NS) ListenPacket(network, addr string) net.PacketConn {
 	n.lab.t.Helper()
-	var c net.PacketConn
-	if err := n.Do(func() (err error) { c, err = net.ListenPacket(network, addr); return }); err != nil {
+	return openIn(n, network, addr, net.ListenPacket)
+}
+
+// openIn opens a socket with open inside n's namespace and closes it when
+// the test ends; a socket keeps the namespace it was made in.
+func openIn[S io.Closer](n *NS, network, addr string, open func(network, addr string) (S, error)) S {
+	n.lab.t.Helper()
+	var s S
+	if err := n.Do(func() (err error) { s, err = open(network, addr); return }); err != nil {
 		n.lab.t.Fatalf("testenv: %s: listen %s %s: %v", n.Short, network, addr, err)
 	}
-	n.lab.t.Cleanup(func() { c.Close() })
-	return c
+	n.lab.t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // Dial connects from inside the namespace, optionally from a local
