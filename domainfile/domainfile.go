@@ -149,30 +149,27 @@ func Parse(path string, data []byte) (*File, error) {
 			return p.br(v, field, &f.BR)
 		case "domains":
 			seenDomains = true
-			if v.Kind != sequenceNode {
-				return p.errf(v, field, "want a list of domains")
-			}
-			for i, dn := range v.Content {
-				d, err := p.domain(dn, fmt.Sprintf("%s[%d]", field, i))
+			return p.list(v, field, "want a list of domains", func(dn *node, df string) error {
+				d, err := p.domain(dn, df)
 				if err != nil {
 					return err
 				}
 				for _, o := range f.Domains {
 					if o.Name == d.Name {
-						return p.errf(dn, fmt.Sprintf("%s[%d].name", field, i), "domain %q is defined twice (line %d)", d.Name, o.Line)
+						return p.errf(dn, df+".name", "domain %q is defined twice (line %d)", d.Name, o.Line)
 					}
 					// The BR serves every domain from one table.
 					for _, a := range o.Rules {
 						for _, b := range d.Rules {
 							if err := mapt.Overlap(a, b); err != nil {
-								return p.errf(dn, fmt.Sprintf("%s[%d].rules", field, i), "overlaps domain %q: %s", o.Name, strings.TrimPrefix(err.Error(), "mapt: "))
+								return p.errf(dn, df+".rules", "overlaps domain %q: %s", o.Name, strings.TrimPrefix(err.Error(), "mapt: "))
 							}
 						}
 					}
 				}
 				f.Domains = append(f.Domains, d)
-			}
-			return nil
+				return nil
+			})
 		}
 		return errUnknown
 	})
@@ -408,22 +405,23 @@ func (p parser) domain(n *node, prefix string) (Domain, error) {
 			return nil
 		case "rules":
 			seenRules = true
-			if v.Kind != sequenceNode || len(v.Content) == 0 {
-				return p.errf(v, field, "want a non-empty list of rules")
+			const want = "want a non-empty list of rules"
+			if len(v.Content) == 0 {
+				return p.errf(v, field, want)
 			}
-			for i, rn := range v.Content {
-				r, err := p.rule(rn, fmt.Sprintf("%s[%d]", field, i))
+			return p.list(v, field, want, func(rn *node, rf string) error {
+				r, err := p.rule(rn, rf)
 				if err != nil {
 					return err
 				}
 				for j, o := range d.Rules {
 					if err := mapt.Overlap(o, r); err != nil {
-						return p.errf(rn, fmt.Sprintf("%s[%d]", field, i), "overlaps %s[%d]: %s", field, j, strings.TrimPrefix(err.Error(), "mapt: "))
+						return p.errf(rn, rf, "overlaps %s[%d]: %s", field, j, strings.TrimPrefix(err.Error(), "mapt: "))
 					}
 				}
 				d.Rules = append(d.Rules, r)
-			}
-			return nil
+				return nil
+			})
 		case "kea":
 			return p.kea(v, field, &d.Kea)
 		}
@@ -523,11 +521,7 @@ func (p parser) anycast(n *node, prefix string, a *Anycast) error {
 		case "check-interval":
 			return p.duration(v, field, 10*time.Millisecond, 10*time.Second, &a.CheckInterval)
 		case "require-routes":
-			if v.Kind != sequenceNode {
-				return p.errf(v, field, "want a list of addresses, one a line")
-			}
-			for i, item := range v.Content {
-				f := fmt.Sprintf("%s[%d]", field, i)
+			return p.list(v, field, "want a list of addresses, one a line", func(item *node, f string) error {
 				s, err := p.scalar(item, f)
 				if err != nil {
 					return err
@@ -537,8 +531,8 @@ func (p parser) anycast(n *node, prefix string, a *Anycast) error {
 					return p.errf(item, f, "%q is not a unicast IPv4 or IPv6 address", s)
 				}
 				a.RequireRoutes = append(a.RequireRoutes, addr.Unmap())
-			}
-			return nil
+				return nil
+			})
 		}
 		return errUnknown
 	})

@@ -135,7 +135,7 @@ func (p parser) kea(n *node, prefix string, k *Kea) error {
 		case "domain-search":
 			return listOf(p, v, field, p.fqdn, &k.DomainSearch)
 		case "ntp-servers":
-			return p.list(v, field, func(item *node, f string) error {
+			return p.list(v, field, oneALine, func(item *node, f string) error {
 				s, err := p.scalar(item, f)
 				if err != nil {
 					return err
@@ -161,7 +161,7 @@ func (p parser) kea(n *node, prefix string, k *Kea) error {
 			return err
 		case "s46-priority":
 			seen := map[string]bool{}
-			return p.list(v, field, func(item *node, f string) error {
+			return p.list(v, field, oneALine, func(item *node, f string) error {
 				s, err := p.scalar(item, f)
 				if err != nil {
 					return err
@@ -180,7 +180,7 @@ func (p parser) kea(n *node, prefix string, k *Kea) error {
 				return nil
 			})
 		case "reservations":
-			return p.list(v, field, func(item *node, f string) error {
+			return p.list(v, field, oneALine, func(item *node, f string) error {
 				r := Reservation{Line: item.Line}
 				err := p.mapping(item, f+".", func(key string, v *node, field string) error {
 					switch key {
@@ -282,10 +282,11 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// list walks a sequence node.
-func (p parser) list(n *node, field string, fn func(item *node, field string) error) error {
+// list walks a sequence node, giving fn each item and its field name
+// (field[i]); want is the error for a node that is not a list.
+func (p parser) list(n *node, field, want string, fn func(item *node, field string) error) error {
 	if n.Kind != sequenceNode {
-		return p.errf(n, field, "want a list, one item a line")
+		return p.errf(n, field, "%s", want)
 	}
 	for i, item := range n.Content {
 		if err := fn(item, fmt.Sprintf("%s[%d]", field, i)); err != nil {
@@ -295,9 +296,12 @@ func (p parser) list(n *node, field string, fn func(item *node, field string) er
 	return nil
 }
 
+// oneALine is list's error for the lists of scalars.
+const oneALine = "want a list, one item a line"
+
 // listOf reads a list whose items read reads, into dst.
 func listOf[T any](p parser, n *node, field string, read func(*node, string) (T, error), dst *[]T) error {
-	return p.list(n, field, func(item *node, f string) error {
+	return p.list(n, field, oneALine, func(item *node, f string) error {
 		v, err := read(item, f)
 		if err == nil {
 			*dst = append(*dst, v)
