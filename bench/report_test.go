@@ -89,24 +89,20 @@ func TestMarkdown(t *testing.T) {
 	r := sampleResults()
 	r.Load, r.CPUs = []float64{1.5, 0.25, 3}, 2
 	md := r.Markdown()
-	for _, want := range []string{
+	hasLines(t, md,
 		"Linux 6.18.0, 2026-11-26 11:00 UTC; 3 runs of 5s each per figure and variant, interleaved; 1-minute load average at the start of each run 0.2-3.0 on 2 cores.",
 		"| variant | TCP c1 -> s | TCP s -> c1 | UDP 64 B c1 -> s | UDP 64 B s -> c1 | adds |",
 		"|---|---:|---:|---:|---:|---|",
-		"| plain | 20.0 Gbit/s | - | 300 kpps | - | " + Describe["plain"] + " |",
+		"| plain | 20.0 Gbit/s | - | 300 kpps | - | "+Describe["plain"]+" |",
 		// Per-run ratios 15/30, 5/10, 10/20; 100/400, 300/300, 150/200.
-		"| map-t | 0.50 | - | 0.75 (0.25-1.00) | - | " + Describe["map-t"] + " |",
-		"| tayga | 0.15 (0.03-0.20) | - | 0.20 (0.12-0.35) | - | " + Describe["tayga"] + " |",
+		"| map-t | 0.50 | - | 0.75 (0.25-1.00) | - | "+Describe["map-t"]+" |",
+		"| tayga | 0.15 (0.03-0.20) | - | 0.20 (0.12-0.35) | - | "+Describe["tayga"]+" |",
 		"Targets (issue 15; map-t / plain, median of the runs): TCP c1 -> s 0.50 (0.50-0.50), target 0.95: not met; UDP 64 B c1 -> s 0.75 (0.25-1.00), target 0.90: not met.",
 		"| variant | TCP c1 -> s (Gbit/s) | TCP s -> c1 (Gbit/s) | UDP 64 B c1 -> s (kpps) | UDP 64 B s -> c1 (kpps) |",
 		"| plain | 20.0 (10.0-30.0) | - | 300 (200-400), loss 10% | - |",
 		"| map-t | 10.0 (5.00-15.0) | - | 150 (100-300), loss 20% | - |",
 		"| tayga | 2.00 (1.00-3.00) | - | 60.0 (50.0-70.0), loss 10% | - |",
-	} {
-		if !strings.Contains(md, want+"\n") {
-			t.Errorf("table lacks line %q:\n%s", want, md)
-		}
-	}
+	)
 	// The sample runs all lost packets: no per-packet cost is derived.
 	if strings.Contains(md, "Time per packet") {
 		t.Errorf("per-packet cost from lossy runs:\n%s", md)
@@ -268,18 +264,14 @@ func TestCompare(t *testing.T) {
 	before.Profiles = []Profile{{Variant: "map-t", Figure: Figures[2].Name, Packets: 10, PathNS: 10000, Parts: map[string]int64{"nftables": 3000}}}
 	after.Profiles = []Profile{{Variant: "map-t", Figure: Figures[2].Name, Packets: 10, PathNS: 8000, Parts: map[string]int64{"nftables": 500}}}
 	md := Compare(before, after, "the guard went")
-	for _, want := range []string{
+	hasLines(t, md,
 		"Before: 2026-11-26 11:00 UTC (3 runs); after: 2026-11-26 12:00 UTC (3 runs). In between: the guard went.",
 		"| variant | TCP c1 -> s: before | after | TCP s -> c1: before | after | UDP 64 B c1 -> s: before | after | UDP 64 B s -> c1: before | after |",
 		"| plain | 20.0 Gbit/s | 20.0 Gbit/s | - | - | 300 kpps | 300 kpps | - | - |",
 		"| map-t | 0.50 (0.50-0.50) | 0.90 (0.90-0.90) | - | - | 0.75 (0.25-1.00) | 0.75 (0.25-1.00) | - | - |",
 		"| variant | path: before | after | nftables rules: before | after |",
 		"| map-t | 1000 | 800 | 300 | 50 |",
-	} {
-		if !strings.Contains(md, want+"\n") {
-			t.Errorf("no line %q:\n%s", want, md)
-		}
-	}
+	)
 	// Only variants both runs have; tayga is only before, nft only after.
 	if strings.Contains(md, "| tayga |") || strings.Contains(md, "| nft |") {
 		t.Errorf("variant of one run only:\n%s", md)
@@ -344,5 +336,15 @@ func TestCostRatio(t *testing.T) {
 	r.Profiles[0].Runs[1].Packets = 0
 	if _, _, _, ok := r.CostRatio("map-t", Figures[2]); ok {
 		t.Error("ratio from a run without packets")
+	}
+}
+
+// hasLines fails t for each of wants that does not end a line of md.
+func hasLines(t *testing.T, md string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(md, want+"\n") {
+			t.Errorf("no line %q:\n%s", want, md)
+		}
 	}
 }
