@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // BinDirEnv names a directory of prebuilt binaries (ce-agent, br, ...).
@@ -89,6 +90,21 @@ func RunBinary(t T, bin string, args ...string) (string, string, int) {
 		t.Fatalf("run %s: %v", bin, err)
 	}
 	return stdout.String(), stderr.String(), code
+}
+
+// RunUsageError runs bin with args and fails t unless it refuses them the
+// way every command of ours must refuse bad input: exit status 2, nothing
+// on stdout, and one line on stderr that contains want (the field or
+// value at fault) and no Go panic trace.
+func RunUsageError(t T, bin, want string, args ...string) {
+	t.Helper()
+	stdout, stderr, code := RunBinary(t, bin, args...)
+	if code != 2 || stdout != "" {
+		t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", args, code, stdout)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, want) || strings.Contains(stderr, "goroutine") {
+		t.Errorf("%v: stderr %q, want one line containing %q", args, stderr, want)
+	}
 }
 
 func moduleRoot(t T) string {

@@ -74,13 +74,7 @@ func TestLookupBadInput(t *testing.T) {
 		{[]string{"lookup", "192.0.2.18:1232"}, "at least one --rule"},
 	}
 	for _, tc := range tests {
-		stdout, stderr, code := testenv.RunBinary(t, bin, tc.args...)
-		if code != 2 || stdout != "" {
-			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", tc.args, code, stdout)
-		}
-		if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%v: stderr %q, want one line containing %q", tc.args, stderr, tc.want)
-		}
+		testenv.RunUsageError(t, bin, tc.want, tc.args...)
 	}
 }
 
@@ -131,9 +125,6 @@ func TestDomainFileCommands(t *testing.T) {
 	bad := t.TempDir() + "/bad.yaml"
 	os.WriteFile(bad, []byte("domains:\n  - name: x\n    dmr: 64:ff9b::/96\n    rules:\n      - ipv6-prefix: 2001:db8::/40\n        ipv4-prefix: 192.0.2.0/24\n        ea-len: 16\n        psid-offset: 9\n"), 0o644)
 	for _, args := range [][]string{{"check", "--config", bad}, {"kea-config", "--config", bad}, {"lookup", "--config", bad, "192.0.2.1:80"}} {
-		stdout, stderr, code = testenv.RunBinary(t, bin, args...)
-		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "bad.yaml:8: domains[0].rules[0].psid-offset: ") {
-			t.Errorf("%v: %d %q %q", args, code, stdout, stderr)
-		}
+		testenv.RunUsageError(t, bin, "bad.yaml:8: domains[0].rules[0].psid-offset: ", args...)
 	}
 }

@@ -74,13 +74,7 @@ func TestBadInputBinary(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 	}
 	for _, tc := range tests {
-		stdout, stderr, code := testenv.RunBinary(t, bin, tc.args...)
-		if code != 2 || stdout != "" {
-			t.Errorf("%v: exit %d, stdout %q; want 2 and nothing", tc.args, code, stdout)
-		}
-		if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "goroutine") {
-			t.Errorf("%v: stderr %q, want one line containing %q", tc.args, stderr, tc.want)
-		}
+		testenv.RunUsageError(t, bin, tc.want, tc.args...)
 	}
 	stdout, _, code := testenv.RunBinary(t, bin, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "ce-agent ") {
