@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/mapt"
 )
 
@@ -88,15 +89,10 @@ func TestLoadISP(t *testing.T) {
 	}
 }
 
-const okDomain = `domains:
-  - name: a
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 0
-`
+// okDomain is a valid file of one domain, the seed's: its lines 1-8 are
+// domains, name, dmr, rules, and the rule's ipv6-prefix, ipv4-prefix,
+// ea-len and psid-offset (TestErrors counts on them).
+var okDomain = "domains:\n" + domaintest.Domain("a", domaintest.DMR, domaintest.SeedRule(0))
 
 // keaSection is a kea section with the given lines (indented for it).
 func keaSection(lines string) string {

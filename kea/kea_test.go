@@ -12,6 +12,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv6"
 
 	"github.com/mapt-go/mapt/domainfile"
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/mapt"
 	"github.com/mapt-go/mapt/s46"
 	"github.com/mapt-go/mapt/testenv"
@@ -158,26 +159,7 @@ func TestRuleFlagsAndPortParams(t *testing.T) {
 // into a pool of its one prefix, with the container as pool options. The
 // subnet's container keeps the shared rules only (and the FMRs).
 func TestOneToOne(t *testing.T) {
-	_, d := parse(t, `domains:
-  - name: mixed
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 0
-        fmr: true
-      - ipv6-prefix: 2001:db8:12:3400::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x34
-      - ipv6-prefix: 2001:db8:12:3500::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x35
-    kea:
+	_, d := parse(t, "domains:\n"+domaintest.Domain("mixed", domaintest.DMR, domaintest.SeedRuleFMR(0, true), domaintest.OneToOneRules)+`    kea:
       subnet: 2001:db8:6::/64
       reservations:
         - duid: 00:03:00:01:02:00:00:00:01:1b
@@ -260,19 +242,11 @@ func TestServerID(t *testing.T) {
 	}
 }
 
+// brEth is a br section: the CEs on eth0, the IPv4 side on eth1.
+const brEth = "br:\n  ipv6-interface: eth0\n  ipv4-interface: eth1\n"
+
 // production is a domain file with every kea setting an ISP may give.
-const production = `br:
-  ipv6-interface: eth0
-  ipv4-interface: eth1
-domains:
-  - name: isp
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 6
-    kea:
+var production = brEth + "domains:\n" + domaintest.Domain("isp", domaintest.DMR, domaintest.SeedRule(6)) + `    kea:
       subnet: 2001:db8:6::/64
       interface: eth0/2001:db8:6::53
       relay:
@@ -374,28 +348,11 @@ func TestGenerateNeedsSubnet(t *testing.T) {
 // check must accept each.
 var variants = map[string]string{
 	"production": production,
-	"one-to-one": `br:
-  ipv6-interface: eth0
-  ipv4-interface: eth1
-domains:
-  - name: one-to-one
-    dmr: 2001:db8:ffff::/96
-    rules:
-      - ipv6-prefix: 2001:db8:12:3400::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x34
-      - ipv6-prefix: 2001:db8:12:3500::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x35
-      - ipv6-prefix: 2001:db8:12:3600::/56
+	"one-to-one": brEth + "domains:\n" + domaintest.Domain("one-to-one", "2001:db8:ffff::/96", domaintest.OneToOneRules, `      - ipv6-prefix: 2001:db8:12:3600::/56
         ipv4-prefix: 198.51.100.19/32
         ea-len: 0
         fmr: true
-    kea:
+`) + `    kea:
       subnet: 2001:db8:6::/64
       server-duid: 00:03:00:01:02:00:5e:10:00:01
       valid-lifetime: 4000
@@ -405,19 +362,11 @@ domains:
         - duid: 00:01:00:01:2a:00:00:01:02:00:00:00:07:74
           prefix: 2001:db8:12:3600::/56
 `,
-	"several-shared-rules-mape": `domains:
-  - name: shared
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 0
-      - ipv6-prefix: 2001:db8:100::/40
+	"several-shared-rules-mape": "domains:\n" + domaintest.Domain("shared", domaintest.DMR, domaintest.SeedRule(0), `      - ipv6-prefix: 2001:db8:100::/40
         ipv4-prefix: 198.51.100.0/24
         ea-len: 16
         fmr: true
-    kea:
+`) + `    kea:
       subnet: 2001:db8:6::/64
       interface: eth0
       interface-id: port7

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -174,7 +175,7 @@ include "%s";
 // anyDomain is each BR's domain file: the seed domain, announced while
 // healthy, and healthy only while both sides route (the routes come from
 // the routers over BGP, so BFD's verdict reaches br).
-const anyDomain = `br:
+var anyDomain = `br:
   ipv6-interface: eth0
   ipv4-interface: eth1
   metrics: 127.0.0.1:9724
@@ -186,14 +187,7 @@ const anyDomain = `br:
       - 2001:db8:ce::1
       - 203.0.113.56
 domains:
-  - name: seed
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 0
-`
+` + domaintest.Domain("seed", domaintest.DMR, domaintest.SeedRule(0))
 
 func (a *anycastLab) startRouters() {
 	up := birdConf(a.t, "bird-upstream.conf")

@@ -23,6 +23,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -30,13 +31,11 @@ import (
 // (YAML list items, indented for the rules: key).
 func domainYAML(rules string, br ...string) string {
 	return "br:\n  ipv6-interface: eth0\n  ipv4-interface: eth1\n  metrics: \"off\"\n" + strings.Join(br, "") +
-		"domains:\n  - name: test\n    dmr: 64:ff9b::/96\n    rules:\n" + rules
+		"domains:\n" + domaintest.Domain("test", domaintest.DMR, rules)
 }
 
 // seedRule is the seed's rule as a domain file entry; fmr sets the F flag.
-func seedRule(fmr bool) string {
-	return fmt.Sprintf("      - ipv6-prefix: 2001:db8:ce::/51\n        ipv4-prefix: 192.0.2.0/24\n        ea-len: 13\n        psid-offset: 0\n        fmr: %v\n", fmr)
-}
+func seedRule(fmr bool) string { return domaintest.SeedRuleFMR(0, fmr) }
 
 // startBR runs br with the domain file in ns and waits until it runs.
 func startBR(t *testing.T, bin string, ns *testenv.NS, dir, yaml string) *testenv.Proc {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/testenv"
 )
 
@@ -110,24 +111,9 @@ func DomainYAML(o Options) string {
 	if renew == 0 {
 		renew = 1000
 	}
-	rules := fmt.Sprintf(`      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: %d
-        fmr: %v
-`, o.PSIDOffset, o.FMR)
+	rules := domaintest.SeedRuleFMR(o.PSIDOffset, o.FMR)
 	if o.OneToOne {
-		rules = `      - ipv6-prefix: 2001:db8:12:3400::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x34
-      - ipv6-prefix: 2001:db8:12:3500::/56
-        ipv4-prefix: 198.51.100.18/32
-        ea-len: 0
-        psid-len: 8
-        psid: 0x35
-`
+		rules = domaintest.OneToOneRules
 	}
 	var res strings.Builder
 	for _, c := range labCEs(o) {
@@ -142,10 +128,7 @@ br:
   metrics: 127.0.0.1:9724
   source-check: neighbor   # CEs are on the BR's link
 domains:
-  - name: seed
-    dmr: 64:ff9b::/96
-    rules:
-%s%s    kea:
+%s    kea:
       subnet: 2001:db8:6::/64
       interface: eth0
       renew-timer: %d        # the lab's short timers
@@ -153,7 +136,7 @@ domains:
       preferred-lifetime: %d
       valid-lifetime: %d
       reservations:          # by DUID-LL, from the CEs' WAN MACs
-%s`, rules, o.ExtraRules, renew, 2*renew, 3*renew, 4*renew, res.String())
+%s`, domaintest.Domain("seed", domaintest.DMR, rules, o.ExtraRules), renew, 2*renew, 3*renew, 4*renew, res.String())
 }
 
 // Up builds the lab and starts every process; it does not wait for the

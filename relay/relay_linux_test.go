@@ -16,24 +16,14 @@ import (
 	"time"
 
 	"github.com/mapt-go/mapt/agent"
+	"github.com/mapt-go/mapt/domainfile/domaintest"
 	"github.com/mapt-go/mapt/testenv"
 )
 
 const seedRule = "2001:db8:ce::/51,192.0.2.0/24,13,a=0"
 
-const domainYAML = `br:
-  ipv6-interface: eth0
-  ipv4-interface: eth1
-  metrics: 127.0.0.1:9724
-domains:
-  - name: seed
-    dmr: 64:ff9b::/96
-    rules:
-      - ipv6-prefix: 2001:db8:ce::/51
-        ipv4-prefix: 192.0.2.0/24
-        ea-len: 13
-        psid-offset: 0
-`
+var domainYAML = "br:\n  ipv6-interface: eth0\n  ipv4-interface: eth1\n  metrics: 127.0.0.1:9724\ndomains:\n" +
+	domaintest.Domain("seed", domaintest.DMR, domaintest.SeedRule(0))
 
 const page = `<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
 <html><body>MAP-T works</body></html>

@@ -68,7 +68,7 @@ func TestOnly(t *testing.T) {
 // which runs from a router's flash, links none of the big libraries br
 // uses.
 func TestNever(t *testing.T) {
-	testOnly := []string{module + "/testenv", module + "/lab", module + "/bench", module + "/kernels", module + "/s46/s46test"}
+	testOnly := []string{module + "/testenv", module + "/lab", module + "/bench", module + "/kernels", module + "/s46/s46test", module + "/domainfile/domaintest"}
 	for pkg, banned := range map[string][]string{
 		"agent":        append([]string{module + "/relay", module + "/internal/mapcli"}, testOnly...),
 		"relay":        append([]string{module + "/agent", module + "/provision", module + "/nat", module + "/internal/mapcli"}, testOnly...),
