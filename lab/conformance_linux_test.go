@@ -74,18 +74,7 @@ func startCE(t *testing.T, bin string, ns *testenv.NS, dir, prefix string, extra
 // it sees, from ns at addr.
 func serveTCP(t *testing.T, ns *testenv.NS, addr string) {
 	t.Helper()
-	l := ns.Listen("tcp4", addr)
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	ns.ServeTCP("tcp4", addr, func(c net.Conn) { fmt.Fprintf(c, "%s\n", c.RemoteAddr()) })
 }
 
 // whoami connects from ns to addr and returns the remote address the

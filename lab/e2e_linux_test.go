@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -29,8 +30,8 @@ func up(t *testing.T, o lab.Options) *lab.Lab {
 	return l
 }
 
-// echoServer answers UDP on s:7 and TCP on s:7 (echo), and serves n
-// bytes on s:9000 / swallows uploads on s:9001, reporting their sha256.
+// servers answer UDP on s:7 (echo), serve n bytes on s:9000 and
+// swallow uploads on s:9001, recording their sha256 (startServers).
 type servers struct {
 	mu      sync.Mutex
 	uploads []string
@@ -39,38 +40,18 @@ type servers struct {
 func startServers(t *testing.T, l *lab.Lab) *servers {
 	srv := &servers{}
 	l.S.EchoUDP("udp", ":7")
-	down := l.S.Listen("tcp", ":9000")
-	go func() {
-		for {
-			c, err := down.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var n int64
-				fmt.Fscanf(c, "%d\n", &n)
-				io.CopyN(c, zeroReader{}, n)
-			}()
-		}
-	}()
-	upl := l.S.Listen("tcp", ":9001")
-	go func() {
-		for {
-			c, err := upl.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				h := sha256.New()
-				n, _ := io.Copy(h, c)
-				srv.mu.Lock()
-				srv.uploads = append(srv.uploads, fmt.Sprintf("%d:%x", n, h.Sum(nil)))
-				srv.mu.Unlock()
-			}()
-		}
-	}()
+	l.S.ServeTCP("tcp", ":9000", func(c net.Conn) {
+		var n int64
+		fmt.Fscanf(c, "%d\n", &n)
+		io.CopyN(c, zeroReader{}, n)
+	})
+	l.S.ServeTCP("tcp", ":9001", func(c net.Conn) {
+		h := sha256.New()
+		n, _ := io.Copy(h, c)
+		srv.mu.Lock()
+		srv.uploads = append(srv.uploads, fmt.Sprintf("%d:%x", n, h.Sum(nil)))
+		srv.mu.Unlock()
+	})
 	return srv
 }
 
@@ -258,17 +239,7 @@ func TestMesh(t *testing.T) {
 			l.CE774.MustExec("nft", "add table ip pf")
 			l.CE774.MustExec("nft", "add chain ip pf pre { type nat hook prerouting priority -100; }")
 			l.CE774.MustExec("nft", "add rule ip pf pre ip daddr 192.0.2.59 tcp dport 41000 dnat to 192.168.0.4:8080")
-			ln := l.C2.Listen("tcp", ":8080")
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					io.WriteString(c, "behind CE 774\n")
-					c.Close()
-				}
-			}()
+			l.C2.ServeTCP("tcp", ":8080", func(c net.Conn) { io.WriteString(c, "behind CE 774\n") })
 			atBR := l.BR.Capture("eth0", "ip6 and tcp")
 			at774 := l.CE774.Capture("wan", "ip6 and tcp")
 			c, err := l.C1.Dial("tcp", "", "192.0.2.59:41000", 10*time.Second)

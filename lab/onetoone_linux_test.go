@@ -3,6 +3,7 @@ package lab_test
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -41,17 +42,7 @@ func TestOneToOneReservations(t *testing.T) {
 		}
 	}
 	// s tells each connection where it came from.
-	ln := l.S.Listen("tcp", testenv.SeedServer+":9100")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s\n", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	l.S.ServeTCP("tcp", testenv.SeedServer+":9100", func(c net.Conn) { fmt.Fprintf(c, "%s\n", c.RemoteAddr()) })
 	for i, c := range l.CEs {
 		conn, err := c.Client.Dial("tcp", "", testenv.SeedServer+":9100", 10*time.Second)
 		if err != nil {

@@ -132,22 +132,12 @@ func TestStaticPath(t *testing.T) {
 			udp.WriteTo(buf[:n], from)
 		}
 	}()
-	tcp := seed.S.Listen("tcp4", ":7")
-	go func() {
-		for {
-			c, err := tcp.Accept()
-			if err != nil {
-				return
-			}
-			seen.add("tcp", c.RemoteAddr())
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 2048)
-				n, _ := c.Read(buf)
-				c.Write(buf[:n])
-			}()
-		}
-	}()
+	seed.S.ServeTCP("tcp4", ":7", func(c net.Conn) {
+		seen.add("tcp", c.RemoteAddr())
+		buf := make([]byte, 2048)
+		n, _ := c.Read(buf)
+		c.Write(buf[:n])
+	})
 
 	// ICMP: a raw socket on s gets a copy of every echo request the
 	// kernel answers, with the identifier the NAT chose (the client sees

@@ -354,17 +354,7 @@ func TestBRTwoDMRs(t *testing.T) {
 		udpEcho(t, c, "two dmrs "+c.Short)
 	}
 	// CE 774 is 198.51.100.59 with ports 40960-43007 in its domain.
-	ln := l.CE774.Listen("tcp", "198.51.100.59:41000")
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			io.WriteString(c, "other domain\n")
-			c.Close()
-		}
-	}()
+	l.CE774.ServeTCP("tcp", "198.51.100.59:41000", func(c net.Conn) { io.WriteString(c, "other domain\n") })
 	c, err := l.C1.Dial("tcp", "", "198.51.100.59:41000", 10*time.Second)
 	if err != nil {
 		t.Fatalf("across domains: %v\nbr:\n%s", err, l.br.Output())

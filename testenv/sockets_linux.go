@@ -88,6 +88,14 @@ func Echo(c net.PacketConn) {
 // one's bytes back until its peer closes it, until the test ends.
 func (n *NS) EchoTCP(network, addr string) net.Listener {
 	n.lab.t.Helper()
+	return n.ServeTCP(network, addr, func(c net.Conn) { io.Copy(c, c) })
+}
+
+// ServeTCP accepts connections on addr inside the namespace until the
+// test ends, and gives each to handle on a goroutine of its own; the
+// connection is closed when handle returns.
+func (n *NS) ServeTCP(network, addr string, handle func(net.Conn)) net.Listener {
+	n.lab.t.Helper()
 	l := n.Listen(network, addr)
 	go func() {
 		for {
@@ -95,7 +103,10 @@ func (n *NS) EchoTCP(network, addr string) net.Listener {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
 		}
 	}()
 	return l
