@@ -313,6 +313,22 @@ func (p *Proc) Wait(timeout time.Duration) error {
 	}
 }
 
+// Refused waits up to timeout for a process that must not run (a second
+// instance, a bad configuration) to exit non-zero, and returns its output;
+// it fails t, stopping the process, when it exits 0 or keeps running.
+func (p *Proc) Refused(t T, timeout time.Duration) string {
+	t.Helper()
+	err := p.Wait(timeout)
+	var ee interface{ ExitCode() int }
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		p.Stop()
+		t.Fatalf("%s: %v, want a non-zero exit:\n%s", p.Name, err, p.Output())
+	}
+	out := p.Output()
+	t.Logf("%s: %s", p.Name, strings.TrimSpace(out))
+	return out
+}
+
 // SignalWait sends sig and waits up to timeout for the process to end,
 // returning how long that took. A SIGKILL's exit status is what was asked
 // for, not an error.
