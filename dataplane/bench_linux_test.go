@@ -48,7 +48,6 @@ func BenchmarkPaths(b *testing.B) {
 	base := ce.coll.Programs["passthrough"]
 	me := ceBinding.IPv4.Addr()
 	our := portOf(b, ceBinding.PortSet, 3)
-	srv6 := mapt.Embed(dmr, serverV4)
 	sizes := []struct {
 		name   string
 		v4, v6 int // TCP payload for the IPv4 and IPv6 packet
@@ -61,8 +60,8 @@ func BenchmarkPaths(b *testing.B) {
 			want uint32
 		}{
 			{"ce-4to6", ce.Prog4to6(), pkt4(b, me, serverV4, l4{"tcp", our, 443, sz.v4}, nil), actRedirect},
-			{"ce-6to4", ce.Prog6to4(), pkt6(b, srv6, ceBinding.MAPAddress, l4{"tcp", 443, our, sz.v6}, nil), actOK},
-			{"br-6to4", br.Prog6to4(), pkt6(b, ceBinding.MAPAddress, srv6, l4{"tcp", our, 443, sz.v6}, nil), actOK},
+			{"ce-6to4", ce.Prog6to4(), pkt6(b, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, sz.v6}, nil), actOK},
+			{"br-6to4", br.Prog6to4(), pkt6(b, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, sz.v6}, nil), actOK},
 			{"br-4to6", br.Prog4to6(), pkt4(b, serverV4, me, l4{"tcp", 443, our, sz.v4}, nil), actOK},
 		}
 		for _, p := range paths {

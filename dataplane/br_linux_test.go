@@ -42,9 +42,7 @@ func TestBR6to4(t *testing.T) {
 	ps := ceBinding.PortSet
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ps, 40)
-	srvMAP := mapt.Embed(dmr, serverV4)
-	peerPort := portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 7}, 1)
-	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	peerPort, peerMAP := peerCE(t, 1)
 	oneV4 := netip.MustParseAddr("203.0.113.5")
 	one3 := bindingFor(t, ruleOne3, oneV4, portOf(t, mapt.PortSet{PortParams: ruleOne3.Params(), PSID: 3}, 0))
 	one3Port := portOf(t, one3.PortSet, 100)
@@ -53,54 +51,35 @@ func TestBR6to4(t *testing.T) {
 	badIID := ceBinding.MAPAddress.As16()
 	badIID[13] ^= 1 // IPv4 in the interface ID disagrees with the EA bits
 
-	type tc struct {
-		name    string
-		in      []byte
-		ret     uint32
-		counter string
-		want4   *want4
-		want6   *want6
-	}
-	cases := []tc{
+	runCases(t, tr, tr.Prog6to4(), []xlatCase{
 		{"tcp from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 100}, nil), actOK, "br_6to4",
-			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP}, nil},
+			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP}},
 		{"udp from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 20}, nil), actOK, "br_6to4",
-			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}, nil},
+			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}},
 		{"tcp 1500 bytes", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 1440}, nil), actOK, "br_6to4",
-			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP, df: true}, nil},
+			&want4{src: me, dst: serverV4, sport: our, dport: 443, proto: layers.IPProtocolTCP, df: true}},
 		{"echo request from ce", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"echo-req", our, 0, 56}, nil), actOK, "br_6to4",
-			&want4{src: me, dst: serverV4, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoRequest}, nil},
+			&want4{src: me, dst: serverV4, sport: our, dport: our, proto: layers.IPProtocolICMPv4, icmpType: layers.ICMPv4TypeEchoRequest}},
 		{"shared 1:1 ce", pkt6(t, one3.MAPAddress, srvMAP, l4{"tcp", one3Port, 443, 10}, nil), actOK, "br_6to4",
-			&want4{src: oneV4, dst: serverV4, sport: one3Port, dport: 443, proto: layers.IPProtocolTCP}, nil},
+			&want4{src: oneV4, dst: serverV4, sport: one3Port, dport: 443, proto: layers.IPProtocolTCP}},
 		{"full-address ce", pkt6(t, full.MAPAddress, srvMAP, l4{"udp", 33333, 4053, 10}, nil), actOK, "br_6to4",
-			&want4{src: fullV4, dst: serverV4, sport: 33333, dport: 4053, proto: layers.IPProtocolUDP}, nil},
-		{"source port outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", notIn(t, ps), 443, 10}, nil), actShot, "src_port", nil, nil},
-		{"echo id outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"echo-req", notIn(t, ps), 0, 8}, nil), actShot, "src_port", nil, nil},
-		{"shared 1:1 ce uses other psid", pkt6(t, one3.MAPAddress, srvMAP, l4{"tcp", notIn(t, one3.PortSet), 443, 10}, nil), actShot, "src_port", nil, nil},
-		{"source not a map address", pkt6(t, netip.AddrFrom16(badIID), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_addr", nil, nil},
-		{"source in no fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_unknown", nil, nil},
-		{"not to the dmr", pkt6(t, ceBinding.MAPAddress, netip.MustParseAddr("2001:db9::1"), l4{"tcp", our, 443, 10}, nil), actPass, "pass", nil, nil},
-		{"hairpin to peer ce", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"tcp", our, peerPort, 10}, nil), actOK, "br_hairpin", nil,
+			&want4{src: fullV4, dst: serverV4, sport: 33333, dport: 4053, proto: layers.IPProtocolUDP}},
+		{"source port outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", notIn(t, ps), 443, 10}, nil), actShot, "src_port", nil},
+		{"echo id outside psid", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"echo-req", notIn(t, ps), 0, 8}, nil), actShot, "src_port", nil},
+		{"shared 1:1 ce uses other psid", pkt6(t, one3.MAPAddress, srvMAP, l4{"tcp", notIn(t, one3.PortSet), 443, 10}, nil), actShot, "src_port", nil},
+		{"source not a map address", pkt6(t, netip.AddrFrom16(badIID), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_addr", nil},
+		{"source in no fmr", pkt6(t, netip.MustParseAddr("2001:db9::1"), srvMAP, l4{"tcp", our, 443, 10}, nil), actShot, "src_unknown", nil},
+		{"not to the dmr", pkt6(t, ceBinding.MAPAddress, netip.MustParseAddr("2001:db9::1"), l4{"tcp", our, 443, 10}, nil), actPass, "pass", nil},
+		{"hairpin to peer ce", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"tcp", our, peerPort, 10}, nil), actOK, "br_hairpin",
 			&want6{src: mapt.Embed(dmr, me), dst: peerMAP, sport: our, dport: peerPort, next: layers.IPProtocolTCP}},
-		{"hairpin echo to shared address", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, oneV4), l4{"echo-req", our, 0, 8}, nil), actOK, "br_hairpin", nil,
+		{"hairpin echo to shared address", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, oneV4), l4{"echo-req", our, 0, 8}, nil), actOK, "br_hairpin",
 			&want6{src: mapt.Embed(dmr, me), dst: domainMap(t, oneV4, our), sport: our, dport: our, next: layers.IPProtocolICMPv6, icmpType: layers.ICMPv6TypeEchoRequest}},
-		{"hairpin to port in no set", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"udp", our, 80, 10}, nil), actShot, "dst_no_ce", nil, nil},
+		{"hairpin to port in no set", pkt6(t, ceBinding.MAPAddress, mapt.Embed(dmr, peerV4), l4{"udp", our, 80, 10}, nil), actShot, "dst_no_ce", nil},
 		{"destination options left out", ext6(t, ceBinding.MAPAddress, srvMAP, our, 4053, destOpts()), actOK, "br_6to4",
-			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}, nil},
-		{"routing header with segments left", ext6(t, ceBinding.MAPAddress, srvMAP, our, 4053, routing(2)), actShot, "ipv6_exthdr", nil, nil},
-		{"truncated", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 40}, nil)[:14+40+12], actShot, "truncated", nil, nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, tr.Prog6to4(), c.in, c.ret, c.counter)
-			if c.want4 != nil {
-				check4(t, out, *c.want4)
-			}
-			if c.want6 != nil {
-				check6(t, out, *c.want6)
-			}
-		})
-	}
+			&want4{src: me, dst: serverV4, sport: our, dport: 4053, proto: layers.IPProtocolUDP}},
+		{"routing header with segments left", ext6(t, ceBinding.MAPAddress, srvMAP, our, 4053, routing(2)), actShot, "ipv6_exthdr", nil},
+		{"truncated", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 40}, nil)[:14+40+12], actShot, "truncated", nil},
+	})
 }
 
 // TestBR4to6 covers RFC 7599 s8.4: destination IPv4 and port (echo id) to
@@ -110,21 +89,13 @@ func TestBR4to6(t *testing.T) {
 	ps := ceBinding.PortSet
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ps, 77)
-	srvMAP := mapt.Embed(dmr, serverV4)
 	oneV4 := netip.MustParseAddr("203.0.113.5")
 	p3 := portOf(t, mapt.PortSet{PortParams: ruleOne3.Params(), PSID: 3}, 5)
 	p9 := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 9}, 5)
 	p5 := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 5}, 5)
 	fullV4 := netip.MustParseAddr("198.18.0.77")
 
-	type tc struct {
-		name    string
-		in      []byte
-		ret     uint32
-		counter string
-		want    *want6
-	}
-	cases := []tc{
+	runCases(t, tr, tr.Prog4to6(), []xlatCase{
 		{"tcp to ce", pkt4(t, serverV4, me, l4{"tcp", 443, our, 100}, nil), actOK, "br_4to6",
 			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 443, dport: our, next: layers.IPProtocolTCP}},
 		{"udp to ce", pkt4(t, serverV4, me, l4{"udp", 4053, our, 20}, nil), actOK, "br_4to6",
@@ -151,15 +122,7 @@ func TestBR4to6(t *testing.T) {
 		{"bad header checksum", corrupt(pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), 14+11), actShot, "bad_header", nil},
 		{"udp zero checksum", zeroUDPChecksum(pkt4(t, serverV4, me, l4{"udp", 4053, our, 333}, nil)), actOK, "br_4to6",
 			&want6{src: srvMAP, dst: ceBinding.MAPAddress, sport: 4053, dport: our, next: layers.IPProtocolUDP}},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, tr.Prog4to6(), c.in, c.ret, c.counter)
-			if c.want != nil {
-				check6(t, out, *c.want)
-			}
-		})
-	}
+	})
 }
 
 // TestLongestMatchAcrossTables: a 1:1 rule (exact-match hash) nested in
@@ -184,7 +147,6 @@ func TestLongestMatchAcrossTables(t *testing.T) {
 		t.Fatalf("hashed lengths %v", tabs.lens)
 	}
 	tr := load(t, Config{Mode: BR, DMR: dmr, FMRs: rules})
-	srv6 := mapt.Embed(dmr, serverV4)
 	cases := []struct {
 		name string
 		rule mapt.Rule
@@ -199,7 +161,7 @@ func TestLongestMatchAcrossTables(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := mustDerive(c.rule, c.eup)
 			port := portOf(t, b.PortSet, 1)
-			ret, out := run(t, tr.Prog6to4(), pkt6(t, b.MAPAddress, srv6, l4{"udp", port, 4053, 8}, nil))
+			ret, out := run(t, tr.Prog6to4(), pkt6(t, b.MAPAddress, srvMAP, l4{"udp", port, 4053, 8}, nil))
 			if ret != actOK {
 				t.Fatalf("verdict %d", ret)
 			}

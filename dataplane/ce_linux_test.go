@@ -12,7 +12,7 @@ import (
 	"github.com/mapt-go/mapt/mapt"
 )
 
-// want4to6 is the expected result of a translated IPv4 -> IPv6 packet.
+// want6 is the expected result of a packet translated to IPv6.
 type want6 struct {
 	src, dst     netip.Addr
 	sport, dport uint16
@@ -22,10 +22,7 @@ type want6 struct {
 
 func check6(t *testing.T, out []byte, w want6) {
 	t.Helper()
-	p := decode(t, out)
-	if eth := layerOf[*layers.Ethernet](t, p, layers.LayerTypeEthernet, "output"); eth.EthernetType != layers.EthernetTypeIPv6 {
-		t.Errorf("ethertype %v, want IPv6", eth.EthernetType)
-	}
+	p := decodeFamily(t, out, true)
 	ip := layerOf[*layers.IPv6](t, p, layers.LayerTypeIPv6, "output")
 	checkAddrs(t, "ipv6", ip.SrcIP, ip.DstIP, w.src, w.dst)
 	// RFC 7915 s4.1: traffic class = TOS, flow label 0, hop limit = TTL
@@ -39,10 +36,7 @@ func check6(t *testing.T, out []byte, w want6) {
 	if int(ip.Length) != len(ip.Payload) {
 		t.Errorf("payload length %d, actual %d", ip.Length, len(ip.Payload))
 	}
-	sp, dp := ports(t, p)
-	if sp != w.sport || dp != w.dport {
-		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
-	}
+	checkPorts(t, p, w.sport, w.dport)
 	if w.icmpType != 0 {
 		ic := layerOf[*layers.ICMPv6](t, p, layers.LayerTypeICMPv6, "output")
 		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
@@ -61,10 +55,7 @@ type want4 struct {
 
 func check4(t *testing.T, out []byte, w want4) {
 	t.Helper()
-	p := decode(t, out)
-	if eth := layerOf[*layers.Ethernet](t, p, layers.LayerTypeEthernet, "output"); eth.EthernetType != layers.EthernetTypeIPv4 {
-		t.Errorf("ethertype %v, want IPv4", eth.EthernetType)
-	}
+	p := decodeFamily(t, out, false)
 	ip := layerOf[*layers.IPv4](t, p, layers.LayerTypeIPv4, "output")
 	checkAddrs(t, "ipv4", ip.SrcIP, ip.DstIP, w.src, w.dst)
 	// RFC 7915 s5.1: TOS = traffic class, TTL = hop limit, no options,
@@ -84,10 +75,7 @@ func check4(t *testing.T, out []byte, w want4) {
 	if int(ip.Length) != len(ip.Contents)+len(ip.Payload) {
 		t.Errorf("total length %d, actual %d", ip.Length, len(ip.Contents)+len(ip.Payload))
 	}
-	sp, dp := ports(t, p)
-	if sp != w.sport || dp != w.dport {
-		t.Errorf("ports %d>%d, want %d>%d", sp, dp, w.sport, w.dport)
-	}
+	checkPorts(t, p, w.sport, w.dport)
 	if w.proto == layers.IPProtocolICMPv4 {
 		ic := layerOf[*layers.ICMPv4](t, p, layers.LayerTypeICMPv4, "output")
 		if ic.TypeCode.Type() != w.icmpType || ic.TypeCode.Code() != 0 {
@@ -95,6 +83,9 @@ func check4(t *testing.T, out []byte, w want4) {
 		}
 	}
 }
+
+func (w *want6) check(t *testing.T, out []byte) { t.Helper(); check6(t, out, *w) }
+func (w *want4) check(t *testing.T, out []byte) { t.Helper(); check4(t, out, *w) }
 
 func mapV4(t *testing.T, r mapt.Rule, v4 netip.Addr, port uint16) netip.Addr {
 	t.Helper()
@@ -112,21 +103,12 @@ func TestCE4to6(t *testing.T) {
 	ps := ceBinding.PortSet
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ps, 5)
-	peerPort := portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 7}, 3)
-	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	peerPort, peerMAP := peerCE(t, 3)
 	fullV4 := netip.MustParseAddr("198.18.0.77")
 	oneV4 := netip.MustParseAddr("203.0.113.5")
 	onePort := portOf(t, mapt.PortSet{PortParams: ruleOne9.Params(), PSID: 9}, 2)
-	srvMAP := mapt.Embed(dmr, serverV4)
 
-	type tc struct {
-		name    string
-		in      []byte
-		ret     uint32
-		counter string
-		want    *want6
-	}
-	cases := []tc{
+	runCases(t, tr, tr.Prog4to6(), []xlatCase{
 		{"tcp to dmr", pkt4(t, me, serverV4, l4{"tcp", our, 443, 100}, nil), actRedirect, "ce_4to6",
 			&want6{src: ceBinding.MAPAddress, dst: srvMAP, sport: our, dport: 443, next: layers.IPProtocolTCP}},
 		{"udp to dmr", pkt4(t, me, serverV4, l4{"udp", our, 4053, 33}, nil), actRedirect, "ce_4to6",
@@ -201,15 +183,7 @@ func TestCE4to6(t *testing.T) {
 		{"truncated", pkt4(t, me, serverV4, l4{"tcp", our, 443, 40}, nil)[:14+20+10], actShot, "truncated", nil},
 		{"gre", pkt4(t, me, serverV4, l4{"udp", our, 4053, 10}, func(ip *layers.IPv4) { ip.Protocol = layers.IPProtocolGRE }), actShot, "proto", nil},
 		{"not ipv4", pkt6(t, ceBinding.MAPAddress, srvMAP, l4{"tcp", our, 443, 10}, nil), actPass, "", nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, tr.Prog4to6(), c.in, c.ret, c.counter)
-			if c.want != nil {
-				check6(t, out, *c.want)
-			}
-		})
-	}
+	})
 }
 
 // TestCE6to4 covers RFC 7599 s8.2 at the CE: only our MAP address, source
@@ -219,22 +193,12 @@ func TestCE6to4(t *testing.T) {
 	ps := ceBinding.PortSet
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ps, 17)
-	srvMAP := mapt.Embed(dmr, serverV4)
-	peerPS := mapt.PortSet{PortParams: ps.PortParams, PSID: 7}
-	peerPort := portOf(t, peerPS, 9)
-	peerMAP := mapV4(t, ruleA, peerV4, peerPort)
+	peerPort, peerMAP := peerCE(t, 9)
 	otherMAP := mapV4(t, ruleA, netip.MustParseAddr("192.0.2.18"), portOf(t, mapt.PortSet{PortParams: ps.PortParams, PSID: 0x35}, 0))
 	badIID := peerMAP.As16()
 	badIID[15] ^= 1 // PSID in the interface ID no longer matches the EA bits
 
-	type tc struct {
-		name    string
-		in      []byte
-		ret     uint32
-		counter string
-		want    *want4
-	}
-	cases := []tc{
+	runCases(t, tr, tr.Prog6to4(), []xlatCase{
 		{"tcp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 100}, nil), actOK, "ce_6to4",
 			&want4{src: serverV4, dst: me, sport: 443, dport: our, proto: layers.IPProtocolTCP}},
 		{"udp from dmr", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actOK, "ce_6to4",
@@ -267,15 +231,7 @@ func TestCE6to4(t *testing.T) {
 		{"udp zero checksum", zeroUDPChecksum(pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 10}, nil)), actShot, "udp_zero_csum", nil},
 		{"truncated", pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"tcp", 443, our, 40}, nil)[:14+40+10], actShot, "truncated", nil},
 		{"not ipv6", pkt4(t, serverV4, me, l4{"tcp", 443, our, 10}, nil), actPass, "", nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, tr.Prog6to4(), c.in, c.ret, c.counter)
-			if c.want != nil {
-				check4(t, out, *c.want)
-			}
-		})
-	}
+	})
 }
 
 // TestCEInboundViaUplink: with InboundViaUplink, what ce_ingress
@@ -287,10 +243,9 @@ func TestCEInboundViaUplink(t *testing.T) {
 	tr := load(t, cfg)
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 17)
-	srvMAP := mapt.Embed(dmr, serverV4)
 	out := runCounted(t, tr, tr.Prog6to4(), pkt6(t, srvMAP, ceBinding.MAPAddress, l4{"udp", 4053, our, 40}, nil), actRedirect, "ce_6to4")
 	check4(t, out, want4{src: serverV4, dst: me, sport: 4053, dport: our, proto: layers.IPProtocolUDP})
-	udpIn := inner6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 30}, 0)
+	udpIn := inner(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 30}, 0)
 	out = runCounted(t, tr, tr.Prog6to4(), icmpErr6(t, srvMAP, ceBinding.MAPAddress, 1, 4, 0, udpIn), actRedirect, "ce_6to4")
 	checkErr4(t, out, wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true})
 	br := brConfig()
@@ -335,8 +290,7 @@ func corrupt(b []byte, off int) []byte {
 func icmpType4(t *testing.T, src netip.Addr, typ uint8) []byte {
 	ip := ip4(src, serverV4)
 	ip.Protocol = layers.IPProtocolICMPv4
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-	return serialize(t, eth, ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: portOf(t, ceBinding.PortSet, 0)}, gopacket8())
+	return serialize(t, ether(false), ip, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: portOf(t, ceBinding.PortSet, 0)}, gopacket8())
 }
 
 func icmpType6(t *testing.T, src, dst netip.Addr, typ uint8) []byte {
@@ -344,8 +298,7 @@ func icmpType6(t *testing.T, src, dst netip.Addr, typ uint8) []byte {
 	ip.NextHeader = layers.IPProtocolICMPv6
 	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, 0)}
 	ic.SetNetworkLayerForChecksum(ip)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, ic, gopacket8())
+	return serialize(t, ether(true), ip, ic, gopacket8())
 }
 
 // Extension headers for ext6: Hop-by-Hop (0), Destination Options (60)
@@ -372,8 +325,7 @@ func ext6(t *testing.T, src, dst netip.Addr, sport, dport uint16, exts ...[]byte
 		chain = append(e, chain...)
 	}
 	ip.NextHeader = layers.IPProtocol(next)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, gopacket.Payload(append(chain, body...)))
+	return serialize(t, ether(true), ip, gopacket.Payload(append(chain, body...)))
 }
 
 // TestCounterNames: the counter names come from enum reason in each
@@ -442,19 +394,18 @@ func TestCEBindingKinds(t *testing.T) {
 			tr := load(t, Config{Mode: CE, Binding: b, DMR: dmr, ICMPRate: -1})
 			port := portOf(t, b.PortSet, b.PortSet.Count()/2)
 			my6 := b.AddressFor(c.host)
-			srv6 := mapt.Embed(dmr, serverV4)
 			ret, out := run(t, tr.Prog4to6(), pkt4(t, c.host, serverV4, l4{"tcp", port, 443, 20}, nil))
 			if ret != actRedirect {
 				t.Fatalf("4->6 verdict %d", ret)
 			}
-			check6(t, out, want6{src: my6, dst: srv6, sport: port, dport: 443, next: layers.IPProtocolTCP})
-			ret, out = run(t, tr.Prog6to4(), pkt6(t, srv6, my6, l4{"tcp", 443, port, 20}, nil))
+			check6(t, out, want6{src: my6, dst: srvMAP, sport: port, dport: 443, next: layers.IPProtocolTCP})
+			ret, out = run(t, tr.Prog6to4(), pkt6(t, srvMAP, my6, l4{"tcp", 443, port, 20}, nil))
 			if ret != actOK {
 				t.Fatalf("6->4 verdict %d", ret)
 			}
 			check4(t, out, want4{src: serverV4, dst: c.host, sport: 443, dport: port, proto: layers.IPProtocolTCP})
 			if b.PortSet.Shared() {
-				ret, _ = run(t, tr.Prog6to4(), pkt6(t, srv6, my6, l4{"tcp", 443, notIn(t, b.PortSet), 20}, nil))
+				ret, _ = run(t, tr.Prog6to4(), pkt6(t, srvMAP, my6, l4{"tcp", 443, notIn(t, b.PortSet), 20}, nil))
 				if ret != actShot {
 					t.Errorf("port outside the set: verdict %d", ret)
 				}
@@ -462,7 +413,7 @@ func TestCEBindingKinds(t *testing.T) {
 
 			// The BR with the same rule as FMR maps both ways alike.
 			br := load(t, Config{Mode: BR, DMR: dmr, FMRs: []mapt.Rule{mapt.MustParseRule(c.rule)}, ICMPRate: -1})
-			ret, out = run(t, br.Prog6to4(), pkt6(t, my6, srv6, l4{"udp", port, 4053, 20}, nil))
+			ret, out = run(t, br.Prog6to4(), pkt6(t, my6, srvMAP, l4{"udp", port, 4053, 20}, nil))
 			if ret != actOK {
 				t.Fatalf("br 6->4 verdict %d", ret)
 			}
@@ -471,7 +422,7 @@ func TestCEBindingKinds(t *testing.T) {
 			if ret != actOK {
 				t.Fatalf("br 4->6 verdict %d", ret)
 			}
-			check6(t, out, want6{src: srv6, dst: my6, sport: 4053, dport: port, next: layers.IPProtocolUDP})
+			check6(t, out, want6{src: srvMAP, dst: my6, sport: 4053, dport: port, next: layers.IPProtocolUDP})
 		})
 	}
 }

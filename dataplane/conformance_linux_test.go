@@ -63,16 +63,7 @@ func rawPkt(t testing.TB, src, dst netip.Addr, proto uint8, body []byte, csumOff
 		cs := ^inetSum(pseudo(src, dst, proto, len(body)), body)
 		binary.BigEndian.PutUint16(body[csumOff:], cs)
 	}
-	if src.Is4() {
-		ip := ip4(src, dst)
-		ip.Protocol = layers.IPProtocol(proto)
-		eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-		return serialize(t, eth, ip, gopacket.Payload(body))
-	}
-	ip := ip6(src, dst)
-	ip.NextHeader = layers.IPProtocol(proto)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, gopacket.Payload(body))
+	return serialize(t, ether(src.Is6()), ipHeader(t, src, dst, layers.IPProtocol(proto)), gopacket.Payload(body))
 }
 
 // l4Body is a transport header with ports sport and dport at bytes 0-3
@@ -150,12 +141,8 @@ func runCase(t *testing.T, tr *Translator, prog string, in []byte, ret uint32, c
 	return out
 }
 
-// A full-address CE (k = 0: every protocol translates by address) and
-// the shared one (k = 8) of the test domain.
-var (
-	fullBinding = mustDerive(ruleFull, netip.MustParsePrefix("2001:db8:200:4200::/56"))
-	srvMAP      = mapt.Embed(dmr, serverV4)
-)
+// A full-address CE (k = 0: every protocol translates by address).
+var fullBinding = mustDerive(ruleFull, netip.MustParsePrefix("2001:db8:200:4200::/56"))
 
 func fullCEConfig() Config {
 	c := ceConfig()
@@ -279,30 +266,30 @@ func TestRouterICMPErrors(t *testing.T) {
 	our := portOf(t, ceBinding.PortSet, 21)
 	my6 := ceBinding.MAPAddress
 	router := netip.MustParseAddr("2001:db8:f00::1")
-	tcpIn := inner6(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)
-	cases := []errCase{
+	tcpIn := inner(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)
+	cases := []xlatCase{
 		{"packet too big from a router", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actRedirect, "br_6to4",
 			&wantErr{osrc: cfg.ICMPSource, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1380, isport: 443, idport: our}},
-		{"time exceeded from a router", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actRedirect, "br_6to4",
+		{"time exceeded from a router", icmpErr6(t, router, srvMAP, 3, 0, 0, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actRedirect, "br_6to4",
 			&wantErr{osrc: cfg.ICMPSource, odst: serverV4, isrc: serverV4, idst: me, typ: 11, code: 0, isport: 4053, idport: our, fullInner: true}},
-		{"router error about another ce's port", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
-		{"router error about no ce", icmpErr6(t, router, srvMAP, 3, 0, 0, inner6(t, srvMAP, netip.MustParseAddr("2001:db9::1"), l4{"udp", 4053, our, 30}, 0)), actShot, "src_unknown", nil},
+		{"router error about another ce's port", icmpErr6(t, router, srvMAP, 3, 0, 0, inner(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
+		{"router error about no ce", icmpErr6(t, router, srvMAP, 3, 0, 0, inner(t, srvMAP, netip.MustParseAddr("2001:db9::1"), l4{"udp", 4053, our, 30}, 0)), actShot, "src_unknown", nil},
 	}
-	runErrCases(t, br, false, cases)
+	runCases(t, br, br.Prog6to4(), cases)
 	t.Run("default source", func(t *testing.T) {
-		runErrCases(t, dflt, false, []errCase{{"packet too big", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actRedirect, "br_6to4",
+		runCases(t, dflt, dflt.Prog6to4(), []xlatCase{{"packet too big", icmpErr6(t, router, srvMAP, 2, 0, 1400, tcpIn), actRedirect, "br_6to4",
 			&wantErr{osrc: DummyIPv4, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1380, isport: 443, idport: our}}})
 	})
 	t.Run("a ce reporting on another ce's packet", func(t *testing.T) {
 		// The inner port is the reporter's, the inner address another
 		// CE's: the outer check passes, the quoted packet does not.
-		peer := bindingFor(t, ruleA, peerV4, portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 1))
-		runErrCases(t, br, false, []errCase{{"icmp_inner", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner6(t, srvMAP, peer.MAPAddress, l4{"udp", 4053, our, 30}, 0)), actShot, "icmp_inner", nil}})
+		peer := bindingFor(t, ruleA, peerV4, portOf(t, peerPS, 1))
+		runCases(t, br, br.Prog6to4(), []xlatCase{{"icmp_inner", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, peer.MAPAddress, l4{"udp", 4053, our, 30}, 0)), actShot, "icmp_inner", nil}})
 	})
 	t.Run("an icmpv4 error to a ce about another ce's packet", func(t *testing.T) {
 		r4 := netip.MustParseAddr("203.0.113.254")
-		in := icmpErr4(t, r4, me, 11, 0, 0, inner4(t, peerV4, serverV4, l4{"udp", our, 4053, 30}, 0))
-		runErrCases(t, br, true, []errCase{{"icmp_inner", in, actShot, "icmp_inner", nil}})
+		in := icmpErr4(t, r4, me, 11, 0, 0, inner(t, peerV4, serverV4, l4{"udp", our, 4053, 30}, 0))
+		runCases(t, br, br.Prog4to6(), []xlatCase{{"icmp_inner", in, actShot, "icmp_inner", nil}})
 	})
 }
 
@@ -325,7 +312,7 @@ func TestICMPMTU(t *testing.T) {
 	r4 := netip.MustParseAddr("203.0.113.254")
 	// The quoted packets claim their full length in the header but
 	// carry only 8 bytes of transport header.
-	in4 := func(total int) []byte { return inner4(t, serverV4, me, l4{"tcp", 443, our, total - 40}, 28) }
+	in4 := func(total int) []byte { return inner(t, serverV4, me, l4{"tcp", 443, our, total - 40}, 28) }
 	ce := load(t, ceConfig())
 	small := ceConfig()
 	small.IPv6Side.MTU = 1400
@@ -333,7 +320,7 @@ func TestICMPMTU(t *testing.T) {
 	want := func(rest uint32) *wantErr {
 		return &wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 2, code: 0, rest: rest, isport: 443, idport: our}
 	}
-	runErrCases(t, ce, true, []errCase{
+	runCases(t, ce, ce.Prog4to6(), []xlatCase{
 		{"mtu + 20", icmpErr4(t, me, serverV4, 3, 4, 1400, in4(1500)), actRedirect, "ce_4to6", want(1420)},
 		{"mtu 0: plateau 1492 below 1500", icmpErr4(t, me, serverV4, 3, 4, 0, in4(1500)), actRedirect, "ce_4to6", want(1512)},
 		{"mtu 0: plateau 8166 below 9000", icmpErr4(t, me, serverV4, 3, 4, 0, in4(9000)), actRedirect, "ce_4to6", want(8186)},
@@ -341,7 +328,7 @@ func TestICMPMTU(t *testing.T) {
 		{"small mtu: 1280 at least", icmpErr4(t, me, serverV4, 3, 4, 576, in4(1500)), actRedirect, "ce_4to6", want(1280)},
 	})
 	t.Run("ipv6 next hop", func(t *testing.T) {
-		runErrCases(t, ceSmall, true, []errCase{
+		runCases(t, ceSmall, ceSmall.Prog4to6(), []xlatCase{
 			{"bounded by the wan's 1400", icmpErr4(t, me, serverV4, 3, 4, 1450, in4(1500)), actRedirect, "ce_4to6", want(1400)},
 		})
 	})
@@ -349,12 +336,12 @@ func TestICMPMTU(t *testing.T) {
 		cfg := brConfig()
 		cfg.IPv6Side.MTU, cfg.IPv4Side.MTU = 1420, 1350
 		br := load(t, cfg)
-		tcp6 := inner6(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)
-		runErrCases(t, br, true, []errCase{
-			{"bounded by the ipv4 side + 20", icmpErr4(t, r4, me, 3, 4, 1400, inner4(t, me, serverV4, l4{"tcp", our, 443, 1400}, 28)), actOK, "br_4to6",
+		tcp6 := inner(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)
+		runCases(t, br, br.Prog4to6(), []xlatCase{
+			{"bounded by the ipv4 side + 20", icmpErr4(t, r4, me, 3, 4, 1400, inner(t, me, serverV4, l4{"tcp", our, 443, 1400}, 28)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, r4), odst: my6, isrc: my6, idst: srvMAP, typ: 2, code: 0, rest: 1370, isport: our, idport: 443}},
 		})
-		runErrCases(t, br, false, []errCase{
+		runCases(t, br, br.Prog6to4(), []xlatCase{
 			{"bounded by the ipv4 side", icmpErr6(t, my6, srvMAP, 2, 0, 1500, tcp6), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1350, isport: 443, idport: our}},
 			{"bounded by the ipv6 side - 20", icmpErr6(t, my6, srvMAP, 2, 0, 1380, tcp6), actOK, "br_6to4",
@@ -364,7 +351,8 @@ func TestICMPMTU(t *testing.T) {
 		dgram := udpDatagram(t, srvMAP, my6, 4053, our, 1300)
 		fragIn := frag6(t, srvMAP, my6, 99, dgram, 0, 1232, layers.IPProtocolUDP)[14 : 14+48+8]
 		fragIn = append([]byte(nil), fragIn...)
-		runErrCases(t, load(t, brConfig()), false, []errCase{
+		dflt := load(t, brConfig())
+		runCases(t, dflt, dflt.Prog6to4(), []xlatCase{
 			{"quoted fragment: mtu - 28", icmpErr6(t, my6, srvMAP, 2, 0, 1400, fragIn), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1372, isport: 4053, idport: our}},
 		})
@@ -396,7 +384,7 @@ func TestRFC4884(t *testing.T) {
 	our := portOf(t, ceBinding.PortSet, 9)
 	my6 := ceBinding.MAPAddress
 	t.Run("4to6", func(t *testing.T) {
-		orig := inner4(t, serverV4, me, l4{"udp", 4053, our, 72}, 0) // 100 bytes
+		orig := inner(t, serverV4, me, l4{"udp", 4053, our, 72}, 0) // 100 bytes
 		// Length attribute 32 words: a 128-byte field, then the extension.
 		in := icmpErr4(t, me, serverV4, 11, 0, 32<<16, withExt(orig, 128))
 		out := runCase(t, ce, "ce_egress", in, actRedirect, "ce_4to6")
@@ -416,7 +404,7 @@ func TestRFC4884(t *testing.T) {
 		checkErr6(t, out, wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 2, code: 0, rest: 1420, isport: 4053, idport: our, len: 40 + 8 + 148})
 	})
 	t.Run("6to4", func(t *testing.T) {
-		orig := inner6(t, my6, srvMAP, l4{"udp", our, 4053, 40}, 0) // 88 bytes
+		orig := inner(t, my6, srvMAP, l4{"udp", our, 4053, 40}, 0) // 88 bytes
 		// Length attribute 16 words of 8: a 128-byte field.
 		in := icmpErr6(t, srvMAP, my6, 1, 4, 16<<24, withExt(orig, 128))
 		out := runCase(t, ce, "ce_ingress", in, actOK, "ce_6to4")
@@ -444,7 +432,7 @@ func TestICMPSizeLimits(t *testing.T) {
 	ce := load(t, ceConfig())
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 9)
-	big := inner6(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 1184}, 0) // 1232 bytes: a 1280-byte ICMPv6 error
+	big := inner(t, ceBinding.MAPAddress, srvMAP, l4{"udp", our, 4053, 1184}, 0) // 1232 bytes: a 1280-byte ICMPv6 error
 	out := runCase(t, ce, "ce_ingress", icmpErr6(t, srvMAP, ceBinding.MAPAddress, 1, 4, 0, big), actOK, "ce_6to4")
 	checkErr4(t, out, wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053})
 	if n := len(out) - 14; n != 576 {
@@ -579,7 +567,7 @@ func TestOwnErrors(t *testing.T) {
 		runCase(t, br, "br_ingress4", in, actShot, "ipv4_options")
 	})
 	t.Run("never about an icmp error", func(t *testing.T) {
-		in := icmpErr6(t, my6, srvMAP, 1, 4, 0, inner6(t, srvMAP, my6, l4{"udp", 53, bad, 30}, 0))
+		in := icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 53, bad, 30}, 0))
 		runCase(t, br, "br_ingress6", in, actShot, "src_port")
 	})
 	t.Run("rate limit", func(t *testing.T) {
@@ -694,7 +682,7 @@ func TestMeshAlias(t *testing.T) {
 	check4(t, out, want4{src: meshAlias, dst: me, sport: sport, dport: our, proto: layers.IPProtocolTCP})
 	// An error from the sibling about our packet to it: both its source
 	// and the quoted destination are the alias.
-	in := icmpErr6(t, sibling.MAPAddress, ceBinding.MAPAddress, 1, 4, 0, inner6(t, ceBinding.MAPAddress, sibling.MAPAddress, l4{"udp", our, sport, 30}, 0))
+	in := icmpErr6(t, sibling.MAPAddress, ceBinding.MAPAddress, 1, 4, 0, inner(t, ceBinding.MAPAddress, sibling.MAPAddress, l4{"udp", our, sport, 30}, 0))
 	out = runCase(t, ce, "ce_ingress", in, actOK, "ce_6to4")
 	checkErr4(t, out, wantErr{osrc: meshAlias, odst: me, isrc: me, idst: meshAlias, typ: 3, code: 3, isport: our, idport: sport, fullInner: true})
 }
@@ -720,7 +708,7 @@ func TestMartianSource(t *testing.T) {
 	})
 	t.Run("inside an icmp error", func(t *testing.T) {
 		lo := netip.MustParseAddr("127.0.0.1")
-		in := icmpErr4(t, serverV4, me, 3, 1, 0, inner4(t, me, lo, l4{"udp", our, 53, 20}, 0))
+		in := icmpErr4(t, serverV4, me, 3, 1, 0, inner(t, me, lo, l4{"udp", our, 53, 20}, 0))
 		out := runCase(t, br, "br_ingress4", in, actOK, "br_4to6")
 		d, err := decodeL4(out)
 		if err != nil || !d.has(layers.LayerTypeICMPv6) || len(d.icmp6.Payload) < 44 {

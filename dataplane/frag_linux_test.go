@@ -15,14 +15,8 @@ import (
 // udpDatagram is a whole UDP datagram (header + payload) with its
 // checksum computed for the given addresses.
 func udpDatagram(t testing.TB, src, dst netip.Addr, sport, dport uint16, n int) []byte {
-	var net gopacket.NetworkLayer
-	if src.Is4() {
-		net = ip4(src, dst)
-	} else {
-		net = ip6(src, dst)
-	}
 	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
-	udp.SetNetworkLayerForChecksum(net)
+	udp.SetNetworkLayerForChecksum(ipHeader(t, src, dst, layers.IPProtocolUDP))
 	payload := make([]byte, n)
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
@@ -41,8 +35,7 @@ func frag4(t testing.TB, src, dst netip.Addr, id uint16, dgram []byte, off, n in
 		ip.Flags = layers.IPv4MoreFragments
 	}
 	ip.FragOffset = uint16(off / 8)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-	return serialize(t, eth, ip, gopacket.Payload(dgram[off:end]))
+	return serialize(t, ether(false), ip, gopacket.Payload(dgram[off:end]))
 }
 
 // frag6 is one IPv6 fragment (with a Fragment Header) of a datagram.
@@ -56,8 +49,7 @@ func frag6(t testing.TB, src, dst netip.Addr, id uint32, dgram []byte, off, n in
 	}
 	fh := []byte{byte(proto), 0, byte(fo >> 8), byte(fo)}
 	fh = binary.BigEndian.AppendUint32(fh, id)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, gopacket.Payload(append(fh, dgram[off:end]...)))
+	return serialize(t, ether(true), ip, gopacket.Payload(append(fh, dgram[off:end]...)))
 }
 
 type fragOut struct {
@@ -71,14 +63,8 @@ type fragOut struct {
 func parseFrag6(t *testing.T, out []byte) fragOut {
 	t.Helper()
 	p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
-	ip, ok := p.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
-	if !ok {
-		t.Fatalf("no IPv6 in\n%s", p.Dump())
-	}
-	fh, ok := p.Layer(layers.LayerTypeIPv6Fragment).(*layers.IPv6Fragment)
-	if !ok {
-		t.Fatalf("no fragment header in\n%s", p.Dump())
-	}
+	ip := layerOf[*layers.IPv6](t, p, layers.LayerTypeIPv6, "output")
+	fh := layerOf[*layers.IPv6Fragment](t, p, layers.LayerTypeIPv6Fragment, "output")
 	if fh.NextHeader != layers.IPProtocolUDP {
 		t.Errorf("fragment header next %v, want UDP", fh.NextHeader)
 	}
@@ -94,10 +80,7 @@ func parseFrag6(t *testing.T, out []byte) fragOut {
 func parseFrag4(t *testing.T, out []byte) fragOut {
 	t.Helper()
 	p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
-	ip, ok := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
-	if !ok {
-		t.Fatalf("no IPv4 in\n%s", p.Dump())
-	}
+	ip := layerOf[*layers.IPv4](t, p, layers.LayerTypeIPv4, "output")
 	verifyChecksums(t, p) // the header checksum; gopacket leaves fragment payloads undecoded
 	if ip.Protocol != layers.IPProtocolUDP || ip.TTL != 33 || ip.TOS != 0x28 || ip.Flags&layers.IPv4DontFragment != 0 {
 		t.Errorf("ipv4 header %+v", ip)
@@ -144,7 +127,6 @@ func TestFragments(t *testing.T) {
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 30)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
 
 	step := func(t *testing.T, tr *Translator, to6 bool, in []byte, ret uint32, counter string) []byte {
 		t.Helper()
@@ -152,13 +134,7 @@ func TestFragments(t *testing.T) {
 		if to6 {
 			prog = tr.Prog4to6()
 		}
-		var got uint32
-		var out []byte
-		d := counterDelta(t, tr, func() { got, out = run(t, prog, in) })
-		if got != ret || d[counter] != 1 || len(d) != 1 {
-			t.Fatalf("verdict %d counters %v, want %d and %s", got, d, ret, counter)
-		}
-		return out
+		return runCounted(t, tr, prog, in, ret, counter)
 	}
 
 	t.Run("ce 4to6", func(t *testing.T) {
@@ -166,8 +142,8 @@ func TestFragments(t *testing.T) {
 		f1 := parseFrag6(t, step(t, ce, true, frag4(t, me, serverV4, 0x0102, dg, 0, 160, layers.IPProtocolUDP), actRedirect, "ce_4to6"))
 		f2 := parseFrag6(t, step(t, ce, true, frag4(t, me, serverV4, 0x0102, dg, 160, 500, layers.IPProtocolUDP), actRedirect, "ce_4to6"))
 		for _, f := range []fragOut{f1, f2} {
-			if f.src != my6 || f.dst != srv6 {
-				t.Errorf("fragment %v > %v, want %v > %v", f.src, f.dst, my6, srv6)
+			if f.src != my6 || f.dst != srvMAP {
+				t.Errorf("fragment %v > %v, want %v > %v", f.src, f.dst, my6, srvMAP)
 			}
 		}
 		if !f1.more || f2.more || f1.id != f2.id {
@@ -176,7 +152,7 @@ func TestFragments(t *testing.T) {
 		if f1.id > 0xffff || !ceBinding.PortSet.Contains(uint16(f1.id)) {
 			t.Errorf("identification %#x is not in our port set %v", f1.id, ceBinding.PortSet)
 		}
-		reassembleUDP(t, ip6(my6, srv6), []fragOut{f1, f2}, dg)
+		reassembleUDP(t, ip6(my6, srvMAP), []fragOut{f1, f2}, dg)
 	})
 	t.Run("ce 4to6 later fragment alone", func(t *testing.T) {
 		dg := udpDatagram(t, me, serverV4, our, 4053, 300)
@@ -192,9 +168,9 @@ func TestFragments(t *testing.T) {
 		step(t, ce, true, frag4(t, me, serverV4, 0x0103, echo, 0, 104, layers.IPProtocolICMPv4), actShot, "fragment")
 	})
 	t.Run("ce 6to4", func(t *testing.T) {
-		dg := udpDatagram(t, srv6, my6, 4053, our, 300)
-		f1 := parseFrag4(t, step(t, ce, false, frag6(t, srv6, my6, 0xabcd1234, dg, 0, 160, layers.IPProtocolUDP), actOK, "ce_6to4"))
-		f2 := parseFrag4(t, step(t, ce, false, frag6(t, srv6, my6, 0xabcd1234, dg, 160, 500, layers.IPProtocolUDP), actOK, "ce_6to4"))
+		dg := udpDatagram(t, srvMAP, my6, 4053, our, 300)
+		f1 := parseFrag4(t, step(t, ce, false, frag6(t, srvMAP, my6, 0xabcd1234, dg, 0, 160, layers.IPProtocolUDP), actOK, "ce_6to4"))
+		f2 := parseFrag4(t, step(t, ce, false, frag6(t, srvMAP, my6, 0xabcd1234, dg, 160, 500, layers.IPProtocolUDP), actOK, "ce_6to4"))
 		if f1.src != serverV4 || f1.dst != me || f2.src != serverV4 || f2.dst != me {
 			t.Errorf("fragments %v>%v, %v>%v", f1.src, f1.dst, f2.src, f2.dst)
 		}
@@ -204,19 +180,19 @@ func TestFragments(t *testing.T) {
 		reassembleUDP(t, ip4(serverV4, me), []fragOut{f1, f2}, dg)
 		// A Destination Options header before the Fragment Header is left
 		// out as well (RFC 7915 s5.1).
-		in := frag6(t, srv6, my6, 0xabcd1235, dg, 0, 160, layers.IPProtocolUDP)
+		in := frag6(t, srvMAP, my6, 0xabcd1235, dg, 0, 160, layers.IPProtocolUDP)
 		withExt := append(append(append([]byte{}, in[:54]...), 44, 0, 1, 4, 0, 0, 0, 0), in[54:]...)
 		withExt[14+6] = 60
 		binary.BigEndian.PutUint16(withExt[14+4:], binary.BigEndian.Uint16(withExt[14+4:])+8)
 		g1 := parseFrag4(t, step(t, ce, false, withExt, actOK, "ce_6to4"))
-		g2 := parseFrag4(t, step(t, ce, false, frag6(t, srv6, my6, 0xabcd1235, dg, 160, 500, layers.IPProtocolUDP), actOK, "ce_6to4"))
+		g2 := parseFrag4(t, step(t, ce, false, frag6(t, srvMAP, my6, 0xabcd1235, dg, 160, 500, layers.IPProtocolUDP), actOK, "ce_6to4"))
 		if g1.id != 0x1235 || !g1.more || g1.off != 0 {
 			t.Errorf("fragment after destination options: id %#x more %v offset %d", g1.id, g1.more, g1.off)
 		}
 		reassembleUDP(t, ip4(serverV4, me), []fragOut{g1, g2}, dg)
 		// A first fragment to a port outside our set is still refused.
-		bad := udpDatagram(t, srv6, my6, 4053, notIn(t, ceBinding.PortSet), 300)
-		step(t, ce, false, frag6(t, srv6, my6, 0x55, bad, 0, 160, layers.IPProtocolUDP), actShot, "dst_port")
+		bad := udpDatagram(t, srvMAP, my6, 4053, notIn(t, ceBinding.PortSet), 300)
+		step(t, ce, false, frag6(t, srvMAP, my6, 0x55, bad, 0, 160, layers.IPProtocolUDP), actShot, "dst_port")
 	})
 	t.Run("br 4to6 shared address", func(t *testing.T) {
 		oneV4 := netip.MustParseAddr("203.0.113.5")
@@ -225,22 +201,22 @@ func TestFragments(t *testing.T) {
 		dg := udpDatagram(t, serverV4, oneV4, 4053, p3, 300)
 		f1 := parseFrag6(t, step(t, br, true, frag4(t, serverV4, oneV4, 0x4242, dg, 0, 160, layers.IPProtocolUDP), actOK, "br_4to6"))
 		f2 := parseFrag6(t, step(t, br, true, frag4(t, serverV4, oneV4, 0x4242, dg, 160, 500, layers.IPProtocolUDP), actOK, "br_4to6"))
-		if f1.dst != dst6 || f2.dst != dst6 || f1.src != srv6 || f1.id != 0x4242 || f2.id != 0x4242 {
+		if f1.dst != dst6 || f2.dst != dst6 || f1.src != srvMAP || f1.id != 0x4242 || f2.id != 0x4242 {
 			t.Errorf("fragments to %v and %v (ids %#x %#x), want %v", f1.dst, f2.dst, f1.id, f2.id, dst6)
 		}
-		reassembleUDP(t, ip6(srv6, dst6), []fragOut{f1, f2}, dg)
+		reassembleUDP(t, ip6(srvMAP, dst6), []fragOut{f1, f2}, dg)
 		step(t, br, true, frag4(t, serverV4, oneV4, 0x4243, dg, 160, 500, layers.IPProtocolUDP), actShot, "frag_miss")
 	})
 	t.Run("br 6to4", func(t *testing.T) {
-		dg := udpDatagram(t, my6, srv6, our, 4053, 300)
-		f1 := parseFrag4(t, step(t, br, false, frag6(t, my6, srv6, 0x0000f00d, dg, 0, 160, layers.IPProtocolUDP), actOK, "br_6to4"))
-		f2 := parseFrag4(t, step(t, br, false, frag6(t, my6, srv6, 0x0000f00d, dg, 160, 500, layers.IPProtocolUDP), actOK, "br_6to4"))
+		dg := udpDatagram(t, my6, srvMAP, our, 4053, 300)
+		f1 := parseFrag4(t, step(t, br, false, frag6(t, my6, srvMAP, 0x0000f00d, dg, 0, 160, layers.IPProtocolUDP), actOK, "br_6to4"))
+		f2 := parseFrag4(t, step(t, br, false, frag6(t, my6, srvMAP, 0x0000f00d, dg, 160, 500, layers.IPProtocolUDP), actOK, "br_6to4"))
 		if f1.src != me || f1.dst != serverV4 || f2.src != me || f1.id != 0xf00d || f2.id != 0xf00d {
 			t.Errorf("fragments %v>%v ids %#x %#x", f1.src, f1.dst, f1.id, f2.id)
 		}
 		reassembleUDP(t, ip4(me, serverV4), []fragOut{f1, f2}, dg)
 		// A first fragment with a port of another PSID is refused.
-		bad := udpDatagram(t, my6, srv6, notIn(t, ceBinding.PortSet), 4053, 300)
-		step(t, br, false, frag6(t, my6, srv6, 0x77, bad, 0, 160, layers.IPProtocolUDP), actShot, "src_port")
+		bad := udpDatagram(t, my6, srvMAP, notIn(t, ceBinding.PortSet), 4053, 300)
+		step(t, br, false, frag6(t, my6, srvMAP, 0x77, bad, 0, 160, layers.IPProtocolUDP), actShot, "src_port")
 	})
 }

@@ -172,24 +172,23 @@ func fuzzSeeds(t testing.TB) [][2]any {
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 7)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
-	peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 3)
+	peerPort := portOf(t, peerPS, 3)
 	var seeds [][2]any
 	add := func(which uint8, b []byte) { seeds = append(seeds, [2]any{which, b}) }
 	for _, l := range []l4{{"tcp", our, 443, 20}, {"udp", our, 4053, 9}, {"echo-req", our, 0, 16}} {
 		add(0, pkt4(t, me, serverV4, l, nil))
 		add(0, pkt4(t, me, peerV4, l4{l.proto, our, peerPort, 5}, nil))
 		add(9, pkt4(t, serverV4, me, l4{l.proto, l.dport, l.sport, l.payloadLen}, nil))
-		add(1, pkt6(t, srv6, my6, l4{l.proto, l.dport, l.sport, l.payloadLen}, nil))
-		add(8, pkt6(t, my6, srv6, l, nil))
+		add(1, pkt6(t, srvMAP, my6, l4{l.proto, l.dport, l.sport, l.payloadLen}, nil))
+		add(8, pkt6(t, my6, srvMAP, l, nil))
 		add(8, pkt6(t, my6, mapt.Embed(dmr, peerV4), l4{l.proto, our, peerPort, 5}, nil))
 	}
-	add(0, icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)))
-	add(1, icmpErr6(t, srv6, my6, 2, 0, 1400, inner6(t, my6, srv6, l4{"tcp", our, 443, 100}, 56)))
-	add(8, icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, our, 30}, 0)))
-	add(9, icmpErr4(t, serverV4, me, 11, 0, 0, inner4(t, me, serverV4, l4{"echo-req", our, 0, 8}, 0)))
-	add(10, icmpErr6(t, netip.MustParseAddr("2001:db8:f::1"), srv6, 2, 0, 1500, inner6(t, srv6, my6, l4{"tcp", 443, our, 100}, 56)))
-	add(10, icmpErr4(t, netip.MustParseAddr("198.51.100.1"), me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)))
+	add(0, icmpErr4(t, me, serverV4, 3, 3, 0, inner(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)))
+	add(1, icmpErr6(t, srvMAP, my6, 2, 0, 1400, inner(t, my6, srvMAP, l4{"tcp", our, 443, 100}, 56)))
+	add(8, icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)))
+	add(9, icmpErr4(t, serverV4, me, 11, 0, 0, inner(t, me, serverV4, l4{"echo-req", our, 0, 8}, 0)))
+	add(10, icmpErr6(t, netip.MustParseAddr("2001:db8:f::1"), srvMAP, 2, 0, 1500, inner(t, srvMAP, my6, l4{"tcp", 443, our, 100}, 56)))
+	add(10, icmpErr4(t, netip.MustParseAddr("198.51.100.1"), me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)))
 	add(10, pkt4(t, serverV4, me, l4{"tcp", 443, our, 20}, nil))
 	// The full-address and prefix CEs (paths 4-7), the BR with its local
 	// device (11-13).
@@ -200,9 +199,9 @@ func fuzzSeeds(t testing.TB) [][2]any {
 	// translated and counted ttl_expired as well (br.c does it on
 	// purpose); an oracle that took that for a second verdict stopped
 	// every fuzzing run within seconds.
-	add(8, pkt6(t, my6, srv6, l4{"udp", our, 4053, 9}, func(ip *layers.IPv6) { ip.HopLimit = 1 }))
+	add(8, pkt6(t, my6, srvMAP, l4{"udp", our, 4053, 9}, func(ip *layers.IPv6) { ip.HopLimit = 1 }))
 	// The translator's own error (ICMP errors on, meshed: path 3).
-	add(3, pkt6(t, srv6, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 9}, nil))
+	add(3, pkt6(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 9}, nil))
 	return seeds
 }
 

@@ -34,9 +34,19 @@ var (
 	ceEUP     = netip.MustParsePrefix("2001:db8:12:3400::/56")
 	peerV4    = netip.MustParseAddr("192.0.2.99")
 	serverV4  = netip.MustParseAddr("198.51.100.7")
+	srvMAP    = mapt.Embed(dmr, serverV4)
 	allRules  = []mapt.Rule{ruleA, ruleFull, ruleOne3, ruleOne9}
 	ceBinding = mustDerive(ruleA, ceEUP)
+	// The peer CE: peerV4 with PSID 7 under ruleA.
+	peerPS = mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}
 )
+
+// peerCE is the i-th port of the peer CE and the CE's MAP address for it.
+func peerCE(t *testing.T, i int) (uint16, netip.Addr) {
+	t.Helper()
+	port := portOf(t, peerPS, i)
+	return port, mapV4(t, ruleA, peerV4, port)
+}
 
 func mustDerive(r mapt.Rule, eup netip.Prefix) mapt.Binding {
 	b, err := r.Derive(eup)
@@ -145,48 +155,85 @@ func ip6(src, dst netip.Addr) *layers.IPv6 {
 		SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
 }
 
-func proto4(l l4) layers.IPProtocol {
+// ipLayer is an IP header of the packet builders: *layers.IPv4 or
+// *layers.IPv6.
+type ipLayer interface {
+	gopacket.NetworkLayer
+	gopacket.SerializableLayer
+}
+
+// ipHeader is ip4 or ip6 by the family of src and dst, carrying proto.
+func ipHeader(t testing.TB, src, dst netip.Addr, proto layers.IPProtocol) ipLayer {
+	t.Helper()
+	if src.Is4() != dst.Is4() {
+		t.Fatalf("%v > %v: two address families", src, dst)
+	}
+	if src.Is4() {
+		ip := ip4(src, dst)
+		ip.Protocol = proto
+		return ip
+	}
+	ip := ip6(src, dst)
+	ip.NextHeader = proto
+	return ip
+}
+
+// ether is the Ethernet header of the packet builders, for IPv6 when v6.
+func ether(v6 bool) *layers.Ethernet {
+	typ := layers.EthernetTypeIPv4
+	if v6 {
+		typ = layers.EthernetTypeIPv6
+	}
+	return &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: typ}
+}
+
+// ipProto is l's IP protocol; echo is ICMPv6 in IPv6 (v6), ICMPv4 in IPv4.
+func (l l4) ipProto(v6 bool) layers.IPProtocol {
 	switch l.proto {
 	case "tcp":
 		return layers.IPProtocolTCP
 	case "udp":
 		return layers.IPProtocolUDP
+	}
+	if v6 {
+		return layers.IPProtocolICMPv6
 	}
 	return layers.IPProtocolICMPv4
 }
 
-func proto6(l l4) layers.IPProtocol {
-	switch l.proto {
-	case "tcp":
-		return layers.IPProtocolTCP
-	case "udp":
-		return layers.IPProtocolUDP
-	}
-	return layers.IPProtocolICMPv6
+// ipPacket is an IP packet from src to dst carrying l, IPv4 or IPv6 by
+// the addresses' family: its IP header, and its layers from that header on.
+func ipPacket(t testing.TB, src, dst netip.Addr, l l4) (ipLayer, []gopacket.SerializableLayer) {
+	t.Helper()
+	ip := ipHeader(t, src, dst, l.ipProto(src.Is6()))
+	return ip, append([]gopacket.SerializableLayer{ip}, l.layers(ip, src.Is6())...)
 }
 
 // pkt4 builds an Ethernet + IPv4 packet; mod may alter the IP header.
 func pkt4(t testing.TB, src, dst netip.Addr, l l4, mod func(*layers.IPv4)) []byte {
 	t.Helper()
-	ip := ip4(src, dst)
-	ip.Protocol = proto4(l)
-	if mod != nil {
-		mod(ip)
-	}
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-	return serialize(t, append([]gopacket.SerializableLayer{eth, ip}, l.layers(ip, false)...)...)
+	return pkt(t, src, dst, l, mod)
 }
 
 // pkt6 builds an Ethernet + IPv6 packet; mod may alter the IP header.
 func pkt6(t testing.TB, src, dst netip.Addr, l l4, mod func(*layers.IPv6)) []byte {
 	t.Helper()
-	ip := ip6(src, dst)
-	ip.NextHeader = proto6(l)
-	if mod != nil {
-		mod(ip)
+	return pkt(t, src, dst, l, mod)
+}
+
+// pkt builds an Ethernet + IP packet of the family of H from src to dst
+// (of that family too); mod may alter the IP header.
+func pkt[H ipLayer](t testing.TB, src, dst netip.Addr, l l4, mod func(H)) []byte {
+	t.Helper()
+	ip, ls := ipPacket(t, src, dst, l)
+	h, ok := ip.(H)
+	if !ok {
+		t.Fatalf("%v > %v is no %T packet", src, dst, h)
 	}
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, append([]gopacket.SerializableLayer{eth, ip}, l.layers(ip, true)...)...)
+	if mod != nil {
+		mod(h)
+	}
+	return serialize(t, append([]gopacket.SerializableLayer{ether(src.Is6())}, ls...)...)
 }
 
 // run feeds one packet through prog with BPF_PROG_TEST_RUN.
@@ -280,6 +327,35 @@ func runCounted(t *testing.T, tr *Translator, prog *ebpf.Program, in []byte, ret
 	return out
 }
 
+// xlatCase is one packet through a program: the verdict, the one counter
+// that must move ("" for none), and what must come out (nil: unchecked).
+type xlatCase struct {
+	name    string
+	in      []byte
+	ret     uint32
+	counter string
+	want    wanted
+}
+
+// wanted is a packet a program must put out: *want4, *want6 or *wantErr.
+type wanted interface {
+	check(t *testing.T, out []byte)
+}
+
+// runCases runs each case through prog in a subtest (runCounted) and
+// checks its output.
+func runCases(t *testing.T, tr *Translator, prog *ebpf.Program, cases []xlatCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := runCounted(t, tr, prog, c.in, c.ret, c.counter)
+			if c.want != nil {
+				c.want.check(t, out)
+			}
+		})
+	}
+}
+
 func counterDelta(t testing.TB, tr *Translator, fn func()) map[string]uint64 {
 	t.Helper()
 	before, err := tr.Counters()
@@ -346,6 +422,26 @@ func ports(t testing.TB, p gopacket.Packet) (uint16, uint16) {
 	}
 	t.Fatalf("no ports in\n%s", p.Dump())
 	return 0, 0
+}
+
+// checkPorts compares p's transport ports (ports) with the wanted ones.
+func checkPorts(t testing.TB, p gopacket.Packet, sport, dport uint16) {
+	t.Helper()
+	if sp, dp := ports(t, p); sp != sport || dp != dport {
+		t.Errorf("ports %d>%d, want %d>%d", sp, dp, sport, dport)
+	}
+}
+
+// decodeFamily decodes a translated frame (decode) and checks that its
+// ethertype is IPv6 when v6, IPv4 if not.
+func decodeFamily(t testing.TB, out []byte, v6 bool) gopacket.Packet {
+	t.Helper()
+	p := decode(t, out)
+	want := ether(v6).EthernetType
+	if eth := layerOf[*layers.Ethernet](t, p, layers.LayerTypeEthernet, "output"); eth.EthernetType != want {
+		t.Errorf("ethertype %v, want %v", eth.EthernetType, want)
+	}
+	return p
 }
 
 // gopacket8 is an 8-byte payload for hand-built ICMP packets.

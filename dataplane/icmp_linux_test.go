@@ -11,22 +11,12 @@ import (
 	"github.com/mapt-go/mapt/mapt"
 )
 
-// inner4 serializes the IPv4 packet carried in an ICMP error, cut to keep
-// bytes (0: whole).
-func inner4(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
-	ip := ip4(src, dst)
-	ip.Protocol = proto4(l)
-	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, false)...)...)
-	if keep > 0 && keep < len(b) {
-		b = b[:keep]
-	}
-	return b
-}
-
-func inner6(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
-	ip := ip6(src, dst)
-	ip.NextHeader = proto6(l)
-	b := serialize(t, append([]gopacket.SerializableLayer{ip}, l.layers(ip, true)...)...)
+// inner serializes the IP packet (IPv4 or IPv6 by the addresses'
+// family) carried in an ICMP error, cut to keep bytes (0: whole).
+func inner(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
+	t.Helper()
+	_, ls := ipPacket(t, src, dst, l)
+	b := serialize(t, ls...)
 	if keep > 0 && keep < len(b) {
 		b = b[:keep]
 	}
@@ -38,8 +28,7 @@ func icmpErr4(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	ip := ip4(src, dst)
 	ip.Protocol = layers.IPProtocolICMPv4
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Id: uint16(rest >> 16), Seq: uint16(rest)}
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
+	return serialize(t, ether(false), ip, ic, gopacket.Payload(inner))
 }
 
 // icmpErrOpts is a port unreachable whose outer IPv4 header has options.
@@ -48,8 +37,7 @@ func icmpErrOpts(t testing.TB, src, dst netip.Addr, inner []byte) []byte {
 	ip.Protocol = layers.IPProtocolICMPv4
 	ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv4}
-	return serialize(t, eth, ip, ic, gopacket.Payload(inner))
+	return serialize(t, ether(false), ip, ic, gopacket.Payload(inner))
 }
 
 func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
@@ -58,8 +46,7 @@ func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
 	ic.SetNetworkLayerForChecksum(ip)
 	payload := binary.BigEndian.AppendUint32(nil, rest)
-	eth := &layers.Ethernet{SrcMAC: macA, DstMAC: macB, EthernetType: layers.EthernetTypeIPv6}
-	return serialize(t, eth, ip, ic, gopacket.Payload(append(payload, inner...)))
+	return serialize(t, ether(true), ip, ic, gopacket.Payload(append(payload, inner...)))
 }
 
 // wantErr is the expected translated error: outer and inner addresses,
@@ -135,58 +122,27 @@ func checkInnerPorts(t *testing.T, in gopacket.Packet, l4 []byte, w wantErr) {
 		verifyChecksums(t, in)
 	}
 	var sp, dp uint16
-	switch {
-	case !w.fullInner: // gopacket keeps a zero layer for a cut header
+	if w.fullInner {
+		sp, dp = ports(t, in)
+	} else { // gopacket keeps a zero layer for a cut header
 		if len(l4) < 8 {
 			t.Fatalf("inner transport header missing:\n%s", in.Dump())
 		}
 		sp, dp = binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:])
-	case in.Layer(layers.LayerTypeTCP) != nil:
-		l := in.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		sp, dp = uint16(l.SrcPort), uint16(l.DstPort)
-	case in.Layer(layers.LayerTypeUDP) != nil:
-		l := in.Layer(layers.LayerTypeUDP).(*layers.UDP)
-		sp, dp = uint16(l.SrcPort), uint16(l.DstPort)
-	case in.Layer(layers.LayerTypeICMPv4) != nil:
-		l := in.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
-		sp, dp = l.Id, l.Id
-	case in.Layer(layers.LayerTypeICMPv6Echo) != nil:
-		l := in.Layer(layers.LayerTypeICMPv6Echo).(*layers.ICMPv6Echo)
-		sp, dp = l.Identifier, l.Identifier
-	default:
-		t.Fatalf("inner transport header missing:\n%s", in.Dump())
 	}
 	if sp != w.isport || dp != w.idport {
 		t.Errorf("inner ports %d>%d, want %d>%d", sp, dp, w.isport, w.idport)
 	}
 }
 
-type errCase struct {
-	name    string
-	in      []byte
-	ret     uint32
-	counter string
-	want    *wantErr
-}
-
-func runErrCases(t *testing.T, tr *Translator, to6 bool, cases []errCase) {
+// check checks a translated ICMP error of the family of its outer
+// source: checkErr6 or checkErr4.
+func (w *wantErr) check(t *testing.T, out []byte) {
 	t.Helper()
-	prog := tr.Prog6to4()
-	if to6 {
-		prog = tr.Prog4to6()
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, prog, c.in, c.ret, c.counter)
-			if c.want == nil {
-				return
-			}
-			if to6 {
-				checkErr6(t, out, *c.want)
-			} else {
-				checkErr4(t, out, *c.want)
-			}
-		})
+	if w.osrc.Is6() {
+		checkErr6(t, out, *w)
+	} else {
+		checkErr4(t, out, *w)
 	}
 }
 
@@ -197,37 +153,36 @@ func TestCEICMPErrors4to6(t *testing.T) {
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 9)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
-	udpIn := inner4(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)
-	tcpIn := inner4(t, serverV4, me, l4{"tcp", 443, our, 200}, 28) // 8 bytes of TCP
-	echoIn := inner4(t, serverV4, me, l4{"echo-req", our, 0, 20}, 0)
-	runErrCases(t, tr, true, []errCase{
+	udpIn := inner(t, serverV4, me, l4{"udp", 4053, our, 30}, 0)
+	tcpIn := inner(t, serverV4, me, l4{"tcp", 443, our, 200}, 28) // 8 bytes of TCP
+	echoIn := inner(t, serverV4, me, l4{"echo-req", our, 0, 20}, 0)
+	runCases(t, tr, tr.Prog4to6(), []xlatCase{
 		{"port unreachable", icmpErr4(t, me, serverV4, 3, 3, 0, udpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true}},
 		{"host unreachable", icmpErr4(t, me, serverV4, 3, 1, 0, udpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 0, isport: 4053, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 0, isport: 4053, idport: our, fullInner: true}},
 		{"admin prohibited", icmpErr4(t, me, serverV4, 3, 13, 0, udpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 1, isport: 4053, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 1, isport: 4053, idport: our, fullInner: true}},
 		{"protocol unreachable", icmpErr4(t, me, serverV4, 3, 2, 0, udpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 4, code: 1, rest: 6, isport: 4053, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 4, code: 1, rest: 6, isport: 4053, idport: our, fullInner: true}},
 		{"fragmentation needed: mtu + 20", icmpErr4(t, me, serverV4, 3, 4, 1400, tcpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 2, code: 0, rest: 1420, isport: 443, idport: our}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 2, code: 0, rest: 1420, isport: 443, idport: our}},
 		{"time exceeded, inner echo", icmpErr4(t, me, serverV4, 11, 0, 0, echoIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 3, code: 0, isport: our, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 3, code: 0, isport: our, idport: our, fullInner: true}},
 		{"parameter problem: protocol pointer", icmpErr4(t, me, serverV4, 12, 0, 9<<24, udpIn), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 4, code: 0, rest: 6, isport: 4053, idport: our, fullInner: true}},
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 4, code: 0, rest: 6, isport: 4053, idport: our, fullInner: true}},
 		{"parameter problem: untranslatable pointer", icmpErr4(t, me, serverV4, 12, 0, 10<<24, udpIn), actShot, "icmp_type", nil},
 		{"source quench", icmpErr4(t, me, serverV4, 4, 0, 0, udpIn), actShot, "icmp_type", nil},
 		{"outer ipv4 options", icmpErrOpts(t, me, serverV4, udpIn), actShot, "ipv4_options", nil},
 		{"redirect", icmpErr4(t, me, serverV4, 5, 1, 0, udpIn), actShot, "icmp_type", nil},
 		{"precedence violation", icmpErr4(t, me, serverV4, 3, 14, 0, udpIn), actShot, "icmp_type", nil},
-		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
+		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
 		{"error about an error", icmpErr4(t, me, serverV4, 3, 3, 0, icmpErr4(t, serverV4, me, 3, 3, 0, udpIn)[14:]), actShot, "icmp_type", nil},
 		{"inner truncated", icmpErr4(t, me, serverV4, 3, 3, 0, udpIn[:24]), actShot, "truncated", nil},
 		// 1456-byte ICMPv4 error: 1496 bytes as ICMPv6, cut to 1280
 		// (RFC 4443 s2.4(c)) with the checksum still right.
-		{"cut to 1280 bytes", icmpErr4(t, me, serverV4, 3, 3, 0, inner4(t, serverV4, me, l4{"udp", 4053, our, 1400}, 0)), actRedirect, "ce_4to6",
-			&wantErr{osrc: my6, odst: srv6, isrc: srv6, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, len: 1280}},
+		{"cut to 1280 bytes", icmpErr4(t, me, serverV4, 3, 3, 0, inner(t, serverV4, me, l4{"udp", 4053, our, 1400}, 0)), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, len: 1280}},
 	})
 }
 
@@ -237,17 +192,16 @@ func TestCEICMPErrors6to4(t *testing.T) {
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 11)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
 	router := netip.MustParseAddr("203.0.113.254")
-	udpIn := inner6(t, my6, srv6, l4{"udp", our, 4053, 30}, 0)
-	tcpIn := inner6(t, my6, srv6, l4{"tcp", our, 443, 1200}, 48+8)
-	echoIn := inner6(t, my6, srv6, l4{"echo-req", our, 0, 20}, 0)
-	runErrCases(t, tr, false, []errCase{
-		{"port unreachable", icmpErr6(t, srv6, my6, 1, 4, 0, udpIn), actOK, "ce_6to4",
+	udpIn := inner(t, my6, srvMAP, l4{"udp", our, 4053, 30}, 0)
+	tcpIn := inner(t, my6, srvMAP, l4{"tcp", our, 443, 1200}, 48+8)
+	echoIn := inner(t, my6, srvMAP, l4{"echo-req", our, 0, 20}, 0)
+	runCases(t, tr, tr.Prog6to4(), []xlatCase{
+		{"port unreachable", icmpErr6(t, srvMAP, my6, 1, 4, 0, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true}},
-		{"no route", icmpErr6(t, srv6, my6, 1, 0, 0, udpIn), actOK, "ce_6to4",
+		{"no route", icmpErr6(t, srvMAP, my6, 1, 0, 0, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 1, isport: our, idport: 4053, fullInner: true}},
-		{"admin prohibited", icmpErr6(t, srv6, my6, 1, 1, 0, udpIn), actOK, "ce_6to4",
+		{"admin prohibited", icmpErr6(t, srvMAP, my6, 1, 1, 0, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 10, isport: our, idport: 4053, fullInner: true}},
 		{"packet too big from the dmr: mtu - 20", icmpErr6(t, mapt.Embed(dmr, router), my6, 2, 0, 1400, tcpIn), actOK, "ce_6to4",
 			&wantErr{osrc: router, odst: me, isrc: me, idst: serverV4, typ: 3, code: 4, rest: 1380, isport: our, idport: 443}},
@@ -255,14 +209,14 @@ func TestCEICMPErrors6to4(t *testing.T) {
 			&wantErr{osrc: netip.MustParseAddr("192.0.0.8"), odst: me, isrc: me, idst: serverV4, typ: 3, code: 4, rest: 1380, isport: our, idport: 443}},
 		{"time exceeded, inner echo", icmpErr6(t, mapt.Embed(dmr, router), my6, 3, 0, 0, echoIn), actOK, "ce_6to4",
 			&wantErr{osrc: router, odst: me, isrc: me, idst: serverV4, typ: 11, code: 0, isport: our, idport: our, fullInner: true}},
-		{"parameter problem: hop limit pointer", icmpErr6(t, srv6, my6, 4, 0, 7, udpIn), actOK, "ce_6to4",
+		{"parameter problem: hop limit pointer", icmpErr6(t, srvMAP, my6, 4, 0, 7, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 12, code: 0, rest: 8 << 24, isport: our, idport: 4053, fullInner: true}},
-		{"unrecognised next header", icmpErr6(t, srv6, my6, 4, 1, 6, udpIn), actOK, "ce_6to4",
+		{"unrecognised next header", icmpErr6(t, srvMAP, my6, 4, 1, 6, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 2, isport: our, idport: 4053, fullInner: true}},
-		{"packet too big below the ipv4 minimum", icmpErr6(t, srv6, my6, 2, 0, 80, tcpIn), actShot, "icmp_type", nil},
-		{"parameter problem: flow label pointer", icmpErr6(t, srv6, my6, 4, 0, 2, udpIn), actShot, "icmp_type", nil},
-		{"inner source port not ours", icmpErr6(t, srv6, my6, 1, 4, 0, inner6(t, my6, srv6, l4{"udp", notIn(t, ceBinding.PortSet), 4053, 30}, 0)), actShot, "dst_port", nil},
-		{"inner source not our address", icmpErr6(t, srv6, my6, 1, 4, 0, inner6(t, srv6, srv6, l4{"udp", our, 4053, 30}, 0)), actShot, "dst_port", nil},
+		{"packet too big below the ipv4 minimum", icmpErr6(t, srvMAP, my6, 2, 0, 80, tcpIn), actShot, "icmp_type", nil},
+		{"parameter problem: flow label pointer", icmpErr6(t, srvMAP, my6, 4, 0, 2, udpIn), actShot, "icmp_type", nil},
+		{"inner source port not ours", icmpErr6(t, srvMAP, my6, 1, 4, 0, inner(t, my6, srvMAP, l4{"udp", notIn(t, ceBinding.PortSet), 4053, 30}, 0)), actShot, "dst_port", nil},
+		{"inner source not our address", icmpErr6(t, srvMAP, my6, 1, 4, 0, inner(t, srvMAP, srvMAP, l4{"udp", our, 4053, 30}, 0)), actShot, "dst_port", nil},
 	})
 }
 
@@ -273,42 +227,35 @@ func TestBRICMPErrors(t *testing.T) {
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 21)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
 	router := netip.MustParseAddr("203.0.113.254")
 	t.Run("6to4", func(t *testing.T) {
-		runErrCases(t, tr, false, []errCase{
-			{"port unreachable from a ce", icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
+		runCases(t, tr, tr.Prog6to4(), []xlatCase{
+			{"port unreachable from a ce", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true}},
-			{"error about another ce's port", icmpErr6(t, my6, srv6, 1, 4, 0, inner6(t, srv6, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
+			{"error about another ce's port", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
 		})
 	})
 	t.Run("hairpin", func(t *testing.T) {
 		// CE2 (the peer) reports port unreachable on a packet CE1 sent it
 		// through the BR's hairpin; the error goes back the same way.
-		peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 2)
-		peerMAP := mapV4(t, ruleA, peerV4, peerPort)
-		in := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner6(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, peerPort, 30}, 0))
-		var ret uint32
-		var out []byte
-		d := counterDelta(t, tr, func() { ret, out = run(t, tr.Prog6to4(), in) })
-		if ret != actOK || d["br_hairpin"] != 1 || len(d) != 1 {
-			t.Fatalf("verdict %d counters %v", ret, d)
-		}
+		peerPort, peerMAP := peerCE(t, 2)
+		in := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, peerPort, 30}, 0))
+		out := runCounted(t, tr, tr.Prog6to4(), in, actOK, "br_hairpin")
 		checkErr6(t, out, wantErr{osrc: mapt.Embed(dmr, peerV4), odst: my6, isrc: my6, idst: mapt.Embed(dmr, peerV4),
 			typ: 1, code: 4, isport: our, idport: peerPort, fullInner: true})
 		// The same error about a port the reporting CE does not own.
-		bad := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner6(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, our, 30}, 0))
+		bad := icmpErr6(t, peerMAP, mapt.Embed(dmr, me), 1, 4, 0, inner(t, mapt.Embed(dmr, me), peerMAP, l4{"udp", our, our, 30}, 0))
 		if ret, _ := run(t, tr.Prog6to4(), bad); ret != actShot {
 			t.Errorf("error about another CE's port: verdict %d", ret)
 		}
 	})
 	t.Run("4to6", func(t *testing.T) {
-		runErrCases(t, tr, true, []errCase{
-			{"fragmentation needed to a ce", icmpErr4(t, router, me, 3, 4, 1400, inner4(t, me, serverV4, l4{"tcp", our, 443, 1200}, 28)), actOK, "br_4to6",
-				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srv6, typ: 2, code: 0, rest: 1420, isport: our, idport: 443}},
-			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
-				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srv6, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
-			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
+		runCases(t, tr, tr.Prog4to6(), []xlatCase{
+			{"fragmentation needed to a ce", icmpErr4(t, router, me, 3, 4, 1400, inner(t, me, serverV4, l4{"tcp", our, 443, 1200}, 28)), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 2, code: 0, rest: 1420, isport: our, idport: 443}},
+			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
+			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
 		})
 	})
 }
@@ -319,37 +266,17 @@ func TestBRICMPErrors(t *testing.T) {
 // CE's packet.
 func TestBRLocal(t *testing.T) {
 	tr := load(t, brConfig())
-	prog := tr.coll.Programs["br_local"]
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 23)
 	my6 := ceBinding.MAPAddress
-	srv6 := mapt.Embed(dmr, serverV4)
 	brV6 := netip.MustParseAddr("2001:db8:f::1")
 	brV4 := netip.MustParseAddr("198.51.100.1")
-	cases := []struct {
-		name    string
-		in      []byte
-		ret     uint32
-		counter string
-		check   func(t *testing.T, out []byte)
-	}{
-		{"packet too big to the dmr", icmpErr6(t, brV6, srv6, 2, 0, 1500, inner6(t, srv6, my6, l4{"tcp", 443, our, 1400}, 48+8)), actRedirect, "br_6to4",
-			func(t *testing.T, out []byte) {
-				checkErr4(t, out, wantErr{osrc: netip.MustParseAddr("192.0.0.8"), odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1480, isport: 443, idport: our})
-			}},
-		{"time exceeded to a ce", icmpErr4(t, brV4, me, 11, 0, 0, inner4(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actRedirect, "br_4to6",
-			func(t *testing.T, out []byte) {
-				checkErr6(t, out, wantErr{osrc: mapt.Embed(dmr, brV4), odst: my6, isrc: my6, idst: srv6, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true})
-			}},
-		{"own ipv6 that is no error", pkt6(t, brV6, srv6, l4{"udp", 1, 2, 8}, nil), actShot, "local", nil},
+	runCases(t, tr, tr.coll.Programs["br_local"], []xlatCase{
+		{"packet too big to the dmr", icmpErr6(t, brV6, srvMAP, 2, 0, 1500, inner(t, srvMAP, my6, l4{"tcp", 443, our, 1400}, 48+8)), actRedirect, "br_6to4",
+			&wantErr{osrc: netip.MustParseAddr("192.0.0.8"), odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 4, rest: 1480, isport: 443, idport: our}},
+		{"time exceeded to a ce", icmpErr4(t, brV4, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actRedirect, "br_4to6",
+			&wantErr{osrc: mapt.Embed(dmr, brV4), odst: my6, isrc: my6, idst: srvMAP, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
+		{"own ipv6 that is no error", pkt6(t, brV6, srvMAP, l4{"udp", 1, 2, 8}, nil), actShot, "local", nil},
 		{"own ipv4 to no ce", pkt4(t, brV4, serverV4, l4{"udp", 1, 2, 8}, nil), actShot, "local", nil},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			out := runCounted(t, tr, prog, c.in, c.ret, c.counter)
-			if c.check != nil {
-				c.check(t, out)
-			}
-		})
-	}
+	})
 }

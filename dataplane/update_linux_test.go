@@ -18,7 +18,7 @@ func TestUpdate(t *testing.T) {
 	tr := load(t, ceConfig())
 	me := ceBinding.IPv4.Addr()
 	our := portOf(t, ceBinding.PortSet, 3)
-	peerPort := portOf(t, mapt.PortSet{PortParams: ceBinding.PortSet.PortParams, PSID: 7}, 3)
+	peerPort := portOf(t, peerPS, 3)
 	in := pkt4(t, me, peerV4, l4{"udp", our, peerPort, 10}, nil)
 
 	dst := func() netip.Addr {
