@@ -96,55 +96,36 @@ func (d *decoded) checksumErr() error {
 			return fmt.Errorf("ipv4 checksum %#x, want %#x", got, want)
 		}
 	}
-	var sum func() (uint16, uint16, error)
+	// The transport header re-serialized, its checksum as received, and
+	// where gopacket puts the checksum it computes.
+	var l gopacket.SerializableLayer
+	var payload []byte
+	var got uint16
+	var off int
 	switch {
 	case d.has(layers.LayerTypeTCP):
 		v := d.tcp
 		v.SetNetworkLayerForChecksum(net)
-		sum = func() (uint16, uint16, error) {
-			b, err := re(&v, gopacket.Payload(d.tcp.Payload))
-			if err != nil {
-				return 0, 0, err
-			}
-			return d.tcp.Checksum, uint16(b[16])<<8 | uint16(b[17]), nil
-		}
+		l, payload, got, off = &v, d.tcp.Payload, d.tcp.Checksum, 16
 	case d.has(layers.LayerTypeUDP):
 		v := d.udp
 		v.SetNetworkLayerForChecksum(net)
-		sum = func() (uint16, uint16, error) {
-			b, err := re(&v, gopacket.Payload(d.udp.Payload))
-			if err != nil {
-				return 0, 0, err
-			}
-			return d.udp.Checksum, uint16(b[6])<<8 | uint16(b[7]), nil
-		}
+		l, payload, got, off = &v, d.udp.Payload, d.udp.Checksum, 6
 	case d.has(layers.LayerTypeICMPv4):
 		v := d.icmp4
-		sum = func() (uint16, uint16, error) {
-			b, err := re(&v, gopacket.Payload(d.icmp4.Payload))
-			if err != nil {
-				return 0, 0, err
-			}
-			return d.icmp4.Checksum, uint16(b[2])<<8 | uint16(b[3]), nil
-		}
+		l, payload, got, off = &v, d.icmp4.Payload, d.icmp4.Checksum, 2
 	case d.has(layers.LayerTypeICMPv6):
 		v := d.icmp6
 		v.SetNetworkLayerForChecksum(net)
-		sum = func() (uint16, uint16, error) {
-			b, err := re(&v, gopacket.Payload(d.icmp6.Payload))
-			if err != nil {
-				return 0, 0, err
-			}
-			return d.icmp6.Checksum, uint16(b[2])<<8 | uint16(b[3]), nil
-		}
+		l, payload, got, off = &v, d.icmp6.Payload, d.icmp6.Checksum, 2
 	default:
 		return fmt.Errorf("no transport header")
 	}
-	got, want, err := sum()
+	b, err := re(l, gopacket.Payload(payload))
 	if err != nil {
 		return err
 	}
-	if got != want {
+	if want := uint16(b[off])<<8 | uint16(b[off+1]); got != want {
 		return fmt.Errorf("transport checksum %#x, want %#x", got, want)
 	}
 	return nil
