@@ -260,13 +260,7 @@ func portUnreachable(t *testing.T, x *lab) {
 // ICMP port unreachable to come back as ECONNREFUSED.
 func expectRefused(t *testing.T, from *testenv.NS, to string) {
 	t.Helper()
-	var c net.Conn
-	if err := from.Do(func() (err error) {
-		c, err = net.Dial("udp4", to)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c := inNS(t, from, func() (net.Conn, error) { return net.Dial("udp4", to) })
 	defer c.Close()
 	for try := 0; try < 3; try++ {
 		c.Write([]byte("anyone there?"))
@@ -316,22 +310,10 @@ func udpEcho(t *testing.T, x *lab) {
 }
 
 func udpEchoSizes(t *testing.T, x *lab, sizes ...int) {
-	var srv net.PacketConn
-	if err := x.server.Do(func() (err error) {
-		srv, err = net.ListenPacket("udp4", "198.51.100.7:7007")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	srv := inNS(t, x.server, func() (net.PacketConn, error) { return net.ListenPacket("udp4", "198.51.100.7:7007") })
 	defer srv.Close()
 	go testenv.Echo(srv)
-	var c net.Conn
-	if err := x.client.Do(func() (err error) {
-		c, err = net.Dial("udp4", "198.51.100.7:7007")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c := inNS(t, x.client, func() (net.Conn, error) { return net.Dial("udp4", "198.51.100.7:7007") })
 	defer c.Close()
 	buf := make([]byte, 65536)
 	for _, size := range sizes {
@@ -367,13 +349,7 @@ func tcpBulk(t *testing.T, x *lab, n int64) {
 // a listener on x.server at hostport, compares digests, and returns the
 // client's port.
 func tcpBulkTo(t *testing.T, x *lab, hostport string, n int64) uint16 {
-	var ln net.Listener
-	if err := x.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp4", hostport)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	ln := inNS(t, x.server, func() (net.Listener, error) { return net.Listen("tcp4", hostport) })
 	defer ln.Close()
 	type result struct {
 		sum [32]byte
@@ -403,13 +379,7 @@ func tcpBulkTo(t *testing.T, x *lab, hostport string, n int64) uint16 {
 		}
 		srvDone <- r
 	}()
-	var c net.Conn
-	if err := x.client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp4", hostport, 5*time.Second)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c := inNS(t, x.client, func() (net.Conn, error) { return net.DialTimeout("tcp4", hostport, 5*time.Second) })
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	port := uint16(c.LocalAddr().(*net.TCPAddr).Port)

@@ -447,5 +447,19 @@ func decodeFamily(t testing.TB, out []byte, v6 bool) gopacket.Packet {
 // gopacket8 is an 8-byte payload for hand-built ICMP packets.
 func gopacket8() gopacket.Payload { return gopacket.Payload{1, 2, 3, 4, 5, 6, 7, 8} }
 
+// inNS opens something (a socket, a device) with open inside ns and
+// fails t on its error; what it opens stays in that namespace. Unlike
+// testenv's NS.Listen and NS.Dial it reports on t, not on the lab's test,
+// and leaves closing to the caller, so a subtest can open and close its
+// own.
+func inNS[T any](t testing.TB, ns *testenv.NS, open func() (T, error)) T {
+	t.Helper()
+	var v T
+	if err := ns.Do(func() (err error) { v, err = open(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 // HaveTCX is testenv.HaveTCX, kept for the dataplane_test package.
 func HaveTCX(t testing.TB) bool { return testenv.HaveTCX(t) }

@@ -66,14 +66,9 @@ func TestL3WAN(t *testing.T) {
 	l.Veth(client, "eth0", ce, "lan0")
 	l.Veth(rtr, "up0", br, "eth0")
 	l.Veth(br, "eth1", server, "eth0")
-	var wanF, ce0F *os.File
-	if err := ce.Do(func() (err error) { wanF, err = openTUN("wan"); return }); err != nil {
-		t.Fatal(err)
-	}
+	wanF := inNS(t, ce, func() (*os.File, error) { return openTUN("wan") })
 	t.Cleanup(func() { wanF.Close() })
-	if err := rtr.Do(func() (err error) { ce0F, err = openTUN("ce0"); return }); err != nil {
-		t.Fatal(err)
-	}
+	ce0F := inNS(t, rtr, func() (*os.File, error) { return openTUN("ce0") })
 	t.Cleanup(func() { ce0F.Close() })
 	wire(wanF, ce0F)
 
