@@ -217,17 +217,10 @@ func rawListen(t *testing.T, ns *testenv.NS, proto int) <-chan rawPacket {
 	}
 	t.Cleanup(func() { c.Close() })
 	out := make(chan rawPacket, 16)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := c.ReadFromIP(buf)
-			if err != nil {
-				return
-			}
-			a, _ := netip.AddrFromSlice(from.IP.To4())
-			out <- rawPacket{a, append([]byte(nil), buf[:n]...)}
-		}
-	}()
+	go testenv.EachPacket(c, func(b []byte, from net.Addr) {
+		a, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP.To4())
+		out <- rawPacket{a, append([]byte(nil), b...)}
+	})
 	return out
 }
 
@@ -429,16 +422,7 @@ func TestLowestIPv6MTULab(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := make([]byte, 1400-28)
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			_, from, err := srv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteTo(big, from)
-		}
-	}()
+	go testenv.EachPacket(srv, func(_ []byte, from net.Addr) { srv.WriteTo(big, from) })
 	capture := seed.CE11b.Capture("wan", "ip6 and dst host 2001:db8:ce:11b:0:c000:208:1b")
 	c, err := seed.C1.Dial("udp4", "", testenv.SeedServer+":7", 3*time.Second)
 	if err != nil {

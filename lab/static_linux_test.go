@@ -121,17 +121,10 @@ func TestStaticPath(t *testing.T) {
 	// The server: UDP and TCP echo on s:7, every peer address recorded.
 	var seen flowLog
 	udp := seed.S.ListenPacket("udp4", ":7")
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := udp.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			seen.add("udp", from)
-			udp.WriteTo(buf[:n], from)
-		}
-	}()
+	go testenv.EachPacket(udp, func(b []byte, from net.Addr) {
+		seen.add("udp", from)
+		udp.WriteTo(b, from)
+	})
 	seed.S.ServeTCP("tcp4", ":7", func(c net.Conn) {
 		seen.add("tcp", c.RemoteAddr())
 		buf := make([]byte, 2048)
@@ -143,19 +136,12 @@ func TestStaticPath(t *testing.T) {
 	// kernel answers, with the identifier the NAT chose (the client sees
 	// its own back in the reply, so only s can tell).
 	raw := seed.S.ListenPacket("ip4:icmp", "0.0.0.0")
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := raw.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			// type 8 (echo request), code, checksum, identifier, sequence
-			if n >= 8 && buf[0] == 8 {
-				seen.add("icmp", &net.UDPAddr{IP: from.(*net.IPAddr).IP, Port: int(binary.BigEndian.Uint16(buf[4:6]))})
-			}
+	go testenv.EachPacket(raw, func(b []byte, from net.Addr) {
+		// type 8 (echo request), code, checksum, identifier, sequence
+		if len(b) >= 8 && b[0] == 8 {
+			seen.add("icmp", &net.UDPAddr{IP: from.(*net.IPAddr).IP, Port: int(binary.BigEndian.Uint16(b[4:6]))})
 		}
-	}()
+	})
 
 	checked := 0
 	for _, c := range ces {

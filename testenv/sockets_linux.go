@@ -74,13 +74,19 @@ func (n *NS) EchoUDP(network, addr string) net.PacketConn {
 // Echo sends every datagram c receives back to its sender until c is
 // closed.
 func Echo(c net.PacketConn) {
+	EachPacket(c, func(b []byte, from net.Addr) { c.WriteTo(b, from) })
+}
+
+// EachPacket gives handle every datagram c receives, and its sender, until
+// c is closed. b is only valid during the call.
+func EachPacket(c net.PacketConn, handle func(b []byte, from net.Addr)) {
 	buf := make([]byte, 65536)
 	for {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return
 		}
-		c.WriteTo(buf[:n], from)
+		handle(buf[:n], from)
 	}
 }
 
