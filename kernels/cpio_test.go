@@ -16,12 +16,7 @@ import (
 // symlinks, device nodes and the implicit parent directories must come
 // out as written.
 func TestInitramfsWithCpio(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		if testenv.InCI() {
-			t.Fatal("needs cpio (CI=true)")
-		}
-		t.Skip("needs cpio")
-	}
+	testenv.RequireCommands(t, "cpio")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	if err := os.WriteFile(src, []byte("from the host\n"), 0o600); err != nil {

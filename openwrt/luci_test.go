@@ -16,12 +16,7 @@ import (
 // package ce-agent, and every option it offers must be one the handler
 // declares (TestProtoInitConfig), with the log levels the handler accepts.
 func TestLuCIForm(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		if testenv.InCI() {
-			t.Fatal("node missing (CI=true: the LuCI form must be checked)")
-		}
-		t.Skip("node missing")
-	}
+	testenv.RequireCommands(t, "node")
 	out, err := exec.Command("node", "testdata/luci-harness.js", "luci-proto-mapt/htdocs/luci-static/resources/protocol/mapt.js").CombinedOutput()
 	if err != nil {
 		t.Fatalf("node: %v\n%s", err, out)

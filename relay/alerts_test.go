@@ -9,14 +9,10 @@ import (
 
 // TestAlertRules checks the shipped Prometheus alert rules with promtool
 // and runs their unit tests (alerts/mapt-br.rules.test.yml: each alert
-// fires on the series it is for, and not on the others).
+// fires on the series it is for, and not on the others). promtool comes
+// with Debian's prometheus package (make deps).
 func TestAlertRules(t *testing.T) {
-	if _, err := exec.LookPath("promtool"); err != nil {
-		if testenv.InCI() {
-			t.Fatal("promtool (Debian package prometheus) is needed (CI=true: it must run)")
-		}
-		t.Skip("needs promtool (Debian package prometheus)")
-	}
+	testenv.RequireCommands(t, "promtool")
 	for _, args := range [][]string{{"check", "rules", "mapt-br.rules.yml"}, {"test", "rules", "mapt-br.rules.test.yml"}} {
 		cmd := exec.Command("promtool", args...)
 		cmd.Dir = "alerts"

@@ -32,17 +32,37 @@ func Require(t T, commands ...string) {
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root")
 	}
+	need(t, append(missing, missingCommands(commands)...), "privileged tests must run")
+}
+
+// RequireCommands is Require for a test that runs tools but needs no
+// privilege (a linter, an independent reader of a format our code writes).
+func RequireCommands(t T, commands ...string) {
+	t.Helper()
+	need(t, missingCommands(commands), "it must run")
+}
+
+// missingCommands lists the commands that are not on PATH.
+func missingCommands(commands []string) []string {
+	var missing []string
 	for _, c := range commands {
 		if _, err := exec.LookPath(c); err != nil {
 			missing = append(missing, c)
 		}
 	}
+	return missing
+}
+
+// need skips t (or, under CI, fails it, saying why it must run) when
+// something is missing.
+func need(t T, missing []string, why string) {
+	t.Helper()
 	if len(missing) == 0 {
 		return
 	}
 	msg := fmt.Sprintf("testenv: needs %s", strings.Join(missing, ", "))
 	if InCI() {
-		t.Fatal(msg + " (CI=true: privileged tests must run)")
+		t.Fatal(msg + " (CI=true: " + why + ")")
 	}
 	t.Skip(msg)
 }
