@@ -74,15 +74,7 @@ func TestOtherProtocols(t *testing.T) {
 	}
 	capture := n.sink.Capture("eth0", "ip proto 47")
 	payload := []byte{0, 0, 0x08, 0, 'g', 'r', 'e', '!'} // GRE header, IPv4 inside
-	err := n.lan.Do(func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_GRE)
-		if err != nil {
-			return err
-		}
-		defer syscall.Close(fd)
-		return syscall.Sendto(fd, payload, 0, &syscall.SockaddrInet4{Addr: sinkAddr.As4()})
-	})
-	if err != nil {
+	if err := sendRaw4(n.lan, syscall.IPPROTO_GRE, sinkAddr, payload); err != nil {
 		t.Fatal(err)
 	}
 	pkts := capture.Packets()

@@ -92,15 +92,7 @@ func TestEscapedNAT(t *testing.T) {
 		0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 198, 51, 100, 1, 10, 0, 0, 2,
 		0, 53, 0x9c, 0x40, 0, 8, 0, 0}
 	binary.BigEndian.PutUint16(icmpErr[2:], checksum(icmpErr))
-	err = lan.Do(func() error {
-		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.IPPROTO_ICMP)
-		if err != nil {
-			return err
-		}
-		defer syscall.Close(fd)
-		return syscall.Sendto(fd, icmpErr, 0, &syscall.SockaddrInet4{Addr: sinkAddr.As4()})
-	})
-	if err != nil {
+	if err := sendRaw4(lan, syscall.IPPROTO_ICMP, sinkAddr, icmpErr); err != nil {
 		t.Fatal(err)
 	}
 	// Untracked: the router's own datagram from its MAP address but a

@@ -2,6 +2,7 @@ package nat
 
 import (
 	"net/netip"
+	"syscall"
 	"testing"
 
 	"github.com/mapt-go/mapt/mapt"
@@ -37,4 +38,18 @@ func bindingConfig(t testing.TB, rule, eup, uplink string, mtu int) Config {
 		t.Fatal(err)
 	}
 	return FromBinding(b, uplink, mtu)
+}
+
+// sendRaw4 sends payload to dst from ns over a raw IPv4 socket of proto:
+// the kernel adds the IPv4 header, so the packet goes through the stack
+// and its hooks (conntrack, our table) like any the LAN sends.
+func sendRaw4(ns *testenv.NS, proto int, dst netip.Addr, payload []byte) error {
+	return ns.Do(func() error {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, proto)
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		return syscall.Sendto(fd, payload, 0, &syscall.SockaddrInet4{Addr: dst.As4()})
+	})
 }
