@@ -55,12 +55,20 @@ func startBR(t *testing.T, bin string, ns *testenv.NS, dir, yaml string) *testen
 // waits for the binding.
 func startCE(t *testing.T, bin string, ns *testenv.NS, dir, prefix string, extra ...string) *agent.Status {
 	t.Helper()
+	return runCE(t, bin, ns, dir, append([]string{"--domain", filepath.Join(dir, "domain.yaml"), "--prefix", prefix}, extra...)...)
+}
+
+// runCE runs `ce-agent run` on ns's wan with args, its state and status
+// socket in dir, and waits for it to be bound.
+func runCE(t *testing.T, bin string, ns *testenv.NS, dir string, args ...string) *agent.Status {
+	t.Helper()
 	sock := filepath.Join(dir, ns.Short+".sock")
-	args := append([]string{"run", "--wan", "wan", "--domain", filepath.Join(dir, "domain.yaml"), "--prefix", prefix,
-		"--state-dir", filepath.Join(dir, ns.Short), "--status-socket", sock}, extra...)
-	p := ns.Start(append([]string{filepath.Join(bin, "ce-agent")}, args...)...)
+	p := ns.Start(append([]string{filepath.Join(bin, "ce-agent"), "run", "--wan", "wan",
+		"--state-dir", filepath.Join(dir, ns.Short), "--status-socket", sock}, args...)...)
 	var s *agent.Status
-	if !testenv.WaitFor(30*time.Second, func() bool {
+	// Generous: under TCG (the kernel matrix) loading the translator alone
+	// takes seconds, more on a busy host.
+	if !testenv.WaitFor(2*time.Minute, func() bool {
 		var err error
 		s, err = agent.ReadStatus(sock)
 		return err == nil && s.State == "bound" || p.Exited()

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mapt-go/mapt/agent"
 	"github.com/mapt-go/mapt/kernels/proto"
 	"github.com/mapt-go/mapt/lab"
 	"github.com/mapt-go/mapt/testenv"
@@ -86,20 +85,7 @@ func TestStaticPath(t *testing.T) {
 	}
 	var ceAttach string
 	for _, c := range ces {
-		sock := filepath.Join(dir, c.ns.Short+".sock")
-		p := c.ns.Start(filepath.Join(bin, "ce-agent"), "run", "--wan", "wan",
-			"--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "--dmr", "64:ff9b::/96", "--prefix", c.prefix,
-			"--state-dir", filepath.Join(dir, c.ns.Short), "--status-socket", sock)
-		var s *agent.Status
-		// Generous: under TCG (the kernel matrix) loading the translator alone
-		// takes seconds, more on a busy host.
-		if !testenv.WaitFor(2*time.Minute, func() bool {
-			var err error
-			s, err = agent.ReadStatus(sock)
-			return err == nil && s.State == "bound" || p.Exited()
-		}) || p.Exited() {
-			t.Fatalf("%s did not bind:\n%s", c.ns.Short, p.Output())
-		}
+		s := runCE(t, bin, c.ns, dir, "--rule", "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "--dmr", "64:ff9b::/96", "--prefix", c.prefix)
 		if s.Source != "static" || s.Binding == nil || s.Binding.IPv4 != c.ipv4+"/32" ||
 			len(s.Binding.Ports) != 1 || s.Binding.Ports[0] != [2]uint16{c.first, c.last} {
 			t.Fatalf("%s: status %+v, binding %+v: want %s ports %d-%d", c.ns.Short, s, s.Binding, c.ipv4, c.first, c.last)
