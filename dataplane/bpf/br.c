@@ -109,10 +109,7 @@ int br_ingress6(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	p = pkt_get(l3);
-	if (!p)
-		return drop(R_HELPER);
-	err = parse6(skb, p);
+	err = parse_at(skb, l3, 1, &p);
 	if (err == R_IPV6_EXTHDR && p->err_ptr) /* RFC 7915 s5.1: segments left */
 		return reply(skb, p, err, 4, 0, p->err_ptr, 0, 0, 0);
 	if (err)
@@ -248,10 +245,7 @@ int br_ingress4(struct __sk_buff *skb)
 			return TC_ACT_OK;
 		}
 	}
-	p = pkt_get(l3);
-	if (!p)
-		return drop(R_HELPER);
-	err = parse4(skb, p, 1);
+	err = parse_at(skb, l3, 0, &p);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed */
 		return reply(skb, p, err, 3, 5, 0, br_icmp_src(c), 0, 0);
 	if (err)

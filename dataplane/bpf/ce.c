@@ -178,10 +178,7 @@ int ce_ingress(struct __sk_buff *skb)
 		count(R_PASS);
 		return PASS;
 	}
-	p = pkt_get(l3);
-	if (!p)
-		return drop(R_HELPER);
-	err = parse6(skb, p);
+	err = parse_at(skb, l3, 1, &p);
 	if (err == R_IPV6_EXTHDR && p->err_ptr) /* RFC 7915 s5.1: segments left */
 		goto reply;
 	if (err)

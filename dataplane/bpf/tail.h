@@ -92,6 +92,19 @@ static __always_inline int ingress_dst(struct __sk_buff *skb, const struct xlat_
 	return l3;
 }
 
+/* parse_at is the step after ingress_dst and the test of the destination:
+ * the packet's state, cleared, for the IP header at l3, and what parse6
+ * (v6) or parse4 says of the packet; R_HELPER when there is no state. */
+static __always_inline int parse_at(struct __sk_buff *skb, __u32 l3, int v6, struct pkt **pp)
+{
+	struct pkt *p = pkt_get(l3);
+
+	*pp = p;
+	if (!p)
+		return R_HELPER;
+	return v6 ? parse6(skb, p) : parse4(skb, p, 1);
+}
+
 /* l2_room gives a bare IP packet from a device without link layer (the
  * CE's TUN uplink, the BR's local device) the room of an Ethernet header,
  * which bpf_redirect_neigh fills in for an Ethernet side and a redirect
