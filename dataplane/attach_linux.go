@@ -107,8 +107,9 @@ type hook struct {
 
 // attachAll writes cfg (the devices' indexes and link layers, which the
 // programs' redirects need before the first packet) and then hooks each
-// program in order; when one fails, those already hooked come off again,
-// so an attach is all or nothing.
+// program in order. When one fails after others were hooked, Detach takes
+// the translator's hooks off again (the callers attach a translator just
+// loaded, so those are this call's), and the error names the device.
 func (t *Translator) attachAll(op string, cfg Config, mode AttachMode, hooks []hook) error {
 	if err := t.Update(cfg); err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 // udpDatagram is a whole UDP datagram (header + payload) with its
 // checksum computed for the given addresses.
 func udpDatagram(t testing.TB, src, dst netip.Addr, sport, dport uint16, n int) []byte {
+	t.Helper()
 	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ipHeader(t, src, dst, layers.IPProtocolUDP))
 	payload := make([]byte, n)

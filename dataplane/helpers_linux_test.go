@@ -306,7 +306,6 @@ func verifyChecksums(t testing.TB, p gopacket.Packet) {
 	}
 }
 
-// counterDelta runs fn and returns how the counters moved.
 // runCounted runs prog on in and fails the test unless its verdict is ret
 // and the counter named moved by one and no other did (none at all for
 // ""). It returns the output packet.
@@ -356,6 +355,7 @@ func runCases(t *testing.T, tr *Translator, prog *ebpf.Program, cases []xlatCase
 	}
 }
 
+// counterDelta runs fn and returns how the counters moved.
 func counterDelta(t testing.TB, tr *Translator, fn func()) map[string]uint64 {
 	t.Helper()
 	before, err := tr.Counters()
@@ -449,9 +449,9 @@ func gopacket8() gopacket.Payload { return gopacket.Payload{1, 2, 3, 4, 5, 6, 7,
 
 // inNS opens something (a socket, a device) with open inside ns and
 // fails t on its error; what it opens stays in that namespace. Unlike
-// testenv's NS.Listen and NS.Dial it reports on t, not on the lab's test,
-// and leaves closing to the caller, so a subtest can open and close its
-// own.
+// testenv's NS.Listen, which fails the lab's test and closes the socket
+// when that test ends, it reports on t and leaves closing to the caller,
+// so a subtest can open and close its own.
 func inNS[T any](t testing.TB, ns *testenv.NS, open func() (T, error)) T {
 	t.Helper()
 	var v T

@@ -82,7 +82,8 @@ func runCE(t *testing.T, bin string, ns *testenv.NS, dir string, args ...string)
 // it sees, from ns at addr.
 func serveTCP(t *testing.T, ns *testenv.NS, addr string) {
 	t.Helper()
-	ns.ServeTCP("tcp4", addr, func(c net.Conn) { fmt.Fprintf(c, "%s\n", c.RemoteAddr()) })
+	l := ns.ServeTCP("tcp4", addr, func(c net.Conn) { fmt.Fprintf(c, "%s\n", c.RemoteAddr()) })
+	t.Cleanup(func() { l.Close() })
 }
 
 // whoami connects from ns to addr and returns the remote address the
