@@ -10,7 +10,7 @@ PKGS    := ./...
 APT_PKGS := clang llvm libbpf-dev kea-dhcp6-server nftables iproute2 iperf3 \
 	tcpdump iputils-ping conntrack ethtool wget curl procps tayga python3 shellcheck qemu-user-static bird2 prometheus \
 	qemu-system-x86 qemu-system-arm qemu-system-mips qemu-system-misc \
-	debian-archive-keyring kmod xz-utils cpio
+	debian-archive-keyring kmod xz-utils cpio nodejs
 
 .PHONY: all build test test-kernels unit deps generate check-generate vet staticcheck bench demo soak cross clean
 

@@ -42,11 +42,23 @@ func RequireCommands(t T, commands ...string) {
 	need(t, missingCommands(commands), "it must run")
 }
 
-// missingCommands lists the commands that are not on PATH.
+// debianPackage names the Debian package of the commands the tests run
+// whose package has another name (make deps installs them all).
+var debianPackage = map[string]string{
+	"ip": "iproute2", "ss": "iproute2", "tc": "iproute2", "nft": "nftables",
+	"ping": "iputils-ping", "sysctl": "procps", "kea-dhcp6": "kea-dhcp6-server",
+	"bird": "bird2", "birdc": "bird2", "promtool": "prometheus", "node": "nodejs",
+}
+
+// missingCommands lists the commands that are not on PATH, each with its
+// Debian package where the names differ.
 func missingCommands(commands []string) []string {
 	var missing []string
 	for _, c := range commands {
 		if _, err := exec.LookPath(c); err != nil {
+			if pkg, ok := debianPackage[c]; ok {
+				c += " (Debian package " + pkg + ")"
+			}
 			missing = append(missing, c)
 		}
 	}
@@ -61,6 +73,9 @@ func need(t T, missing []string, why string) {
 		return
 	}
 	msg := fmt.Sprintf("testenv: needs %s", strings.Join(missing, ", "))
+	if missing[len(missing)-1] != "root" {
+		msg += " (make deps installs the packages)"
+	}
 	if InCI() {
 		t.Fatal(msg + " (CI=true: " + why + ")")
 	}

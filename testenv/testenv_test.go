@@ -43,3 +43,16 @@ func TestLabPingAndCapture(t *testing.T) {
 		t.Fatal("Stop did not end the process")
 	}
 }
+
+// TestMissingCommands: a missing tool is named with the Debian package to
+// install where the names differ, and one on PATH is not named.
+func TestMissingCommands(t *testing.T) {
+	if got := missingCommands([]string{"sh"}); len(got) != 0 {
+		t.Errorf("sh is on PATH, missing %v", got)
+	}
+	t.Setenv("PATH", t.TempDir())
+	got := strings.Join(missingCommands([]string{"ip", "cpio", "kea-dhcp6"}), ", ")
+	if want := "ip (Debian package iproute2), cpio, kea-dhcp6 (Debian package kea-dhcp6-server)"; got != want {
+		t.Errorf("missing %q, want %q", got, want)
+	}
+}
