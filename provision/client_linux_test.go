@@ -389,10 +389,13 @@ func TestClientSolicitRetransmission(t *testing.T) {
 	if lo, hi := time.Duration(float64(drawnLo)*1.9), time.Duration(float64(drawnHi)*2.1); rt2 < lo-slack || rt2 > hi+late {
 		t.Errorf("RT2 = %s, want %s-%s (RT1 %s)", rt2, lo, hi, rt1)
 	}
-	// Elapsed time counts from the first transmission, in 1/100 s.
+	// Elapsed time counts from the first transmission, in 1/100 s. The
+	// server's receive times carry each datagram's own delivery delay, so
+	// the bound is the loaded machine's allowance on both sides: a client
+	// that restarted the count at each retransmission is still a second off.
 	for i, s := range sol {
 		want := s.at.Sub(sol[0].at)
-		if got := s.m.Options.ElapsedTime(); got < want-slack || got > want+slack {
+		if got := s.m.Options.ElapsedTime(); got < want-late || got > want+late {
 			t.Errorf("Solicit %d elapsed %s, want about %s", i, got, want)
 		}
 		if s.m.TransactionID != sol[0].m.TransactionID {
