@@ -317,16 +317,13 @@ int br_local(struct __sk_buff *skb)
 	const struct xlat_config *c = get_config();
 	__be16 proto = skb->protocol;
 	struct pkt *p;
+	int err;
 
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		return PASS;
-	if (!c)
-		return drop(R_NO_CONFIG);
-	p = pkt_get(ETH_HLEN);
-	if (!p)
-		return drop(R_HELPER);
-	if (l2_room(skb, c, CFG_LOCAL_L3)) /* the local device is a TUN */
-		return drop(R_HELPER);
+	err = egress_at(skb, c, CFG_LOCAL_L3, &p); /* the local device is a TUN */
+	if (err)
+		return drop(err);
 	if (proto == bpf_htons(ETH_P_IP))
 		return br_local4(skb, c, p);
 	return br_local6(skb, c, p);

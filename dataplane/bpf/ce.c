@@ -98,13 +98,9 @@ int ce_egress(struct __sk_buff *skb)
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return PASS;
-	if (!c)
-		return drop(R_NO_CONFIG);
-	p = pkt_get(ETH_HLEN);
-	if (!p)
-		return drop(R_HELPER);
-	if (l2_room(skb, c, CFG_V4_L3)) /* the uplink is a TUN */
-		return drop(R_HELPER);
+	err = egress_at(skb, c, CFG_V4_L3, &p); /* the uplink is a TUN */
+	if (err)
+		return drop(err);
 	err = parse4(skb, p, 1);
 	if (err == R_IPV4_OPTIONS && !p->icmp_err) /* RFC 7915 s4.1: Source Route Failed, into our stack */
 		return reply(skb, p, err, 3, 5, 0, DUMMY_V4, c->v4_ifindex, 1);

@@ -117,6 +117,26 @@ static __always_inline int l2_room(struct __sk_buff *skb, const struct xlat_conf
 	return 0;
 }
 
+/* egress_at is the first step of a program at the egress of a device
+ * that may have no link layer (ce_egress on the CE's uplink, br_local on
+ * the BR's local device): the packet's state, cleared, for the IP header
+ * after an Ethernet header, and that header's room where l3flag says the
+ * device has none. R_NO_CONFIG before the agent or br configured the
+ * translator, R_HELPER when there is no state or no room. */
+static __always_inline int egress_at(struct __sk_buff *skb, const struct xlat_config *c, enum cfg_flag l3flag, struct pkt **pp)
+{
+	struct pkt *p;
+
+	*pp = NULL;
+	if (!c)
+		return R_NO_CONFIG;
+	p = pkt_get(ETH_HLEN);
+	*pp = p;
+	if (!p || l2_room(skb, c, l3flag))
+		return R_HELPER;
+	return 0;
+}
+
 /* tail jumps to one of the tail programs; it returns only when the jump
  * failed (the program array is not filled in). */
 static __always_inline int tail(struct __sk_buff *skb, struct pkt *p, enum tail idx)
