@@ -43,18 +43,25 @@ type Profile struct {
 	Runs []RunCost `json:"runs,omitempty"`
 }
 
-// RunCost is one profiled run's packets sent and path CPU time.
+// RunCost is one profiled run's packets sent and path CPU time, and how
+// much of that went to waking the receiver (the "wakeup" part).
 type RunCost struct {
-	Packets int64 `json:"packets"`
-	PathNS  int64 `json:"path_ns"`
+	Packets  int64 `json:"packets"`
+	PathNS   int64 `json:"path_ns"`
+	WakeupNS int64 `json:"wakeup_ns,omitempty"`
 }
 
-// perPacket is the run's path CPU time per packet, 0 without packets.
-func (c RunCost) perPacket() float64 {
+// perPacket is the run's path CPU time per packet, without the
+// receiver's wake-ups if noWake; 0 without packets.
+func (c RunCost) perPacket(noWake bool) float64 {
 	if c.Packets <= 0 {
 		return 0
 	}
-	return float64(c.PathNS) / float64(c.Packets)
+	ns := c.PathNS
+	if noWake {
+		ns -= c.WakeupNS
+	}
+	return float64(ns) / float64(c.Packets)
 }
 
 // Symbol is one function's self time on the path.
@@ -100,6 +107,8 @@ var Parts = []Part{
 	{"ipv6", "IPv6 stack", func(s string) bool {
 		return hasPrefix(s, "ip6", "ipv6_", "__ip6", "fib6_", "rt6_", "icmp6", "icmpv6_", "ndisc_", "inet6_", "udpv6_", "__udp6", "udp6_")
 	}},
+	// Not by symbol: the samples under wakeParent (see perfRow).
+	{"wakeup", "receiver wake-ups", nil},
 	{"kernel", "rest of the kernel", nil},
 	{"user", "user space", nil},
 }
@@ -117,14 +126,32 @@ func partOf(sym string, kernel bool) string {
 	return "kernel"
 }
 
-// perfRow is one line of `perf report --sort pid,dso,sym -F
-// period,sample,pid,dso,sym -t '|'`.
+// wakeParent is the function under which the path wakes the receiving
+// process: the UDP receive path calls it for each datagram it queues,
+// and when the receiver sleeps in select it wakes it (try_to_wake_up,
+// an IPI to the other core, with interrupts off, which cpu-clock
+// charges to _raw_spin_unlock_irqrestore). The cost is the test's
+// endpoints', not the router's: a router forwards to other machines.
+// Per datagram it also costs more as the path gets slower (measured:
+// 1394 ns for plain, 2119 for map-t, c1 -> s, 2026-12-02), most likely
+// because the receiver's core idles longer between datagrams and is
+// costlier to wake from there (these guests halt-poll, cpuidle-haltpoll,
+// before they halt).
+const wakeParent = "sock_def_readable"
+
+// perfArgs are perf report's arguments for the rows perfRow reads.
+var perfArgs = []string{"--stdio", "--no-children", "-g", "none", "-p", "^" + wakeParent + "$",
+	"--sort", "pid,dso,sym,parent", "-F", "period,sample,pid,dso,sym,parent", "-t", "|"}
+
+// perfRow is one line of perf report with perfArgs: the time of one
+// symbol in one task, under wakeParent or not.
 type perfRow struct {
 	NS     int64 // sum of the cpu-clock periods: nanoseconds
 	PID    int
 	Comm   string
 	Kernel bool
 	Sym    string
+	Wakeup bool // wakeParent is on the samples' call chain
 }
 
 // parsePerfReport reads perf report's separated output (see perfRow).
@@ -137,9 +164,9 @@ func parsePerfReport(out []byte) ([]perfRow, error) {
 		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		f := strings.SplitN(line, "|", 5)
-		if len(f) != 5 {
-			return nil, fmt.Errorf("bench: perf report line %q: want 5 fields", line)
+		f := strings.SplitN(line, "|", 6)
+		if len(f) != 6 {
+			return nil, fmt.Errorf("bench: perf report line %q: want 6 fields", line)
 		}
 		ns, err := strconv.ParseInt(strings.TrimSpace(f[0]), 10, 64)
 		if err != nil {
@@ -159,7 +186,8 @@ func parsePerfReport(out []byte) ([]perfRow, error) {
 		if i := strings.Index(sym, "] "); strings.HasPrefix(sym, "[") && i > 0 {
 			sym = sym[i+2:]
 		}
-		rows = append(rows, perfRow{NS: ns, PID: pid, Comm: comm, Kernel: kernel, Sym: sym})
+		parent := strings.TrimSpace(f[5])
+		rows = append(rows, perfRow{NS: ns, PID: pid, Comm: comm, Kernel: kernel, Sym: sym, Wakeup: parent == wakeParent})
 	}
 	return rows, sc.Err()
 }
@@ -177,7 +205,11 @@ func newProfile(rows []perfRow, sender, receiver int) Profile {
 		switch {
 		case r.PID == sender || strings.HasPrefix(r.Comm, "ksoftirqd/"):
 			p.PathNS += r.NS
-			p.Parts[partOf(r.Sym, r.Kernel)] += r.NS
+			part := partOf(r.Sym, r.Kernel)
+			if r.Wakeup {
+				part = "wakeup"
+			}
+			p.Parts[part] += r.NS
 			syms[Symbol{Name: r.Sym, Kernel: r.Kernel}] += r.NS
 		case r.PID == receiver:
 			p.ReceiverNS += r.NS
@@ -247,6 +279,14 @@ func (p Profile) perPacket(ns int64) float64 {
 	return float64(ns) / float64(p.Packets)
 }
 
+// pathNS is the path's time, without the receiver's wake-ups if noWake.
+func (p Profile) pathNS(noWake bool) int64 {
+	if noWake {
+		return p.PathNS - p.Parts["wakeup"]
+	}
+	return p.PathNS
+}
+
 func (p Profile) total() int64 { return p.PathNS + p.ReceiverNS + p.OtherNS + p.IdleNS }
 
 // otherShare is the share of the machine's CPU time other tasks used.
@@ -263,8 +303,10 @@ func (p Profile) otherShare() float64 {
 // (the CPU share the sender gets) does not move as it moves the rates.
 // With runs of both, it is the median (and min, max) of the per-run
 // ratios (run i of each was profiled in the same round, back to back);
-// otherwise the ratio of the merged profiles.
-func (r *Results) CostRatio(variant string, f Figure) (lo, med, hi float64, ok bool) {
+// otherwise the ratio of the merged profiles. With noWake, both sides
+// leave out the receiver's wake-ups (wakeParent): the cost of the
+// forwarding path alone, as a router would see it.
+func (r *Results) CostRatio(variant string, f Figure, noWake bool) (lo, med, hi float64, ok bool) {
 	if len(r.Variants) == 0 {
 		return 0, 0, 0, false
 	}
@@ -276,7 +318,7 @@ func (r *Results) CostRatio(variant string, f Figure) (lo, med, hi float64, ok b
 	if len(b.Runs) > 0 && len(b.Runs) == len(v.Runs) {
 		var q []float64
 		for i := range b.Runs {
-			x, y := b.Runs[i].perPacket(), v.Runs[i].perPacket()
+			x, y := b.Runs[i].perPacket(noWake), v.Runs[i].perPacket(noWake)
 			if x <= 0 || y <= 0 {
 				return 0, 0, 0, false
 			}
@@ -285,7 +327,7 @@ func (r *Results) CostRatio(variant string, f Figure) (lo, med, hi float64, ok b
 		slices.Sort(q)
 		return q[0], q[(len(q)-1)/2], q[len(q)-1], true
 	}
-	x, y := b.perPacket(b.PathNS), v.perPacket(v.PathNS)
+	x, y := b.perPacket(b.pathNS(noWake)), v.perPacket(v.pathNS(noWake))
 	if x <= 0 || y <= 0 {
 		return 0, 0, 0, false
 	}
@@ -293,17 +335,37 @@ func (r *Results) CostRatio(variant string, f Figure) (lo, med, hi float64, ok b
 }
 
 // costTable has, for each profiled variant but the baseline, CostRatio
-// of each UDP figure.
+// of each UDP figure, and again without the receiver's wake-ups when
+// the profiles tell them apart (results from before they did do not).
 func (r *Results) costTable() string {
-	var rows []string
-	for _, v := range r.Variants[1:] {
-		row := "| " + v + " |"
-		any := false
+	var cols []string
+	type col struct {
+		f      Figure
+		noWake bool
+	}
+	var cs []col
+	for _, noWake := range []bool{false, true} {
+		if noWake && !r.wakeupsProfiled() {
+			break
+		}
 		for _, f := range Figures {
 			if !f.UDP {
 				continue
 			}
-			lo, med, hi, ok := r.CostRatio(v, f)
+			cs = append(cs, col{f, noWake})
+			if noWake {
+				cols = append(cols, f.Name+", no wake-ups")
+			} else {
+				cols = append(cols, f.Name)
+			}
+		}
+	}
+	var rows []string
+	for _, v := range r.Variants[1:] {
+		row := "| " + v + " |"
+		any := false
+		for _, c := range cs {
+			lo, med, hi, ok := r.CostRatio(v, c.f, c.noWake)
 			switch {
 			case !ok:
 				row += " - |"
@@ -323,15 +385,20 @@ func (r *Results) costTable() string {
 		return ""
 	}
 	var b strings.Builder
-	var cols []string
-	for _, f := range Figures {
-		if f.UDP {
-			cols = append(cols, f.Name)
-		}
-	}
 	tableHead(&b, cols)
 	b.WriteString(strings.Join(rows, "\n") + "\n")
 	return b.String()
+}
+
+// wakeupsProfiled says whether the profiles tell the receiver's
+// wake-ups apart.
+func (r *Results) wakeupsProfiled() bool {
+	for _, p := range r.Profiles {
+		if p.Parts["wakeup"] > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Profile returns the profile of a variant's figure, if one was taken.

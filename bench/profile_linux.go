@@ -106,8 +106,7 @@ func profileRun(p *Path, f Figure, d time.Duration, file string) (Profile, error
 	if err != nil {
 		return Profile{}, fmt.Errorf("bench: %s: %s: %w (%v)", p.Variant, f.Name, err, runErr)
 	}
-	rep, err := exec.Command("perf", "report", "-i", file, "--stdio", "--no-children", "-g", "none",
-		"--sort", "pid,dso,sym", "-F", "period,sample,pid,dso,sym", "-t", "|").Output()
+	rep, err := exec.Command("perf", append([]string{"report", "-i", file}, perfArgs...)...).Output()
 	if err != nil {
 		return Profile{}, fmt.Errorf("bench: perf report %s: %w", file, err)
 	}
@@ -117,7 +116,7 @@ func profileRun(p *Path, f Figure, d time.Duration, file string) (Profile, error
 	}
 	prof := newProfile(rows, sender, receiver)
 	prof.Variant, prof.Figure, prof.Packets = p.Variant, f.Name, res.SentPackets
-	prof.Runs = []RunCost{{Packets: prof.Packets, PathNS: prof.PathNS}}
+	prof.Runs = []RunCost{{Packets: prof.Packets, PathNS: prof.PathNS, WakeupNS: prof.Parts["wakeup"]}}
 	if prof.PathNS == 0 {
 		return prof, fmt.Errorf("bench: %s: %s: perf saw no samples of the sender (pid %d)", p.Variant, f.Name, sender)
 	}

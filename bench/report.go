@@ -178,7 +178,11 @@ func (r *Results) summary(symbols bool) string {
 		fmt.Fprintf(&b, "Ratio to %s, measured in the same run: median (min-max) of the per-run ratios, each run against the %s run of the same round.\n\n", r.Variants[0], r.Variants[0])
 		b.WriteString(r.ratioTable())
 		if c := r.costTable(); c != "" {
-			fmt.Fprintf(&b, "\nAt equal CPU: %s's CPU time per packet on the path over the variant's, from the profiles (below; median (min-max) of the profiled runs, each against %s's in the same round). The rates above also move with the CPU share the sender gets on the shared machine; this ratio does not.\n\n", r.Variants[0], r.Variants[0])
+			fmt.Fprintf(&b, "\nAt equal CPU: %s's CPU time per packet on the path over the variant's, from the profiles (below; median (min-max) of the profiled runs, each against %s's in the same round). The rates above also move with the CPU share the sender gets on the shared machine; this ratio does not.", r.Variants[0], r.Variants[0])
+			if r.wakeupsProfiled() {
+				fmt.Fprintf(&b, " \"No wake-ups\": the same without the path's time waking the receiving iperf3 (under `%s`), which is the test endpoints' cost, not a router's, and costs more per datagram as the path slows (the receiver's core idles longer between datagrams, and waking it from there costs more).", wakeParent)
+			}
+			b.WriteString("\n\n")
 			b.WriteString(c)
 		}
 		if t := r.targets(); t != "" {
@@ -316,8 +320,12 @@ func (r *Results) targets() string {
 			verdict = "not met"
 		}
 		cpu := ""
-		if lo, med, hi, ok := r.CostRatio(TargetVariant, f); ok {
-			cpu = fmt.Sprintf(" (at equal CPU %.2f (%.2f-%.2f))", med, lo, hi)
+		if lo, med, hi, ok := r.CostRatio(TargetVariant, f, false); ok {
+			cpu = fmt.Sprintf(" (at equal CPU %.2f (%.2f-%.2f)", med, lo, hi)
+			if lo, med, hi, ok := r.CostRatio(TargetVariant, f, true); ok && r.wakeupsProfiled() {
+				cpu += fmt.Sprintf("; without the receiver's wake-ups %.2f (%.2f-%.2f)", med, lo, hi)
+			}
+			cpu += ")"
 		}
 		parts = append(parts, fmt.Sprintf("%s %.2f (%.2f-%.2f), target %.2f: %s%s", f.Name, med, lo, hi, want, verdict, cpu))
 	}

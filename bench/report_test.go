@@ -295,46 +295,68 @@ func TestInterleave(t *testing.T) {
 }
 
 // TestCostRatio: per profiled run, the baseline's ns per packet over the
-// variant's; the table and the targets line show it.
+// variant's, with and without the receiver's wake-ups; the table and
+// the targets line show them.
 func TestCostRatio(t *testing.T) {
 	r := sampleResults()
-	run := func(pk, ns int64) RunCost { return RunCost{Packets: pk, PathNS: ns} }
+	run := func(pk, ns, wake int64) RunCost { return RunCost{Packets: pk, PathNS: ns, WakeupNS: wake} }
 	r.Profiles = []Profile{
-		{Variant: "plain", Figure: Figures[2].Name, Packets: 30, PathNS: 150, Runs: []RunCost{run(10, 50), run(10, 40), run(10, 60)}},
-		// 5/10, 4/5, 6/6 -> 0.5, 0.8, 1.0.
-		{Variant: "map-t", Figure: Figures[2].Name, Packets: 30, PathNS: 210, Runs: []RunCost{run(10, 100), run(10, 50), run(10, 60)}},
-		// Unpaired: merged 150/30 over 100/10.
-		{Variant: "tayga", Figure: Figures[2].Name, Packets: 10, PathNS: 100},
+		{Variant: "plain", Figure: Figures[2].Name, Packets: 30, PathNS: 150, Parts: map[string]int64{"wakeup": 30},
+			Runs: []RunCost{run(10, 50, 10), run(10, 40, 10), run(10, 60, 10)}},
+		// 5/10, 4/5, 6/6 -> 0.5, 0.8, 1.0; without wake-ups
+		// 4/8, 3/4, 5/5 -> 0.5, 0.75, 1.0.
+		{Variant: "map-t", Figure: Figures[2].Name, Packets: 30, PathNS: 210, Parts: map[string]int64{"wakeup": 30},
+			Runs: []RunCost{run(10, 100, 20), run(10, 50, 10), run(10, 60, 10)}},
+		// Unpaired: merged 150/30 over 100/10, and 120/30 over 90/10.
+		{Variant: "tayga", Figure: Figures[2].Name, Packets: 10, PathNS: 100, Parts: map[string]int64{"wakeup": 10}},
 	}
 	for _, tc := range []struct {
 		v           string
 		f           Figure
+		noWake      bool
 		lo, med, hi float64
 		ok          bool
 	}{
-		{"map-t", Figures[2], 0.5, 0.8, 1, true},
-		{"tayga", Figures[2], 0.5, 0.5, 0.5, true},
-		{"map-t", Figures[3], 0, 0, 0, false},
+		{"map-t", Figures[2], false, 0.5, 0.8, 1, true},
+		{"map-t", Figures[2], true, 0.5, 0.75, 1, true},
+		{"tayga", Figures[2], false, 0.5, 0.5, 0.5, true},
+		{"tayga", Figures[2], true, 4.0 / 9, 4.0 / 9, 4.0 / 9, true},
+		{"map-t", Figures[3], false, 0, 0, 0, false},
 	} {
-		lo, med, hi, ok := r.CostRatio(tc.v, tc.f)
+		lo, med, hi, ok := r.CostRatio(tc.v, tc.f, tc.noWake)
 		if ok != tc.ok || lo != tc.lo || med != tc.med || hi != tc.hi {
-			t.Errorf("CostRatio(%s, %s) = %v %v %v %v, want %v %v %v %v", tc.v, tc.f.Name, lo, med, hi, ok, tc.lo, tc.med, tc.hi, tc.ok)
+			t.Errorf("CostRatio(%s, %s, %v) = %v %v %v %v, want %v %v %v %v", tc.v, tc.f.Name, tc.noWake, lo, med, hi, ok, tc.lo, tc.med, tc.hi, tc.ok)
 		}
 	}
 	md := r.Markdown()
 	for _, want := range []string{
-		"| variant | UDP 64 B c1 -> s | UDP 64 B s -> c1 |",
-		"| map-t | 0.80 (0.50-1.00) | - |",
-		"| tayga | 0.50 | - |",
-		"UDP 64 B c1 -> s 0.75 (0.25-1.00), target 0.90: not met (at equal CPU 0.80 (0.50-1.00)).",
+		"| variant | UDP 64 B c1 -> s | UDP 64 B s -> c1 | UDP 64 B c1 -> s, no wake-ups | UDP 64 B s -> c1, no wake-ups |",
+		"| map-t | 0.80 (0.50-1.00) | - | 0.75 (0.50-1.00) | - |",
+		"| tayga | 0.50 | - | 0.44 | - |",
+		"UDP 64 B c1 -> s 0.75 (0.25-1.00), target 0.90: not met (at equal CPU 0.80 (0.50-1.00); without the receiver's wake-ups 0.75 (0.50-1.00)).",
+		"\"No wake-ups\": the same without",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q:\n%s", want, md)
 		}
 	}
+	// Results from before the wake-ups were told apart show neither
+	// the columns nor the figure.
+	for i := range r.Profiles {
+		r.Profiles[i].Parts = nil
+	}
+	md = r.Markdown()
+	for _, unwanted := range []string{"no wake-ups", "without the receiver's wake-ups", "No wake-ups"} {
+		if strings.Contains(md, unwanted) {
+			t.Errorf("%q without wake-up profiles:\n%s", unwanted, md)
+		}
+	}
+	if !strings.Contains(md, "| map-t | 0.80 (0.50-1.00) | - |\n") {
+		t.Errorf("cost table without wake-up profiles:\n%s", md)
+	}
 	// A run without packets has no ratio.
 	r.Profiles[0].Runs[1].Packets = 0
-	if _, _, _, ok := r.CostRatio("map-t", Figures[2]); ok {
+	if _, _, _, ok := r.CostRatio("map-t", Figures[2], false); ok {
 		t.Error("ratio from a run without packets")
 	}
 }
