@@ -71,10 +71,13 @@ type Symbol struct {
 	NS     int64  `json:"ns"`
 }
 
-// Part is a group of functions the path's time is split into.
+// Part is a group of functions the path's time is split into: by the
+// function a sample is in (match), or by one its call chain is under
+// (under, which goes first; see perfParents).
 type Part struct {
 	Key, Title string
 	match      func(sym string) bool
+	under      func(parent string) bool
 }
 
 func hasPrefix(sym string, prefixes ...string) bool {
@@ -86,37 +89,46 @@ func hasPrefix(sym string, prefixes ...string) bool {
 	return false
 }
 
-// Parts, in report order; a kernel symbol belongs to the first that
-// matches, else to "kernel"; user-space time is "user".
+// Parts, in report order; a kernel sample belongs to the first whose
+// under matches its parent, else to the first whose match matches its
+// symbol, else to "kernel"; user-space time is "user".
 var Parts = []Part{
-	{"bpf-prog", "BPF programs", func(s string) bool { return hasPrefix(s, "bpf_prog_") }},
+	{"bpf-prog", "BPF programs", func(s string) bool { return hasPrefix(s, "bpf_prog_") }, nil},
 	{"bpf-helpers", "BPF helpers, TC hooks", func(s string) bool {
 		return !hasPrefix(s, "bpf_lsm_") && hasPrefix(s, "bpf_", "__bpf_", "___bpf_", "skb_do_redirect", "tcx_", "sch_handle_",
 			"tcf_classify", "cls_bpf", "htab_", "__htab_", "trie_lookup", "array_map_", "percpu_array_")
-	}},
-	{"nftables", "nftables rules", func(s string) bool { return hasPrefix(s, "nft_", "__nft_", "nf_tables_") }},
+	}, nil},
+	{"nftables", "nftables rules", func(s string) bool { return hasPrefix(s, "nft_", "__nft_", "nf_tables_") }, nil},
 	{"netfilter", "conntrack, NAT, hooks", func(s string) bool {
 		return hasPrefix(s, "nf_", "__nf_", "ipv4_confirm", "ipv4_conntrack", "hash_conntrack", "l4proto_manip_pkt",
 			"udp_manip_pkt", "tcp_manip_pkt", "icmp_manip_pkt", "resolve_normal_ct", "init_conntrack", "get_l4proto") ||
 			strings.Contains(s, "conntrack")
-	}},
+	}, nil},
 	{"qdisc", "qdisc", func(s string) bool {
 		return hasPrefix(s, "pfifo", "fq_codel", "__qdisc", "qdisc_", "sch_direct_xmit", "dev_qdisc_enqueue", "__dev_xmit_skb", "net_tx_action")
-	}},
-	{"tun", "TUN device", func(s string) bool { return hasPrefix(s, "tun_") }},
+	}, nil},
+	{"tun", "TUN device", func(s string) bool { return hasPrefix(s, "tun_") }, nil},
 	{"ipv6", "IPv6 stack", func(s string) bool {
 		return hasPrefix(s, "ip6", "ipv6_", "__ip6", "fib6_", "rt6_", "icmp6", "icmpv6_", "ndisc_", "inet6_", "udpv6_", "__udp6", "udp6_")
-	}},
-	// Not by symbol: the samples under wakeParent (see perfRow).
-	{"wakeup", "receiver wake-ups", nil},
-	{"kernel", "rest of the kernel", nil},
-	{"user", "user space", nil},
+	}, nil},
+	// The BR's optional source check (br.source-check: neighbor, which
+	// the lab turns on): savi_ingress and the FIB lookup it makes.
+	{"savi", "BR source check", nil, func(p string) bool { return strings.HasSuffix(p, "_savi_ingress") }},
+	{"wakeup", "receiver wake-ups", nil, func(p string) bool { return p == wakeParent }},
+	{"kernel", "rest of the kernel", nil, nil},
+	{"user", "user space", nil, nil},
 }
 
-// partOf names the part a symbol's time belongs to.
-func partOf(sym string, kernel bool) string {
+// partOf names the part the time of a symbol under parent ("" for
+// none of perfParents) belongs to.
+func partOf(sym string, kernel bool, parent string) string {
 	if !kernel {
 		return "user"
+	}
+	for _, p := range Parts {
+		if p.under != nil && parent != "" && p.under(parent) {
+			return p.Key
+		}
 	}
 	for _, p := range Parts {
 		if p.match != nil && p.match(sym) {
@@ -132,26 +144,30 @@ func partOf(sym string, kernel bool) string {
 // an IPI to the other core, with interrupts off, which cpu-clock
 // charges to _raw_spin_unlock_irqrestore). The cost is the test's
 // endpoints', not the router's: a router forwards to other machines.
-// Per datagram it also costs more as the path gets slower (measured:
-// 1394 ns for plain, 2119 for map-t, c1 -> s, 2026-12-02), most likely
-// because the receiver's core idles longer between datagrams and is
-// costlier to wake from there (these guests halt-poll, cpuidle-haltpoll,
-// before they halt).
+// It is also the noisiest part: it hangs on whether, and how deeply, the
+// receiver's core is asleep when a datagram comes (these guests
+// halt-poll before they halt). Two runs on 2026-12-02 gave map-t c1 -> s
+// 2119 and 1158 ns per datagram against plain's 1394 and 1367.
 const wakeParent = "sock_def_readable"
 
+// perfParents is the regular expression (POSIX extended) of the
+// functions whose samples the parts' under sort out: wakeParent and the
+// BR's source check program.
+const perfParents = "^(" + wakeParent + "|bpf_prog_[0-9a-f]+_savi_ingress)$"
+
 // perfArgs are perf report's arguments for the rows perfRow reads.
-var perfArgs = []string{"--stdio", "--no-children", "-g", "none", "-p", "^" + wakeParent + "$",
+var perfArgs = []string{"--stdio", "--no-children", "-g", "none", "-p", perfParents,
 	"--sort", "pid,dso,sym,parent", "-F", "period,sample,pid,dso,sym,parent", "-t", "|"}
 
 // perfRow is one line of perf report with perfArgs: the time of one
-// symbol in one task, under wakeParent or not.
+// symbol in one task, under one of perfParents or not.
 type perfRow struct {
 	NS     int64 // sum of the cpu-clock periods: nanoseconds
 	PID    int
 	Comm   string
 	Kernel bool
 	Sym    string
-	Wakeup bool // wakeParent is on the samples' call chain
+	Parent string // the function of perfParents on the samples' call chain, or ""
 }
 
 // parsePerfReport reads perf report's separated output (see perfRow).
@@ -187,7 +203,10 @@ func parsePerfReport(out []byte) ([]perfRow, error) {
 			sym = sym[i+2:]
 		}
 		parent := strings.TrimSpace(f[5])
-		rows = append(rows, perfRow{NS: ns, PID: pid, Comm: comm, Kernel: kernel, Sym: sym, Wakeup: parent == wakeParent})
+		if parent == "[other]" {
+			parent = ""
+		}
+		rows = append(rows, perfRow{NS: ns, PID: pid, Comm: comm, Kernel: kernel, Sym: sym, Parent: parent})
 	}
 	return rows, sc.Err()
 }
@@ -205,11 +224,7 @@ func newProfile(rows []perfRow, sender, receiver int) Profile {
 		switch {
 		case r.PID == sender || strings.HasPrefix(r.Comm, "ksoftirqd/"):
 			p.PathNS += r.NS
-			part := partOf(r.Sym, r.Kernel)
-			if r.Wakeup {
-				part = "wakeup"
-			}
-			p.Parts[part] += r.NS
+			p.Parts[partOf(r.Sym, r.Kernel, r.Parent)] += r.NS
 			syms[Symbol{Name: r.Sym, Kernel: r.Kernel}] += r.NS
 		case r.PID == receiver:
 			p.ReceiverNS += r.NS

@@ -180,7 +180,7 @@ func (r *Results) summary(symbols bool) string {
 		if c := r.costTable(); c != "" {
 			fmt.Fprintf(&b, "\nAt equal CPU: %s's CPU time per packet on the path over the variant's, from the profiles (below; median (min-max) of the profiled runs, each against %s's in the same round). The rates above also move with the CPU share the sender gets on the shared machine; this ratio does not.", r.Variants[0], r.Variants[0])
 			if r.wakeupsProfiled() {
-				fmt.Fprintf(&b, " \"No wake-ups\": the same without the path's time waking the receiving iperf3 (under `%s`), which is the test endpoints' cost, not a router's, and costs more per datagram as the path slows (the receiver's core idles longer between datagrams, and waking it from there costs more).", wakeParent)
+				fmt.Fprintf(&b, " \"No wake-ups\": the same without the path's time waking the receiving iperf3 (under `%s`), which is the test endpoints' cost, not a router's, and the noisiest part of the path: it hangs on whether, and how deeply, the receiver's core is asleep when a datagram comes.", wakeParent)
 			}
 			b.WriteString("\n\n")
 			b.WriteString(c)

@@ -162,12 +162,17 @@ const legend = `- plain: IPv4 routing of the same topology, no translation; CE 1
   cpu-clock in a VM: samples that fall in a region with interrupts off
   land where they come back on (_raw_spin_unlock_irqrestore,
   finish_task_switch), so those symbols stand for the code before them.
+- BR source check: the samples under savi_ingress, the BR's optional
+  check that a CE's packets come from the neighbour its prefix is routed
+  to (br.source-check: neighbor, on in the lab as in make demo): the
+  program and the FIB lookup it makes per packet. Plain routing checks
+  no source.
 - Receiver wake-ups: the samples under sock_def_readable, where the
   path, having queued a datagram on the receiving iperf3's socket, wakes
   it from select (try_to_wake_up, an IPI to the other core, interrupts
   off). It is the test endpoints' cost: a router forwards to other
-  machines and wakes no one. Per datagram it costs more as the path
-  slows (the receiver's core idles longer between datagrams, and waking
-  it from there costs more), so it can widen the gap between variants;
-  "no wake-ups" is the equal-CPU ratio without it on either side.
+  machines and wakes no one. It is also the noisiest part of the path
+  (it hangs on whether, and how deeply, the receiver's core is asleep
+  when a datagram comes); "no wake-ups" is the equal-CPU ratio without
+  it on either side.
 `
