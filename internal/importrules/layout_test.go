@@ -74,3 +74,44 @@ func TestLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestDocReferences: the documents point only at what the repository
+// has. Every relative Markdown link resolves, and no comment or document
+// cites the design brief the project started from (DESIGN.md, "design
+// brief sN"), which is not in the repository: ARCHITECTURE.md is.
+func TestDocReferences(t *testing.T) {
+	cmd := exec.Command("git", "ls-files", "*.md", "*.go", "*.c", "*.h", "*.sh", "Makefile")
+	cmd.Dir = "../.."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git ls-files (the test reads the tracked files): %v: %s", err, out)
+	}
+	link := regexp.MustCompile(`\]\(([^)#:\s]+)(#[^)]*)?\)`)
+	brief := regexp.MustCompile(`(?i)design brief|DESIGN\.md|DESIGN s[0-9]`)
+	files := strings.Fields(string(out))
+	if len(files) < 10 {
+		t.Fatalf("git ls-files found %d files", len(files))
+	}
+	for _, f := range files {
+		if f == "internal/importrules/layout_test.go" {
+			continue // the patterns above
+		}
+		b, err := os.ReadFile("../../" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		if m := brief.FindString(text); m != "" && f != "ARCHITECTURE.md" {
+			t.Errorf("%s cites %q, which is not in the repository (see ARCHITECTURE.md)", f, m)
+		}
+		if !strings.HasSuffix(f, ".md") {
+			continue
+		}
+		dir := f[:strings.LastIndex(f, "/")+1]
+		for _, m := range link.FindAllStringSubmatch(text, -1) {
+			if _, err := os.Stat("../../" + dir + m[1]); err != nil {
+				t.Errorf("%s links to %s, which is not in the tree", f, m[1])
+			}
+		}
+	}
+}
