@@ -319,8 +319,8 @@ func (p Profile) otherShare() float64 {
 // With runs of both, it is the median (and min, max) of the per-run
 // ratios (run i of each was profiled in the same round, back to back);
 // otherwise the ratio of the merged profiles. With noWake, both sides
-// leave out the receiver's wake-ups (wakeParent): the cost of the
-// forwarding path alone, as a router would see it.
+// leave out the receiver's wake-ups (wakeParent), the noisiest cost of
+// the test's endpoints (their sockets' other work stays in).
 func (r *Results) CostRatio(variant string, f Figure, noWake bool) (lo, med, hi float64, ok bool) {
 	if len(r.Variants) == 0 {
 		return 0, 0, 0, false
