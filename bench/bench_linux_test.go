@@ -3,6 +3,7 @@ package bench
 import (
 	"net/netip"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,18 @@ func TestSmoke(t *testing.T) {
 			}
 			if !ok || pr.PathNS <= 0 || pr.Packets <= 0 || len(pr.Symbols) == 0 || len(pr.Runs) != 1 {
 				t.Errorf("%s %s: profile %+v", p.Variant, f.Name, pr)
+			}
+			// The parts perf's call chains sort out: every path wakes
+			// the receiving iperf3; the BR's source check runs only in
+			// the lab's variants (which turn it on), on every packet
+			// from the CE to the server. (From the server to the CE it
+			// sees only the odd control packet, so no claim there.)
+			if pr.Parts["wakeup"] <= 0 || pr.Runs[0].WakeupNS != pr.Parts["wakeup"] {
+				t.Errorf("%s %s: no receiver wake-ups told apart: parts %v, runs %+v", p.Variant, f.Name, pr.Parts, pr.Runs)
+			}
+			lab := strings.HasPrefix(p.Variant, "map-t")
+			if savi := pr.Parts["savi"]; (!lab && savi != 0) || (lab && !f.Reverse && savi <= 0) {
+				t.Errorf("%s %s: source check time %d ns", p.Variant, f.Name, savi)
 			}
 		}
 	}
