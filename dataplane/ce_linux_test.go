@@ -308,24 +308,29 @@ func hbh() []byte            { return []byte{0, 0, 1, 4, 0, 0, 0, 0} }
 func destOpts() []byte       { return []byte{60, 0, 1, 4, 0, 0, 0, 0} }
 func routing(sl byte) []byte { return []byte{43, 0, 0, sl, 0, 0, 0, 0} }
 
-// ext6 builds an IPv6 UDP packet with the given extension headers (each
-// starting with its own type, replaced by the chain's next-header bytes).
+// ext6 builds an IPv6 UDP packet with the given extension headers
+// (extChain).
 func ext6(t *testing.T, src, dst netip.Addr, sport, dport uint16, exts ...[]byte) []byte {
 	ip := ip6(src, dst)
 	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
 	udp.SetNetworkLayerForChecksum(ip)
 	body := serialize(t, udp, gopacket8())
-	var chain []byte
-	next := byte(layers.IPProtocolUDP)
-	for i := len(exts) - 1; i >= 0; i-- {
-		e := append([]byte(nil), exts[i]...)
-		typ := e[0]
-		e[0] = next
-		next = typ
-		chain = append(e, chain...)
-	}
+	next, chain := extChain(byte(layers.IPProtocolUDP), exts...)
 	ip.NextHeader = layers.IPProtocol(next)
 	return serialize(t, ether(true), ip, gopacket.Payload(append(chain, body...)))
+}
+
+// extChain links extension headers, each starting with its own type
+// (replaced by the chain's next-header bytes), in front of a header of
+// type last; it returns the type of the first and the bytes.
+func extChain(last byte, exts ...[]byte) (first byte, chain []byte) {
+	first = last
+	for i := len(exts) - 1; i >= 0; i-- {
+		e := append([]byte(nil), exts[i]...)
+		e[0], first = first, e[0]
+		chain = append(e, chain...)
+	}
+	return first, chain
 }
 
 // TestCounterNames: the counter names come from enum reason in each

@@ -569,6 +569,23 @@ func TestOwnErrors(t *testing.T) {
 	t.Run("never about an icmp error", func(t *testing.T) {
 		in := icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 53, bad, 30}, 0))
 		runCase(t, br, "br_ingress6", in, actShot, "src_port")
+		// Nor about one whose outer routing header has segments left
+		// (RFC 4443 s2.4(e)), which an echo request gets (above).
+		in = icmpErr6Ext(t, my6, srvMAP, 1, 4, inner(t, srvMAP, my6, l4{"udp", 53, our, 30}, 0), routing(1))
+		runCase(t, br, "br_ingress6", in, actShot, "ipv6_exthdr")
+		in = icmpErr6Ext(t, srvMAP, my6, 1, 4, inner(t, my6, srvMAP, l4{"udp", our, 53, 30}, 0), destOpts(), routing(1))
+		runCase(t, ce, "ce_ingress", in, actShot, "ipv6_exthdr")
+		// An informational message is no error: it gets one.
+		echo := pkt6(t, my6, srvMAP, l4{"echo-req", our, 0, 20}, nil)
+		p := decode(t, echo)
+		ip := *layerOf[*layers.IPv6](t, p, layers.LayerTypeIPv6, "echo")
+		body := ip.Payload
+		ip.Payload = nil
+		next, chain := extChain(byte(layers.IPProtocolICMPv6), routing(1))
+		ip.NextHeader = layers.IPProtocol(next)
+		in = serialize(t, ether(true), &ip, gopacket.Payload(append(chain, body...)))
+		out := runCase(t, br, "br_ingress6", in, actRedirect, "ipv6_exthdr", "icmp_sent")
+		checkReply(t, in, out, srvMAP, my6, 4, 0, 40+3, 0)
 	})
 	t.Run("rate limit", func(t *testing.T) {
 		cfg := brConfig()

@@ -32,13 +32,22 @@ func icmpErr4(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 }
 
 // icmpErrOpts is a port unreachable whose outer IPv4 header has options.
-func icmpErrOpts(t testing.TB, src, dst netip.Addr, inner []byte) []byte {
+func icmpErrOpts(t testing.TB, src, dst netip.Addr, opts []layers.IPv4Option, inner []byte) []byte {
 	ip := ip4(src, dst)
 	ip.Protocol = layers.IPProtocolICMPv4
-	ip.Options = []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}
+	ip.Options = opts
 	ic := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}
 	return serialize(t, ether(false), ip, ic, gopacket.Payload(inner))
 }
+
+// routerAlert and lsrr are IPv4 options (RFC 2113, RFC 791): a loose
+// source route whose pointer is still inside it is unexpired.
+var (
+	routerAlert = layers.IPv4Option{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}
+	lsrr        = func(ptr byte) layers.IPv4Option {
+		return layers.IPv4Option{OptionType: 131, OptionLength: 7, OptionData: []byte{ptr, 198, 51, 100, 1}}
+	}
+)
 
 func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
 	ip := ip6(src, dst)
@@ -47,6 +56,19 @@ func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	ic.SetNetworkLayerForChecksum(ip)
 	payload := binary.BigEndian.AppendUint32(nil, rest)
 	return serialize(t, ether(true), ip, ic, gopacket.Payload(append(payload, inner...)))
+}
+
+// icmpErr6Ext is icmpErr6 with extension headers between the outer IPv6
+// header and the ICMPv6 header (extChain).
+func icmpErr6Ext(t testing.TB, src, dst netip.Addr, typ, code uint8, inner []byte, exts ...[]byte) []byte {
+	ip := ip6(src, dst)
+	ip.NextHeader = layers.IPProtocolICMPv6
+	ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
+	ic.SetNetworkLayerForChecksum(ip)
+	body := serialize(t, ic, gopacket.Payload(append(make([]byte, 4), inner...)))
+	next, chain := extChain(byte(layers.IPProtocolICMPv6), exts...)
+	ip.NextHeader = layers.IPProtocol(next)
+	return serialize(t, ether(true), ip, gopacket.Payload(append(chain, body...)))
 }
 
 // wantErr is the expected translated error: outer and inner addresses,
@@ -173,7 +195,13 @@ func TestCEICMPErrors4to6(t *testing.T) {
 			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 4, code: 0, rest: 6, isport: 4053, idport: our, fullInner: true}},
 		{"parameter problem: untranslatable pointer", icmpErr4(t, me, serverV4, 12, 0, 10<<24, udpIn), actShot, "icmp_type", nil},
 		{"source quench", icmpErr4(t, me, serverV4, 4, 0, 0, udpIn), actShot, "icmp_type", nil},
-		{"outer ipv4 options", icmpErrOpts(t, me, serverV4, udpIn), actShot, "ipv4_options", nil},
+		// RFC 7915 s4.3 and s4.1: translated like any packet, options left out.
+		{"outer ipv4 options", icmpErrOpts(t, me, serverV4, []layers.IPv4Option{routerAlert}, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true, len: 40 + 8 + len(udpIn) + 20}},
+		{"outer expired source route", icmpErrOpts(t, me, serverV4, []layers.IPv4Option{lsrr(8), {OptionType: 1}}, udpIn), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true, len: 40 + 8 + len(udpIn) + 20}},
+		// An unexpired source route drops it (s4.1), with no error about an error.
+		{"outer unexpired source route", icmpErrOpts(t, me, serverV4, []layers.IPv4Option{lsrr(4), {OptionType: 1}}, udpIn), actShot, "ipv4_options", nil},
 		{"redirect", icmpErr4(t, me, serverV4, 5, 1, 0, udpIn), actShot, "icmp_type", nil},
 		{"precedence violation", icmpErr4(t, me, serverV4, 3, 14, 0, udpIn), actShot, "icmp_type", nil},
 		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
@@ -213,6 +241,15 @@ func TestCEICMPErrors6to4(t *testing.T) {
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 12, code: 0, rest: 8 << 24, isport: our, idport: 4053, fullInner: true}},
 		{"unrecognised next header", icmpErr6(t, srvMAP, my6, 4, 1, 6, udpIn), actOK, "ce_6to4",
 			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 2, isport: our, idport: 4053, fullInner: true}},
+		// RFC 7915 s5.3 and s5.1: translated like any packet, the
+		// extension headers left out.
+		{"outer destination options", icmpErr6Ext(t, srvMAP, my6, 1, 4, udpIn, destOpts()), actOK, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true, len: 20 + 8 + len(udpIn) - 20}},
+		{"outer hop-by-hop, routing done, destination options", icmpErr6Ext(t, srvMAP, my6, 1, 4, udpIn, hbh(), routing(0), destOpts()), actOK, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true, len: 20 + 8 + len(udpIn) - 20}},
+		// Segments left drops it, with no error about an error (RFC 4443
+		// s2.4(e)): not icmp_sent.
+		{"outer routing header with segments left", icmpErr6Ext(t, srvMAP, my6, 1, 4, udpIn, routing(1)), actShot, "ipv6_exthdr", nil},
 		{"packet too big below the ipv4 minimum", icmpErr6(t, srvMAP, my6, 2, 0, 80, tcpIn), actShot, "icmp_type", nil},
 		{"parameter problem: flow label pointer", icmpErr6(t, srvMAP, my6, 4, 0, 2, udpIn), actShot, "icmp_type", nil},
 		{"inner source port not ours", icmpErr6(t, srvMAP, my6, 1, 4, 0, inner(t, my6, srvMAP, l4{"udp", notIn(t, ceBinding.PortSet), 4053, 30}, 0)), actShot, "dst_port", nil},
@@ -233,6 +270,8 @@ func TestBRICMPErrors(t *testing.T) {
 			{"port unreachable from a ce", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true}},
 			{"error about another ce's port", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
+			{"port unreachable from a ce, outer hop-by-hop", icmpErr6Ext(t, my6, srvMAP, 1, 4, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0), hbh()), actOK, "br_6to4",
+				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true, len: 20 + 8 + 20 + 8 + 30}},
 		})
 	})
 	t.Run("hairpin", func(t *testing.T) {
@@ -256,6 +295,8 @@ func TestBRICMPErrors(t *testing.T) {
 			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
 			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
+			{"port unreachable to a ce, outer options", icmpErrOpts(t, router, me, []layers.IPv4Option{routerAlert, lsrr(8), {OptionType: 1}}, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 1, code: 4, isport: our, idport: 4053, fullInner: true, len: 40 + 8 + 40 + 8 + 30}},
 		})
 	})
 }

@@ -470,6 +470,26 @@ static __always_inline int inner_fix_store(struct __sk_buff *skb, const struct p
 	return 0;
 }
 
+/* strip_outer leaves out what an ICMP error's outer header carries
+ * beyond its fixed part, n bytes of IPv4 options or IPv6 extension
+ * headers: the error is translated "just like a normal IP packet" (RFC
+ * 7915 s4.3, s5.3), and those are not translated (s4.1, s5.1). While the
+ * header is still of the old family, BPF_ADJ_ROOM_NET cuts right after
+ * its fixed part; the offsets parse took move with the bytes. */
+static __always_inline int strip_outer(struct __sk_buff *skb, struct pkt *p, __u32 n)
+{
+	if (!n)
+		return 0;
+	if (bpf_skb_adjust_room(skb, -(__s32)n, BPF_ADJ_ROOM_NET, 0))
+		return R_HELPER;
+	p->l4 -= n;
+	p->in.l3 -= n;
+	p->in.l4 -= n;
+	if (p->ext_off)
+		p->ext_off -= n;
+	return 0;
+}
+
 /* xlat_4to6_err translates an ICMPv4 error and the IPv4 packet inside it
  * into an ICMPv6 error: the outer header grows by 20 bytes (change_proto)
  * and so does the inner one, 28 with a Fragment Header for a fragment
@@ -503,6 +523,9 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 
 	if (icmp4_to_6(c, p, &nt, &nc, &nrest))
 		return R_ICMP_TYPE;
+	err = strip_outer(skb, p, p->optlen);
+	if (err)
+		return err;
 	ext_layout(p, ig, icmp_ext_len_off(nt, 1) ? 8 : 0, &e);
 	if (e.words)
 		nrest |= (__u32)e.words << 24;
@@ -607,6 +630,9 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 		return R_TRUNCATED;
 	if (icmp6_to_4(c, p, &nt, &nc, &nrest))
 		return R_ICMP_TYPE;
+	err = strip_outer(skb, p, p->v6ext);
+	if (err)
+		return err;
 	ext_layout(p, -(__s32)is, icmp_ext_len_off(nt, 0) ? 4 : 0, &e);
 	if (e.words)
 		nrest |= (__u32)e.words << 16;

@@ -496,7 +496,6 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int veri
 	__s64 sum;
 	__u32 tot;
 	__u16 fo;
-	int err;
 
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
@@ -538,19 +537,14 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int veri
 			return 0;
 		}
 	}
-	err = parse_l4(skb, p, 0);
-	/* The ICMP error path assumes a 20-byte outer header. */
-	if (!err && p->icmp_err && p->optlen)
-		return R_IPV4_OPTIONS;
-	return err;
+	return parse_l4(skb, p, 0);
 }
 
 /* parse6 validates an IPv6 header at p->l3 and the transport header. */
 static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr6 *h = &p->ip6;
-	__u32 plen, k;
-	int err;
+	__u32 plen, k, sl_ptr = 0;
 
 	if (bpf_skb_load_bytes(skb, p->l3, h, sizeof(*h)))
 		return R_TRUNCATED;
@@ -565,8 +559,10 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	/* RFC 7915 s5.1: Hop-by-Hop and Destination Options headers, and a
 	 * Routing header with no segments left, are not translated but left
 	 * out; a Routing header with segments left is dropped (with a
-	 * Parameter Problem pointing at that field). One path continues per
-	 * round, so the verifier's work stays linear. */
+	 * Parameter Problem pointing at that field, unless the packet is an
+	 * ICMPv6 error: RFC 4443 s2.4(e), so the walk goes on to find out).
+	 * One path continues per round, so the verifier's work stays
+	 * linear. */
 	for (k = 0; k < V6_EXT_MAX; k++) {
 		__u8 eh[4];
 		__u32 elen;
@@ -577,10 +573,8 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 			return R_IPV6_EXTHDR; /* hop-by-hop must come first */
 		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, eh, 4))
 			return R_TRUNCATED;
-		if (p->proto == IPPROTO_ROUTING && eh[3] != 0) {
-			p->err_ptr = p->l4 - p->l3 + 3; /* segments left */
-			return R_IPV6_EXTHDR;
-		}
+		if (p->proto == IPPROTO_ROUTING && eh[3] != 0 && !sl_ptr)
+			sl_ptr = p->l4 - p->l3 + 3; /* segments left */
 		elen = ((__u32)eh[1] + 1) * 8;
 		if (elen > p->l4len)
 			return R_TRUNCATED;
@@ -588,6 +582,14 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		p->l4 += elen;
 		p->l4len -= elen;
 		p->v6ext += elen;
+	}
+	if (sl_ptr) {
+		__u8 type = 0;
+
+		if (p->proto == IPPROTO_ICMPV6 && bpf_skb_load_bytes(skb, p->l4, &type, 1))
+			return R_TRUNCATED;
+		p->err_ptr = p->proto == IPPROTO_ICMPV6 && type < 128 ? 0 : sl_ptr;
+		return R_IPV6_EXTHDR;
 	}
 	if (p->proto == IPPROTO_FRAGMENT) {
 		__u8 fh[8];
@@ -620,11 +622,7 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	} else if (p->proto == IPPROTO_ICMP) {
 		return R_PROTO;
 	}
-	err = parse_l4(skb, p, 1);
-	/* The ICMP error path assumes no extension headers. */
-	if (!err && p->icmp_err && p->v6ext)
-		return R_IPV6_EXTHDR;
-	return err;
+	return parse_l4(skb, p, 1);
 }
 
 #endif /* MAPT_PARSE_H */
