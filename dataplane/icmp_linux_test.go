@@ -23,6 +23,14 @@ func inner(t testing.TB, src, dst netip.Addr, l l4, keep int) []byte {
 	return b
 }
 
+// innerOpts is inner for an IPv4 packet with options.
+func innerOpts(t testing.TB, src, dst netip.Addr, l l4, opts ...layers.IPv4Option) []byte {
+	t.Helper()
+	ip, ls := ipPacket(t, src, dst, l)
+	ip.(*layers.IPv4).Options = opts
+	return serialize(t, ls...)
+}
+
 // icmpErr4 builds an ICMPv4 error; rest is header bytes 4-7.
 func icmpErr4(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, inner []byte) []byte {
 	ip := ip4(src, dst)
@@ -202,6 +210,16 @@ func TestCEICMPErrors4to6(t *testing.T) {
 			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true, len: 40 + 8 + len(udpIn) + 20}},
 		// An unexpired source route drops it (s4.1), with no error about an error.
 		{"outer unexpired source route", icmpErrOpts(t, me, serverV4, []layers.IPv4Option{lsrr(4), {OptionType: 1}}, udpIn), actShot, "ipv4_options", nil},
+		// The packet inside is translated like one, too (s4.3): its
+		// options, even a source route, are left out; 40 bytes of them
+		// make the inner header no longer at all.
+		{"inner ipv4 options", icmpErr4(t, me, serverV4, 3, 3, 0, innerOpts(t, serverV4, me, l4{"udp", 4053, our, 30}, routerAlert, lsrr(4), layers.IPv4Option{OptionType: 1})), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true, len: 40 + 8 + 40 + 8 + 30}},
+		{"inner ipv4 options, 40 bytes", icmpErr4(t, me, serverV4, 3, 3, 0, innerOpts(t, serverV4, me, l4{"udp", 4053, our, 30}, layers.IPv4Option{OptionType: 7, OptionLength: 39, OptionData: append([]byte{4}, make([]byte, 36)...)}, layers.IPv4Option{OptionType: 0})), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 4053, idport: our, fullInner: true, len: 40 + 8 + 40 + 8 + 30}},
+		{"inner ipv4 options, both headers", icmpErrOpts(t, me, serverV4, []layers.IPv4Option{routerAlert}, innerOpts(t, serverV4, me, l4{"tcp", 443, our, 40}, routerAlert)), actRedirect, "ce_4to6",
+			&wantErr{osrc: my6, odst: srvMAP, isrc: srvMAP, idst: my6, typ: 1, code: 4, isport: 443, idport: our, fullInner: true, len: 40 + 8 + 40 + 20 + 40}},
+		{"inner ipv4 options cut short", icmpErr4(t, me, serverV4, 3, 3, 0, innerOpts(t, serverV4, me, l4{"udp", 4053, our, 30}, routerAlert, lsrr(4), layers.IPv4Option{OptionType: 1})[:30]), actShot, "truncated", nil},
 		{"redirect", icmpErr4(t, me, serverV4, 5, 1, 0, udpIn), actShot, "icmp_type", nil},
 		{"precedence violation", icmpErr4(t, me, serverV4, 3, 14, 0, udpIn), actShot, "icmp_type", nil},
 		{"inner port not ours", icmpErr4(t, me, serverV4, 3, 3, 0, inner(t, serverV4, me, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_not_ours", nil},
@@ -295,6 +313,8 @@ func TestBRICMPErrors(t *testing.T) {
 			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
 			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
+			{"fragmentation needed to a ce, inner options", icmpErr4(t, router, me, 3, 4, 0, innerOpts(t, me, serverV4, l4{"udp", our, 4053, 1400}, routerAlert)[:28+4]), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 2, code: 0, rest: 1280, isport: our, idport: 4053, len: 40 + 8 + 40 + 8}},
 			{"port unreachable to a ce, outer options", icmpErrOpts(t, router, me, []layers.IPv4Option{routerAlert, lsrr(8), {OptionType: 1}}, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 1, code: 4, isport: our, idport: 4053, fullInner: true, len: 40 + 8 + 40 + 8 + 30}},
 		})

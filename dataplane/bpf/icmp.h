@@ -101,7 +101,7 @@ static __always_inline int icmp4_to_6(const struct xlat_config *c, const struct 
 		case 4: /* fragmentation needed: packet too big */
 			*nt = 2;
 			*nc = 0;
-			*nrest = mtu4_to_6(c, rest & 0xffff, p->in.len + 20);
+			*nrest = mtu4_to_6(c, rest & 0xffff, p->in.len + 20 + inner_optlen(&p->in));
 			return 0;
 		case 9: case 10: case 13: case 15:
 			*nt = 1;
@@ -492,8 +492,9 @@ static __always_inline int strip_outer(struct __sk_buff *skb, struct pkt *p, __u
 
 /* xlat_4to6_err translates an ICMPv4 error and the IPv4 packet inside it
  * into an ICMPv6 error: the outer header grows by 20 bytes (change_proto)
- * and so does the inner one, 28 with a Fragment Header for a fragment
- * (adjust_room right after the new outer header). An RFC 4884 extension
+ * and so does the inner one, 28 with a Fragment Header for a fragment,
+ * less its options (adjust_room right after the new outer header; the
+ * outer options are gone before, strip_outer). An RFC 4884 extension
  * is kept behind the padded original datagram and the length attribute
  * set in 64-bit words, or left out where the ICMPv6 type has none. The
  * ICMPv6 checksum is derived from the old one by the exact differences:
@@ -505,12 +506,13 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 					 const struct addrs6 *o, const struct addrs6 *i)
 {
 	struct iphdr6 h6 = {};
-	__u64 oldb[4] = {}; /* ICMP header + inner IPv4 header: 28 bytes */
+	__u64 oldb[11] = {}; /* ICMP header + inner IPv4 header with options: 28-68 bytes */
 	__u64 newb[7] = {}; /* ICMPv6 header + inner IPv6 header (+ Fragment Header): 48 or 56 bytes */
 	__be32 pseudo[10] = {};
 	__u8 *nb = (__u8 *)newb;
 	struct iphdr6 *ih = (struct iphdr6 *)(nb + 8);
-	__u32 ig = p->in.frag ? 28 : 20; /* inner growth */
+	__u32 io = inner_optlen(&p->in);
+	__s32 ig = (p->in.frag ? 28 : 20) - (__s32)io; /* inner growth */
 	__be32 oa[2] = {p->in.ip4.saddr, p->in.ip4.daddr};
 	struct inner_fix f;
 	struct ext_layout e;
@@ -530,7 +532,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 	if (e.words)
 		nrest |= (__u32)e.words << 24;
 	plen = 8 + e.orig + e.pad + e.ext;
-	if (bpf_skb_load_bytes(skb, p->l4, oldb, 28))
+	if (bpf_skb_load_bytes(skb, p->l4, oldb, 28 + io))
 		return R_TRUNCATED;
 	old_icmp_cs = ((__u16 *)oldb)[1];
 	((__u16 *)oldb)[1] = 0;
@@ -571,7 +573,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 	__builtin_memcpy(pseudo, h6.saddr, 32);
 	pseudo[8] = bpf_htonl(plen);
 	pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
-	s = bpf_csum_diff((__be32 *)oldb, 28, (__be32 *)newb, 28 + ig, (__u16)~old_icmp_cs);
+	s = bpf_csum_diff((__be32 *)oldb, 28 + io, (__be32 *)newb, 28 + io + ig, (__u16)~old_icmp_cs);
 	s = bpf_csum_diff(0, 0, pseudo, sizeof(pseudo), s);
 	s = bpf_csum_diff(&f.ocs, 4, &f.ncs, 4, s);
 	s = bpf_csum_diff(&f.otc, 4, &f.ntc, 4, s);
@@ -584,7 +586,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 		return R_HELPER;
 	if (put_l3(skb, p, &h6, sizeof(h6), bpf_htons(ETH_P_IPV6)))
 		return R_HELPER;
-	if (bpf_skb_store_bytes(skb, p->l3 + 40, newb, 28 + ig, BPF_F_RECOMPUTE_CSUM))
+	if (bpf_skb_store_bytes(skb, p->l3 + 40, newb, 28 + io + ig, BPF_F_RECOMPUTE_CSUM))
 		return R_HELPER;
 	err = inner_fix_store(skb, p, &f, 20 + ig);
 	if (err)

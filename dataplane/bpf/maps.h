@@ -77,7 +77,7 @@ enum reason {
 	R_DST_NO_CE,         /* 4->6: destination port/id belongs to no CE under the FMR */
 	R_BAD_HEADER,        /* malformed IP header (version, length, checksum, option lengths) */
 	R_TRUNCATED,         /* packet shorter than its headers */
-	R_IPV4_OPTIONS,      /* IPv4 unexpired source route, or options in the packet inside an ICMP error */
+	R_IPV4_OPTIONS,      /* IPv4 unexpired source route (RFC 7915 s4.1) */
 	R_IPV6_EXTHDR,       /* IPv6 routing header with segments left, extension header after a fragment header, ... */
 	R_FRAGMENT,          /* a fragment we do not translate (ICMP, hairpin) */
 	R_PROTO,             /* protocol not translated: without ports where the mapping needs them, IGMP, ICMPv6 in IPv4 */

@@ -268,6 +268,16 @@ static __always_inline int parse_inner_l4(struct __sk_buff *skb, struct inner *i
 	return 0;
 }
 
+/* inner_optlen is the length of the IPv4 options of the packet in an
+ * ICMPv4 error: left out when the error is translated, as in any packet
+ * (RFC 7915 s4.1, s4.3). At most 40; the mask says so to the verifier. */
+static __always_inline __u32 inner_optlen(const struct inner *in)
+{
+	__u32 ihl = in->ip4.ver_ihl & 0xf;
+
+	return ihl > 5 ? ((ihl - 5) * 4) & 0x3c : 0;
+}
+
 static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 {
 	struct iphdr4 *h = &in->ip4;
@@ -280,10 +290,8 @@ static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 		return R_TRUNCATED;
 	if ((h->ver_ihl >> 4) != 4 || (h->ver_ihl & 0xf) < 5)
 		return R_BAD_HEADER;
-	if ((h->ver_ihl & 0xf) != 5)
-		return R_IPV4_OPTIONS;
 	tot = bpf_ntohs(h->tot_len);
-	if (tot < sizeof(*h))
+	if (tot < sizeof(*h) + inner_optlen(in))
 		return R_BAD_HEADER;
 	fo = bpf_ntohs(h->frag_off);
 	if (fo & IP_OFFMASK)
@@ -294,9 +302,9 @@ static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 		in->frag = 1;
 		in->frag_id = bpf_ntohs(h->id);
 	}
-	in->len = tot - sizeof(*h);
+	in->len = tot - sizeof(*h) - inner_optlen(in);
 	in->proto = h->protocol;
-	in->l4 = in->l3 + sizeof(*h);
+	in->l4 = in->l3 + sizeof(*h) + inner_optlen(in);
 	return parse_inner_l4(skb, in, 0);
 }
 
