@@ -66,6 +66,14 @@ func icmpErr6(t testing.TB, src, dst netip.Addr, typ, code uint8, rest uint32, i
 	return serialize(t, ether(true), ip, ic, gopacket.Payload(append(payload, inner...)))
 }
 
+// longDestOpts is a Destination Options header of n bytes (a multiple
+// of 8) padded with one PadN option.
+func longDestOpts(n int) []byte {
+	h := make([]byte, n)
+	h[0], h[1], h[2], h[3] = 60, byte(n/8-1), 1, byte(n-4)
+	return h
+}
+
 // icmpErr6Ext is icmpErr6 with extension headers between the outer IPv6
 // header and the ICMPv6 header (extChain).
 func icmpErr6Ext(t testing.TB, src, dst netip.Addr, typ, code uint8, inner []byte, exts ...[]byte) []byte {
@@ -268,6 +276,18 @@ func TestCEICMPErrors6to4(t *testing.T) {
 		// Segments left drops it, with no error about an error (RFC 4443
 		// s2.4(e)): not icmp_sent.
 		{"outer routing header with segments left", icmpErr6Ext(t, srvMAP, my6, 1, 4, udpIn, routing(1)), actShot, "ipv6_exthdr", nil},
+		// The packet inside too (s5.3): its extension headers are left
+		// out, up to 64 bytes of them; one that could not be is dropped.
+		{"inner hop-by-hop", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, hbh())[14:]), actOK, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true, len: 20 + 8 + 20 + 8 + 8}},
+		{"inner hop-by-hop, destination options, routing done, both headers", icmpErr6Ext(t, srvMAP, my6, 1, 4, ext6(t, my6, srvMAP, our, 4053, hbh(), destOpts(), routing(0))[14:], destOpts()), actOK, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true, len: 20 + 8 + 20 + 8 + 8}},
+		{"inner extension headers of 64 bytes", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, longDestOpts(56), destOpts())[14:]), actOK, "ce_6to4",
+			&wantErr{osrc: serverV4, odst: me, isrc: me, idst: serverV4, typ: 3, code: 3, isport: our, idport: 4053, fullInner: true, len: 20 + 8 + 20 + 8 + 8}},
+		{"inner extension headers of 72 bytes", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, longDestOpts(72))[14:]), actShot, "ipv6_exthdr", nil},
+		{"inner routing header with segments left", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, routing(1))[14:]), actShot, "ipv6_exthdr", nil},
+		{"inner hop-by-hop not first", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, destOpts(), hbh())[14:]), actShot, "ipv6_exthdr", nil},
+		{"inner extension header cut short", icmpErr6(t, srvMAP, my6, 1, 4, 0, ext6(t, my6, srvMAP, our, 4053, longDestOpts(56))[14:40+16]), actShot, "truncated", nil},
 		{"packet too big below the ipv4 minimum", icmpErr6(t, srvMAP, my6, 2, 0, 80, tcpIn), actShot, "icmp_type", nil},
 		{"parameter problem: flow label pointer", icmpErr6(t, srvMAP, my6, 4, 0, 2, udpIn), actShot, "icmp_type", nil},
 		{"inner source port not ours", icmpErr6(t, srvMAP, my6, 1, 4, 0, inner(t, my6, srvMAP, l4{"udp", notIn(t, ceBinding.PortSet), 4053, 30}, 0)), actShot, "dst_port", nil},
@@ -288,6 +308,8 @@ func TestBRICMPErrors(t *testing.T) {
 			{"port unreachable from a ce", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0)), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true}},
 			{"error about another ce's port", icmpErr6(t, my6, srvMAP, 1, 4, 0, inner(t, srvMAP, my6, l4{"udp", 4053, notIn(t, ceBinding.PortSet), 30}, 0)), actShot, "src_port", nil},
+			{"port unreachable from a ce, inner destination options", icmpErr6(t, my6, srvMAP, 1, 4, 0, ext6(t, srvMAP, my6, 4053, our, destOpts())[14:]), actOK, "br_6to4",
+				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true, len: 20 + 8 + 20 + 8 + 8}},
 			{"port unreachable from a ce, outer hop-by-hop", icmpErr6Ext(t, my6, srvMAP, 1, 4, inner(t, srvMAP, my6, l4{"udp", 4053, our, 30}, 0), hbh()), actOK, "br_6to4",
 				&wantErr{osrc: me, odst: serverV4, isrc: serverV4, idst: me, typ: 3, code: 3, isport: 4053, idport: our, fullInner: true, len: 20 + 8 + 20 + 8 + 30}},
 		})

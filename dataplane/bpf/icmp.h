@@ -612,12 +612,14 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 					 __u32 osrc, __u32 odst, __u32 isrc, __u32 idst)
 {
 	struct iphdr4 h4 = {};
-	__u64 oldb[7] = {}; /* ICMPv6 header + inner IPv6 header (+ Fragment Header): 48 or 56 bytes */
+	__u64 oldb[16] = {}; /* ICMPv6 header + inner IPv6 header (+ extension headers, Fragment Header): 48-120 bytes */
 	__u64 newb[4] = {}; /* ICMP header + inner IPv4 header: 28 bytes */
 	__be32 pseudo[10] = {};
 	__u8 *nb = (__u8 *)newb;
 	struct iphdr4 *ih = (struct iphdr4 *)(nb + 8);
-	__u32 is = p->in.frag ? 28 : 20; /* inner shrink */
+	/* Inner shrink: 20, and the extension headers and Fragment Header
+	 * left out (parse_inner6). */
+	__u32 is = p->in.l4 - p->in.l3 - 20;
 	struct inner_fix f;
 	struct ext_layout e;
 	__u32 itot = p->in.len + sizeof(h4);
@@ -628,6 +630,10 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	__s64 s;
 	int err;
 
+	__u32 olen = 28 + is; /* oldb's bytes */
+
+	if (is > 20 + INNER_EXT_MAX + 8)
+		return R_IPV6_EXTHDR; /* not from parse_inner6 */
 	if (p->l4len < 8 + 20 + is)
 		return R_TRUNCATED;
 	if (icmp6_to_4(c, p, &nt, &nc, &nrest))
@@ -639,12 +645,10 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	if (e.words)
 		nrest |= (__u32)e.words << 16;
 	tot = 20 + 8 + e.orig + e.pad + e.ext;
-	if (p->in.frag) {
-		if (bpf_skb_load_bytes(skb, p->l4, oldb, 56))
-			return R_TRUNCATED;
-	} else if (bpf_skb_load_bytes(skb, p->l4, oldb, 48)) {
+	/* 1 to 128 for the verifier; olen is 48 to 120. */
+	asm volatile("%[n] += -1\n\t%[n] &= 0x7f\n\t%[n] += 1" : [n] "+r"(olen));
+	if (bpf_skb_load_bytes(skb, p->l4, oldb, olen))
 		return R_TRUNCATED;
-	}
 	old_icmp_cs = ((__u16 *)oldb)[1];
 	((__u16 *)oldb)[1] = 0;
 
@@ -676,7 +680,7 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	__builtin_memcpy(pseudo, p->ip6.saddr, 32);
 	pseudo[8] = bpf_htonl(p->l4len);
 	pseudo[9] = bpf_htonl(IPPROTO_ICMPV6);
-	s = bpf_csum_diff((__be32 *)oldb, 28 + is, (__be32 *)newb, 28, (__u16)~old_icmp_cs);
+	s = bpf_csum_diff((__be32 *)oldb, olen, (__be32 *)newb, 28, (__u16)~old_icmp_cs);
 	s = bpf_csum_diff(pseudo, sizeof(pseudo), 0, 0, s);
 	s = bpf_csum_diff(&f.ocs, 4, &f.ncs, 4, s);
 	s = bpf_csum_diff(&f.otc, 4, &f.ntc, 4, s);

@@ -51,6 +51,9 @@ struct inner {
 
 /* Extension headers skipped before giving up (RFC 7915 s5.1). */
 #define V6_EXT_MAX 4
+/* Bytes of extension headers left out of the packet inside an ICMPv6
+ * error; more, and the error is dropped (R_IPV6_EXTHDR). */
+#define INNER_EXT_MAX 64
 
 #define FRAG_FIRST 1 /* offset 0: carries the transport header */
 #define FRAG_LATER 2 /* no transport header */
@@ -308,12 +311,14 @@ static __always_inline int parse_inner4(struct __sk_buff *skb, struct inner *in)
 	return parse_inner_l4(skb, in, 0);
 }
 
-/* parse_inner6 reads the IPv6 packet in error: no extension headers but a
- * Fragment Header of a first fragment, which translation removes (RFC
- * 7915 s5.3: the packet in error is translated like any other). */
+/* parse_inner6 reads the IPv6 packet in error: extension headers that
+ * translation leaves out, and a Fragment Header of a first fragment, which
+ * it removes (RFC 7915 s5.3: the packet in error is translated like any
+ * other). */
 static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 {
 	struct iphdr6 *h = &in->ip6;
+	__u32 k;
 
 	in->noport = 0;
 	in->frag = 0;
@@ -324,6 +329,31 @@ static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 	in->len = bpf_ntohs(h->plen);
 	in->proto = h->nexthdr;
 	in->l4 = in->l3 + sizeof(*h);
+	/* Hop-by-Hop (first), Destination Options and Routing headers with
+	 * no segments left are left out, as in any packet (s5.1, s5.3), up
+	 * to INNER_EXT_MAX bytes; the translation finds their length as
+	 * the distance from l3 to l4. */
+	for (k = 0; k < V6_EXT_MAX; k++) {
+		__u8 eh[4];
+		__u32 elen;
+
+		if (in->proto != IPPROTO_HOPOPTS && in->proto != IPPROTO_DSTOPTS && in->proto != IPPROTO_ROUTING)
+			break;
+		if (in->proto == IPPROTO_HOPOPTS && k != 0)
+			return R_IPV6_EXTHDR;
+		if (bpf_skb_load_bytes(skb, in->l4, eh, 4))
+			return R_TRUNCATED;
+		if (in->proto == IPPROTO_ROUTING && eh[3] != 0)
+			return R_IPV6_EXTHDR;
+		elen = ((__u32)eh[1] + 1) * 8;
+		if (elen > in->len)
+			return R_BAD_HEADER;
+		if (in->l4 + elen - in->l3 - sizeof(*h) > INNER_EXT_MAX)
+			return R_IPV6_EXTHDR;
+		in->proto = eh[0];
+		in->l4 += elen;
+		in->len -= elen;
+	}
 	if (in->proto == IPPROTO_FRAGMENT) {
 		__u8 fh[8];
 
