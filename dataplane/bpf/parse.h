@@ -242,6 +242,31 @@ static __always_inline int is_v6_exthdr(__u8 nh)
 	       nh == IPPROTO_AH || nh == IPPROTO_MH || nh == IPPROTO_FRAGMENT;
 }
 
+/* v6ext_skipped: the extension headers RFC 7915 s5.1 leaves out of a
+ * translation (a Routing header only with no segments left). */
+static __always_inline int v6ext_skipped(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_DSTOPTS || nh == IPPROTO_ROUTING;
+}
+
+/* v6ext_read reads the k-th extension header of a chain, of type proto, at
+ * off with avail bytes left: its next header, length and (a Routing
+ * header's) segments left. Hop-by-Hop must come first (RFC 8200 s4.1). */
+static __always_inline int v6ext_read(struct __sk_buff *skb, __u32 off, __u8 proto, __u32 k, __u32 avail,
+				      __u8 *next, __u32 *len, __u8 *sl)
+{
+	__u8 eh[4];
+
+	if (proto == IPPROTO_HOPOPTS && k != 0)
+		return R_IPV6_EXTHDR;
+	if (avail < 8 || bpf_skb_load_bytes(skb, off, eh, 4))
+		return R_TRUNCATED;
+	*next = eh[0];
+	*len = ((__u32)eh[1] + 1) * 8;
+	*sl = proto == IPPROTO_ROUTING ? eh[3] : 0;
+	return *len > avail ? R_TRUNCATED : 0;
+}
+
 /* parse_inner_l4 reads the ports (echo identifier) of the packet in error;
  * ICMP errors carry at least 8 bytes of it (RFC 792, RFC 4443). A later
  * fragment carries no transport header. */
@@ -333,24 +358,16 @@ static __always_inline int parse_inner6(struct __sk_buff *skb, struct inner *in)
 	 * no segments left are left out, as in any packet (s5.1, s5.3), up
 	 * to INNER_EXT_MAX bytes; the translation finds their length as
 	 * the distance from l3 to l4. */
-	for (k = 0; k < V6_EXT_MAX; k++) {
-		__u8 eh[4];
+	for (k = 0; k < V6_EXT_MAX && v6ext_skipped(in->proto); k++) {
 		__u32 elen;
+		__u8 next, sl;
+		int err = v6ext_read(skb, in->l4, in->proto, k, in->len, &next, &elen, &sl);
 
-		if (in->proto != IPPROTO_HOPOPTS && in->proto != IPPROTO_DSTOPTS && in->proto != IPPROTO_ROUTING)
-			break;
-		if (in->proto == IPPROTO_HOPOPTS && k != 0)
+		if (err)
+			return err;
+		if (sl || in->l4 + elen - in->l3 - sizeof(*h) > INNER_EXT_MAX)
 			return R_IPV6_EXTHDR;
-		if (bpf_skb_load_bytes(skb, in->l4, eh, 4))
-			return R_TRUNCATED;
-		if (in->proto == IPPROTO_ROUTING && eh[3] != 0)
-			return R_IPV6_EXTHDR;
-		elen = ((__u32)eh[1] + 1) * 8;
-		if (elen > in->len)
-			return R_BAD_HEADER;
-		if (in->l4 + elen - in->l3 - sizeof(*h) > INNER_EXT_MAX)
-			return R_IPV6_EXTHDR;
-		in->proto = eh[0];
+		in->proto = next;
 		in->l4 += elen;
 		in->len -= elen;
 	}
@@ -601,22 +618,16 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	 * ICMPv6 error: RFC 4443 s2.4(e), so the walk goes on to find out).
 	 * One path continues per round, so the verifier's work stays
 	 * linear. */
-	for (k = 0; k < V6_EXT_MAX; k++) {
-		__u8 eh[4];
+	for (k = 0; k < V6_EXT_MAX && v6ext_skipped(p->proto); k++) {
 		__u32 elen;
+		__u8 next, sl;
+		int err = v6ext_read(skb, p->l4, p->proto, k, p->l4len, &next, &elen, &sl);
 
-		if (p->proto != IPPROTO_HOPOPTS && p->proto != IPPROTO_DSTOPTS && p->proto != IPPROTO_ROUTING)
-			break;
-		if (p->proto == IPPROTO_HOPOPTS && k != 0)
-			return R_IPV6_EXTHDR; /* hop-by-hop must come first */
-		if (p->l4len < 8 || bpf_skb_load_bytes(skb, p->l4, eh, 4))
-			return R_TRUNCATED;
-		if (p->proto == IPPROTO_ROUTING && eh[3] != 0 && !sl_ptr)
+		if (err)
+			return err;
+		if (sl && !sl_ptr)
 			sl_ptr = p->l4 - p->l3 + 3; /* segments left */
-		elen = ((__u32)eh[1] + 1) * 8;
-		if (elen > p->l4len)
-			return R_TRUNCATED;
-		p->proto = eh[0];
+		p->proto = next;
 		p->l4 += elen;
 		p->l4len -= elen;
 		p->v6ext += elen;
@@ -655,7 +666,7 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 			p->noport = 1;
 			return 0;
 		}
-	} else if (p->proto == IPPROTO_HOPOPTS || p->proto == IPPROTO_ROUTING || p->proto == IPPROTO_DSTOPTS) {
+	} else if (v6ext_skipped(p->proto)) {
 		return R_IPV6_EXTHDR; /* hop-by-hop late, or more headers than we skip */
 	} else if (p->proto == IPPROTO_ICMP) {
 		return R_PROTO;
