@@ -573,6 +573,12 @@ func TestOwnErrors(t *testing.T) {
 		// (RFC 4443 s2.4(e)), which an echo request gets (above).
 		in = icmpErr6Ext(t, my6, srvMAP, 1, 4, inner(t, srvMAP, my6, l4{"udp", 53, our, 30}, 0), routing(1))
 		runCase(t, br, "br_ingress6", in, actShot, "ipv6_exthdr")
+		// Nor about one with an unexpired source route (RFC 1812
+		// s4.3.2.7), which an echo request gets (above: route).
+		in = icmpErrOpts(t, serverV4, me, []layers.IPv4Option{lsrr(4), {OptionType: 1}}, inner(t, me, serverV4, l4{"udp", our, 53, 30}, 0))
+		runCase(t, br, "br_ingress4", in, actShot, "ipv4_options")
+		in = icmpErrOpts(t, me, serverV4, []layers.IPv4Option{lsrr(4), {OptionType: 1}}, inner(t, serverV4, me, l4{"udp", 53, our, 30}, 0))
+		runCase(t, ce, "ce_egress", in, actShot, "ipv4_options")
 		in = icmpErr6Ext(t, srvMAP, my6, 1, 4, inner(t, my6, srvMAP, l4{"udp", our, 53, 30}, 0), destOpts(), routing(1))
 		runCase(t, ce, "ce_ingress", in, actShot, "ipv6_exthdr")
 		// An informational message is no error: it gets one.

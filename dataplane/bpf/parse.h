@@ -98,7 +98,7 @@ struct pkt {
 	__u32 l4len;
 	__u8 proto; /* IPPROTO_TCP, _UDP, _ICMP or _ICMPV6 */
 	__u8 icmp_type, icmp_code;
-	__u8 icmp_err; /* an ICMP error: in holds the packet in error */
+	__u8 icmp_err; /* an ICMP error: in holds the packet in error (after a parse error, only: no reply, mark_icmp_error) */
 	/* Ports for the address mapping. For ICMP echo both carry the
 	 * identifier; for an ICMP error they are the inner packet's ports
 	 * swapped, since the inner packet travelled the other way. */
@@ -194,6 +194,24 @@ static __always_inline int is_icmp_error(__u8 type, int v6)
 	if (v6)
 		return type >= 1 && type <= 4;
 	return type == 3 || type == 11 || type == 12;
+}
+
+/* mark_icmp_error sets p->icmp_err for a packet that parsing gives up on
+ * before its transport header (an unexpired source route, a Routing
+ * header with segments left) when it is an ICMP error message, so that
+ * may_reply sends none about it (RFC 1812 s4.3.2.7, RFC 4443 s2.4(e)):
+ * ICMPv6 types below 128; ICMPv4 Destination Unreachable, Source Quench,
+ * Redirect, Time Exceeded and Parameter Problem. */
+static __always_inline int mark_icmp_error(struct __sk_buff *skb, struct pkt *p, __u32 l4, __u8 proto, int v6)
+{
+	__u8 t;
+
+	if (proto != (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+		return 0;
+	if (bpf_skb_load_bytes(skb, l4, &t, 1))
+		return R_TRUNCATED;
+	p->icmp_err = v6 ? t < 128 : (t == 3 || t == 4 || t == 5 || t == 11 || t == 12);
+	return 0;
 }
 
 /* Transport protocols by what the translator does with them (RFC 7915
@@ -562,6 +580,8 @@ static __always_inline int parse4(struct __sk_buff *skb, struct pkt *p, int veri
 	if ((h->ver_ihl & 0xf) > 5) {
 		int err = ipv4_options(skb, p, &sum);
 
+		if (err == R_IPV4_OPTIONS && mark_icmp_error(skb, p, p->l3 + (h->ver_ihl & 0xf) * 4, h->protocol, 0))
+			return R_TRUNCATED;
 		if (err)
 			return err;
 	}
@@ -615,7 +635,7 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 	 * Routing header with no segments left, are not translated but left
 	 * out; a Routing header with segments left is dropped (with a
 	 * Parameter Problem pointing at that field, unless the packet is an
-	 * ICMPv6 error: RFC 4443 s2.4(e), so the walk goes on to find out).
+	 * ICMPv6 error: the walk goes on to find out, mark_icmp_error).
 	 * One path continues per round, so the verifier's work stays
 	 * linear. */
 	for (k = 0; k < V6_EXT_MAX && v6ext_skipped(p->proto); k++) {
@@ -633,12 +653,10 @@ static __always_inline int parse6(struct __sk_buff *skb, struct pkt *p)
 		p->v6ext += elen;
 	}
 	if (sl_ptr) {
-		__u8 type = 0;
+		int err = mark_icmp_error(skb, p, p->l4, p->proto, 1);
 
-		if (p->proto == IPPROTO_ICMPV6 && bpf_skb_load_bytes(skb, p->l4, &type, 1))
-			return R_TRUNCATED;
-		p->err_ptr = p->proto == IPPROTO_ICMPV6 && type < 128 ? 0 : sl_ptr;
-		return R_IPV6_EXTHDR;
+		p->err_ptr = sl_ptr;
+		return err ? err : R_IPV6_EXTHDR;
 	}
 	if (p->proto == IPPROTO_FRAGMENT) {
 		__u8 fh[8];
