@@ -335,8 +335,11 @@ func TestBRICMPErrors(t *testing.T) {
 			{"time exceeded to a ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 3, code: 0, isport: our, idport: 4053, fullInner: true}},
 			{"error about a port of no ce", icmpErr4(t, router, me, 11, 0, 0, inner(t, me, serverV4, l4{"udp", 80, 4053, 30}, 0)), actShot, "dst_no_ce", nil},
-			{"fragmentation needed to a ce, inner options", icmpErr4(t, router, me, 3, 4, 0, innerOpts(t, me, serverV4, l4{"udp", our, 4053, 1400}, routerAlert)[:28+4]), actOK, "br_4to6",
-				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 2, code: 0, rest: 1280, isport: our, idport: 4053, len: 40 + 8 + 40 + 8}},
+			// MTU 0: the plateau below the packet's total length, its
+			// options counted: 1494 bytes, plateau 1492 (RFC 1191 s7),
+			// + 20 (without them 1490: 1006, raised to 1280).
+			{"fragmentation needed to a ce, no mtu, inner options", icmpErr4(t, router, me, 3, 4, 0, innerOpts(t, me, serverV4, l4{"udp", our, 4053, 1462}, routerAlert)[:28+4]), actOK, "br_4to6",
+				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 2, code: 0, rest: 1512, isport: our, idport: 4053, len: 40 + 8 + 40 + 8}},
 			{"port unreachable to a ce, outer options", icmpErrOpts(t, router, me, []layers.IPv4Option{routerAlert, lsrr(8), {OptionType: 1}}, inner(t, me, serverV4, l4{"udp", our, 4053, 30}, 0)), actOK, "br_4to6",
 				&wantErr{osrc: mapt.Embed(dmr, router), odst: my6, isrc: my6, idst: srvMAP, typ: 1, code: 4, isport: our, idport: 4053, fullInner: true, len: 40 + 8 + 40 + 8 + 30}},
 		})
