@@ -234,7 +234,9 @@ type brXlatConfig struct {
 	EupLen    uint8
 	DmrLen    uint8
 	ExactLens [4]uint8
-	_         [5]byte
+	Tclass    uint8
+	Tos       uint8
+	_         [3]byte
 }
 
 // Names of all BPF objects in the ELF.

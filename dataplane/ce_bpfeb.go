@@ -24,6 +24,8 @@ const (
 	ceCfgFlagCFG_FAST       ceCfgFlag = 32
 	ceCfgFlagCFG_V4X        ceCfgFlag = 64
 	ceCfgFlagCFG_VIA_UPLINK ceCfgFlag = 128
+	ceCfgFlagCFG_SET_TCLASS ceCfgFlag = 256
+	ceCfgFlagCFG_SET_TOS    ceCfgFlag = 512
 )
 
 type ceFrag6Key struct {
@@ -291,7 +293,9 @@ type ceXlatConfig struct {
 	EupLen    uint8
 	DmrLen    uint8
 	ExactLens [4]uint8
-	_         [5]byte
+	Tclass    uint8
+	Tos       uint8
+	_         [3]byte
 }
 
 // Names of all BPF objects in the ELF.

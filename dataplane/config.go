@@ -86,6 +86,13 @@ type Config struct {
 	// CPU's backlog per packet. Without it, reverse-path filtering must
 	// be off on the WAN (internal/rpfilter; the agent does it).
 	InboundViaUplink bool
+	// TrafficClass is what 4->6 translation writes into the IPv6
+	// Traffic Class (RFC 7915 s4.1), TOS what 6->4 translation writes
+	// into the IPv4 TOS octet (s5.1): the zero value copies the other
+	// header's octet. They apply to the packets quoted in ICMP errors
+	// too, which are translated like any packet (s4.3, s5.3), and to
+	// the BR's hairpin, whose IPv4 leg they would have passed.
+	TrafficClass, TOS mapt.DSField
 
 	// Capacity is the number of rules the maps are sized for at Load
 	// (default: max(1024, 2 * len(FMRs))). Update fails beyond it.
@@ -223,6 +230,14 @@ func encodeConfig(c Config, t ruleTables) ceXlatConfig {
 	}
 	if c.InboundViaUplink && c.Mode == CE {
 		flags |= ceCfgFlagCFG_VIA_UPLINK
+	}
+	if c.TrafficClass.Set {
+		flags |= ceCfgFlagCFG_SET_TCLASS
+		x.Tclass = c.TrafficClass.Value
+	}
+	if c.TOS.Set {
+		flags |= ceCfgFlagCFG_SET_TOS
+		x.Tos = c.TOS.Value
 	}
 	x.Flags = flags
 	x.V6Ifindex, x.V6Mtu = uint32(c.IPv6Side.Ifindex), uint32(c.IPv6Side.MTU)

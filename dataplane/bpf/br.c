@@ -73,7 +73,7 @@ static __always_inline int br_hairpin(struct __sk_buff *skb, const struct xlat_c
 		return err;
 	dmr_embed(c, saddr, &o.shi, &o.slo);
 	if (!p->icmp_err)
-		return rewrite6(skb, p, o.shi, o.slo, o.dhi, o.dlo);
+		return rewrite6(skb, c, p, o.shi, o.slo, o.dhi, o.dlo);
 	/* An error about a hairpinned packet: that one went from the other
 	 * CE (now the destination) through us to this one. */
 	if (!dmr_match(c, v6_hi(p->in.ip6.saddr), v6_lo(p->in.ip6.saddr)))
@@ -86,7 +86,7 @@ static __always_inline int br_hairpin(struct __sk_buff *skb, const struct xlat_c
 	if (err)
 		return err;
 	dmr_embed(c, idst, &i.dhi, &i.dlo);
-	return rewrite6_err(skb, p, &o, &i);
+	return rewrite6_err(skb, c, p, &o, &i);
 }
 
 SEC("tc")
@@ -167,7 +167,7 @@ int br_ingress6(struct __sk_buff *skb)
 			fin_side(p, R_BR_6TO4, c->v4_ifindex, c->flags & CFG_V4_L3);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
-	return end_br(skb, c, p, xlat_6to4(skb, p, saddr, daddr), 0);
+	return end_br(skb, c, p, xlat_6to4(skb, c, p, saddr, daddr), 0);
 }
 
 /* br_map4 maps an IPv4 packet to a CE (RFC 7599 s8.4) into p->o (and,
@@ -191,7 +191,7 @@ static __always_inline int br_map4(struct __sk_buff *skb, const struct xlat_conf
 		return drop(R_SRC_MARTIAN);
 	dmr_embed(c, bpf_ntohl(p->ip4.saddr), &o->shi, &o->slo);
 	if (!p->icmp_err) {
-		return end_br(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo), 1);
+		return end_br(skb, c, p, xlat_4to6(skb, c, p, o->shi, o->slo, o->dhi, o->dlo), 1);
 	}
 	/* The quoted packet must be one the destination CE sent. */
 	isrc = bpf_ntohl(p->in.ip4.saddr);

@@ -152,7 +152,7 @@ int ce_egress(struct __sk_buff *skb)
 			return drop(err);
 		return tail(skb, p, T_XLAT_ERR4TO6);
 	}
-	return end(skb, c, p, xlat_4to6(skb, p, o->shi, o->slo, o->dhi, o->dlo));
+	return end(skb, c, p, xlat_4to6(skb, c, p, o->shi, o->slo, o->dhi, o->dlo));
 }
 
 SEC("tc")
@@ -221,7 +221,7 @@ int ce_ingress(struct __sk_buff *skb)
 		p->idst = alias(c, idst);
 		return tail(skb, p, T_XLAT_ERR6TO4);
 	}
-	return end(skb, c, p, xlat_6to4(skb, p, saddr, daddr));
+	return end(skb, c, p, xlat_6to4(skb, c, p, saddr, daddr));
 reply:
 	/* Parameter Problem at the Segments Left field, or Destination
 	 * Unreachable, source address failed ingress/egress policy. */

@@ -353,7 +353,8 @@ static __always_inline int icmp6_trim(struct __sk_buff *skb, __u32 l3, __u32 ple
  * checksum (its pseudo-header) and the ICMPv6 checksum (its pseudo-header,
  * the inner addresses and the inner checksum field). All writes are
  * recorded with BPF_F_RECOMPUTE_CSUM. */
-static __always_inline int rewrite6_err(struct __sk_buff *skb, struct pkt *p, const struct addrs6 *o, const struct addrs6 *i)
+static __always_inline int rewrite6_err(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p,
+					const struct addrs6 *o, const struct addrs6 *i)
 {
 	__u64 on[4], in[4];
 	__be32 ocs = 0, ncs = 0;
@@ -361,7 +362,7 @@ static __always_inline int rewrite6_err(struct __sk_buff *skb, struct pkt *p, co
 	__u32 co = l4_csum_off(p->in.proto);
 	__u32 coff = p->in.l4 + co;
 	int has_cs = co && coff + 2 <= p->l4 + p->l4len;
-	__be32 vtcfl = bpf_htonl(bpf_ntohl(p->ip6.vtcfl) & 0xfff00000);
+	__be32 vtcfl = ipv6_vtcfl(c, ipv4_tos(c, p->ip6.vtcfl));
 	__s64 d;
 
 	on[0] = bpf_cpu_to_be64(o->shi);
@@ -540,7 +541,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 	nb[0] = nt;
 	nb[1] = nc;
 	*(__be32 *)(nb + 4) = bpf_htonl(nrest);
-	ih->vtcfl = bpf_htonl((6U << 28) | ((__u32)p->in.ip4.tos << 20));
+	ih->vtcfl = ipv6_vtcfl(c, p->in.ip4.tos);
 	ih->plen = bpf_htons(p->in.len + (p->in.frag ? 8 : 0));
 	ih->nexthdr = p->in.proto == IPPROTO_ICMP ? IPPROTO_ICMPV6 : p->in.proto;
 	ih->hlim = p->in.ip4.ttl;
@@ -561,7 +562,7 @@ static __always_inline int xlat_4to6_err(struct __sk_buff *skb, const struct xla
 	if (err)
 		return err;
 
-	h6.vtcfl = bpf_htonl((6U << 28) | ((__u32)p->ip4.tos << 20));
+	h6.vtcfl = ipv6_vtcfl(c, p->ip4.tos);
 	h6.plen = bpf_htons(plen);
 	h6.nexthdr = IPPROTO_ICMPV6;
 	h6.hlim = p->ip4.ttl;
@@ -656,7 +657,7 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	nb[1] = nc;
 	*(__be32 *)(nb + 4) = bpf_htonl(nrest);
 	ih->ver_ihl = 0x45;
-	ih->tos = (bpf_ntohl(p->in.ip6.vtcfl) >> 20) & 0xff;
+	ih->tos = ipv4_tos(c, p->in.ip6.vtcfl);
 	ih->tot_len = bpf_htons(itot);
 	if (p->in.frag) {
 		ih->id = bpf_htons((__u16)p->in.frag_id);
@@ -688,7 +689,7 @@ static __always_inline int xlat_6to4_err(struct __sk_buff *skb, const struct xla
 	((__u16 *)newb)[1] = cs;
 
 	h4.ver_ihl = 0x45;
-	h4.tos = (bpf_ntohl(p->ip6.vtcfl) >> 20) & 0xff;
+	h4.tos = ipv4_tos(c, p->ip6.vtcfl);
 	h4.id = (__be16)bpf_get_prandom_u32();
 	h4.ttl = p->ip6.hlim;
 	h4.protocol = IPPROTO_ICMP;

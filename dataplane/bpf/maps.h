@@ -107,6 +107,8 @@ enum cfg_flag {
 	CFG_FAST = 32,     /* BR: translated packets go straight to their next hop when they can (fast.h) */
 	CFG_V4X = 64,      /* rules_v4x has entries (1:1 rules' /32s): without it the programs skip the lookup */
 	CFG_VIA_UPLINK = 128, /* CE: what ce_ingress translates goes into the uplink's ingress, not on into the stack */
+	CFG_SET_TCLASS = 256, /* 4->6: the Traffic Class is xlat_config.tclass, not the TOS octet (RFC 7915 s4.1) */
+	CFG_SET_TOS = 512,    /* 6->4: the TOS octet is xlat_config.tos, not the Traffic Class (RFC 7915 s5.1) */
 };
 
 struct xlat_config {
@@ -147,6 +149,9 @@ struct xlat_config {
 	/* Prefix lengths of the rules kept in rules_v6x, longest first, 0
 	 * ends the list. */
 	__u8 exact_lens[4];
+	/* The DS field (DSCP and ECN) translation writes where the flags
+	 * CFG_SET_TCLASS / CFG_SET_TOS say so, instead of copying it. */
+	__u8 tclass, tos;
 };
 
 

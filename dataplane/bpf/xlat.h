@@ -134,9 +134,31 @@ static __always_inline int put_l3(struct __sk_buff *skb, const struct pkt *p, co
 	return put_ethertype(skb, p, proto);
 }
 
+/* ---- the DS field: RFC 7915 s4.1, s5.1 ---- */
+
+/* ipv6_vtcfl is the first word of a translated IPv6 header: version 6, the
+ * Traffic Class copied from the IPv4 TOS octet, or the operator's value
+ * (CFG_SET_TCLASS: s4.1's option for IPv4 networks that still give TOS
+ * its old precedence meaning), and no flow label. */
+static __always_inline __be32 ipv6_vtcfl(const struct xlat_config *c, __u8 tos)
+{
+	__u32 tc = c->flags & CFG_SET_TCLASS ? c->tclass : tos;
+
+	return bpf_htonl((6U << 28) | (tc << 20));
+}
+
+/* ipv4_tos is a translated IPv4 header's TOS octet: the IPv6 Traffic Class
+ * (all 8 bits) or the operator's value (CFG_SET_TOS, s5.1). */
+static __always_inline __u8 ipv4_tos(const struct xlat_config *c, __be32 vtcfl)
+{
+	if (c->flags & CFG_SET_TOS)
+		return c->tos;
+	return (bpf_ntohl(vtcfl) >> 20) & 0xff;
+}
+
 /* xlat_4to6 replaces the IPv4 header at p->l3 by an IPv6 header with the
  * given addresses. TTL is copied: the stack decrements it on each node. */
-static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
+static __always_inline int xlat_4to6(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
 {
 	struct iphdr6 h6 = {};
 	__be32 old[2] = {p->ip4.saddr, p->ip4.daddr};
@@ -148,7 +170,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 	__u32 fh[2];
 	__s64 diff;
 
-	h6.vtcfl = bpf_htonl((6U << 28) | ((__u32)p->ip4.tos << 20));
+	h6.vtcfl = ipv6_vtcfl(c, p->ip4.tos);
 	h6.plen = bpf_htons(p->l4len + (p->frag ? 8 : 0));
 	h6.nexthdr = p->proto == IPPROTO_ICMP ? IPPROTO_ICMPV6 : p->proto;
 	if (p->frag) {
@@ -195,7 +217,7 @@ static __always_inline int xlat_4to6(struct __sk_buff *skb, struct pkt *p, __u64
 }
 
 /* xlat_6to4 replaces the IPv6 header at p->l3 by an IPv4 header. */
-static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32 saddr, __u32 daddr)
+static __always_inline int xlat_6to4(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u32 saddr, __u32 daddr)
 {
 	struct iphdr4 h4 = {};
 	__be32 pseudo[10] = {};
@@ -207,7 +229,7 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 	__s64 diff;
 
 	h4.ver_ihl = 0x45;
-	h4.tos = (bpf_ntohl(p->ip6.vtcfl) >> 20) & 0xff;
+	h4.tos = ipv4_tos(c, p->ip6.vtcfl);
 	h4.tot_len = bpf_htons(tot);
 	/* RFC 7915 s5.1: small packets may be fragmented later on the IPv4
 	 * path, so they get DF clear and an identification; fragments keep
@@ -255,11 +277,13 @@ static __always_inline int xlat_6to4(struct __sk_buff *skb, struct pkt *p, __u32
 }
 
 /* rewrite6 changes both addresses of an IPv6 packet in place (the BR's
- * hairpin: 6->4->6 in one step; flow label cleared as the IPv4 leg would). */
-static __always_inline int rewrite6(struct __sk_buff *skb, struct pkt *p, __u64 shi, __u64 slo, __u64 dhi, __u64 dlo)
+ * hairpin: 6->4->6 in one step; the DS field and flow label as the IPv4
+ * leg would leave them). */
+static __always_inline int rewrite6(struct __sk_buff *skb, const struct xlat_config *c, struct pkt *p, __u64 shi, __u64 slo,
+				    __u64 dhi, __u64 dlo)
 {
 	__u64 na[4];
-	__be32 vtcfl = bpf_htonl(bpf_ntohl(p->ip6.vtcfl) & 0xfff00000);
+	__be32 vtcfl = ipv6_vtcfl(c, ipv4_tos(c, p->ip6.vtcfl));
 	__s64 diff;
 
 	na[0] = bpf_cpu_to_be64(shi);
