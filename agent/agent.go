@@ -64,6 +64,10 @@ type Config struct {
 	// unexpired source route from the LAN), per second and CPU: 0 is
 	// dataplane.DefaultICMPRate, negative none.
 	ICMPRate int
+	// TrafficClass and TOS set the DS field of what the translator
+	// sends towards IPv6 and towards the LAN instead of copying it (RFC
+	// 7915 s4.1, s5.1; the zero value copies).
+	TrafficClass, TOS mapt.DSField
 	// DHCPv6 tunes the DHCPv6 client (identity overrides and what it
 	// sends); see provision.ClientConfig.
 	DHCPv6 DHCPv6Options

@@ -167,12 +167,13 @@ func (k *linuxKernel) apply(d, old *Desired, force bool) error {
 }
 
 // translatorConfig is the translator's configuration for d: the binding
-// and rules, lowest-ipv6-mtu, the rate of its own ICMP errors, and the
-// stand-in nat uses for CEs sharing
-// our address (nat.MeshAlias).
+// and rules, lowest-ipv6-mtu, the rate of its own ICMP errors, the DS
+// field settings, and the stand-in nat uses for CEs sharing our address
+// (nat.MeshAlias).
 func (k *linuxKernel) translatorConfig(d *Desired) dataplane.Config {
 	cfg := dataplane.Config{Mode: dataplane.CE, Binding: d.Binding, DMR: d.DMR, FMRs: d.FMRs,
-		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate, InboundViaUplink: !k.cfg.InboundViaWAN}
+		LowestIPv6MTU: k.cfg.LowestIPv6MTU, ICMPRate: k.cfg.ICMPRate, InboundViaUplink: !k.cfg.InboundViaWAN,
+		TrafficClass: k.cfg.TrafficClass, TOS: k.cfg.TOS}
 	if d.Binding.PortSet.Shared() {
 		cfg.MeshAlias = nat.MeshAlias
 	}

@@ -50,6 +50,11 @@ type BR struct {
 	// through the BR's stack, for netfilter rules on the BR's forwarding
 	// path.
 	FastPath bool
+	// TrafficClass (traffic-class) is what translation to IPv6 writes
+	// into the Traffic Class, TOS (tos) what translation to IPv4 writes
+	// into the TOS octet: copy (the default) or an octet (RFC 7915 s4.1,
+	// s5.1; mapt.DSField).
+	TrafficClass, TOS mapt.DSField
 	// Anycast (anycast) has the BR put its announcements in a kernel
 	// routing table while it is healthy, for a routing daemon to export
 	// (see relay/anycast).
@@ -305,6 +310,18 @@ func (p parser) boolean(v *node, field string, dst *bool) error {
 	return nil
 }
 
+// dsField reads copy or an octet (mapt.ParseDSField).
+func (p parser) dsField(v *node, field string, dst *mapt.DSField) error {
+	s, err := p.scalar(v, field)
+	if err != nil {
+		return err
+	}
+	if *dst, err = mapt.ParseDSField(s); err != nil {
+		return p.errf(v, field, "%q: want copy or an octet 0-255 (decimal or 0x hex)", s)
+	}
+	return nil
+}
+
 // switched reads a feature switch: on (the feature's word for it, such
 // as "neighbor") or "off".
 func (p parser) switched(v *node, field, on string, dst *bool) error {
@@ -353,6 +370,10 @@ func (p parser) br(n *node, prefix string, br *BR) error {
 			return nil
 		case "fast-path":
 			return p.switched(v, field, "on", &br.FastPath)
+		case "traffic-class":
+			return p.dsField(v, field, &br.TrafficClass)
+		case "tos":
+			return p.dsField(v, field, &br.TOS)
 		case "icmp-rate":
 			var r string
 			if err := p.str(v, field, &r); err != nil {

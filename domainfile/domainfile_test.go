@@ -17,7 +17,8 @@ func TestLoadSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.BR.IPv6Interface != "eth0" || f.BR.IPv4Interface != "eth1" || f.BR.Metrics != DefaultMetrics ||
-		f.BR.LowestIPv6MTU != 1280 || f.BR.ICMPSource.IsValid() || f.BR.ICMPRate != DefaultICMPRate || !f.BR.FastPath {
+		f.BR.LowestIPv6MTU != 1280 || f.BR.ICMPSource.IsValid() || f.BR.ICMPRate != DefaultICMPRate || !f.BR.FastPath ||
+		f.BR.TrafficClass.Set || f.BR.TOS.Set {
 		t.Fatalf("br = %+v", f.BR)
 	}
 	d, err := f.Domain("")
@@ -43,7 +44,8 @@ func TestLoadMulti(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.BR.Metrics != "[::1]:9900" || len(f.Domains) != 2 || len(f.Rules()) != 3 ||
-		f.BR.LowestIPv6MTU != 1400 || f.BR.ICMPSource != netip.MustParseAddr("198.51.100.1") || f.BR.ICMPRate != 20 || f.BR.FastPath {
+		f.BR.LowestIPv6MTU != 1400 || f.BR.ICMPSource != netip.MustParseAddr("198.51.100.1") || f.BR.ICMPRate != 20 || f.BR.FastPath ||
+		f.BR.TrafficClass != (mapt.DSField{Set: true}) || f.BR.TOS != (mapt.DSField{Set: true, Value: 0xb8}) {
 		t.Fatalf("file = %+v", f)
 	}
 	if _, err := f.Domain(""); err == nil || !strings.Contains(err.Error(), "has 2 domains (shared, one-to-one)") {
@@ -126,6 +128,8 @@ func TestErrors(t *testing.T) {
 		{"icmp-source", "br:\n  icmp-source: 2001:db8::1\n" + okDomain, `f.yaml:2: br.icmp-source: "2001:db8::1" is not a unicast IPv4 address`},
 		{"icmp-source broadcast", "br:\n  icmp-source: 255.255.255.255\n" + okDomain, `br.icmp-source: "255.255.255.255" is not a unicast IPv4 address`},
 		{"fast-path", "br:\n  fast-path: maybe\n" + okDomain, `f.yaml:2: br.fast-path: "maybe": want on or off`},
+		{"traffic-class", "br:\n  traffic-class: zero\n" + okDomain, `f.yaml:2: br.traffic-class: "zero": want copy or an octet 0-255 (decimal or 0x hex)`},
+		{"tos", "br:\n  tos: 256\n" + okDomain, `f.yaml:2: br.tos: "256": want copy or an octet 0-255 (decimal or 0x hex)`},
 		{"icmp-rate zero", "br:\n  icmp-rate: 0\n" + okDomain, `f.yaml:2: br.icmp-rate: "0": want errors per second and CPU (1-1000000) or off`},
 		{"icmp-rate word", "br:\n  icmp-rate: fast\n" + okDomain, `br.icmp-rate: "fast": want errors per second and CPU (1-1000000) or off`},
 		{"lowest-ipv6-mtu", "br:\n  lowest-ipv6-mtu: 1279\n" + okDomain, `f.yaml:2: br.lowest-ipv6-mtu: 1279 is below the IPv6 minimum MTU 1280`},

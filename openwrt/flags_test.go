@@ -30,7 +30,8 @@ func TestHandlerFlagsMatchAgent(t *testing.T) {
 	}
 	configs := map[string]map[string]string{
 		"dhcp, every option": {"device": "eth1", "clientid": "000300010200000001aa", "vendorclass": "0000a0a0ce",
-			"userclass": "openwrt", "reqopts": "17", "mtu": "1400", "lowest_ipv6_mtu": "1500", "icmp_rate": "20", "log_level": "debug"},
+			"userclass": "openwrt", "reqopts": "17", "mtu": "1400", "lowest_ipv6_mtu": "1500", "icmp_rate": "20", "traffic_class": "0", "tos": "copy",
+			"log_level": "debug"},
 		"static rules": {"device": "eth1", "rule": "2001:db8:ce::/51,192.0.2.0/24,13,a=0", "dmr": "64:ff9b::/96",
 			"prefix": "2001:db8:ce:774::/64", "norelease": "1"},
 		"domain file": {"device": "eth1", "domainfile": "/etc/ce-agent/domain.yaml"},
@@ -73,7 +74,7 @@ func TestHandlerFlagsMatchAgent(t *testing.T) {
 	}
 	for _, f := range []string{"wan", "uplink", "state-dir", "status-socket", "hook", "log-level", "log-time", "no-default-route",
 		"iaid", "inbound", "release-on-stop", "client-id", "vendor-class", "user-class", "reqopt", "uplink-mtu", "lowest-ipv6-mtu",
-		"prefix", "rule", "dmr", "domain"} {
+		"icmp-rate", "traffic-class", "tos", "prefix", "rule", "dmr", "domain"} {
 		if !used[f] {
 			t.Errorf("--%s never passed", f)
 		}

@@ -100,7 +100,8 @@ func TestProtoInitConfig(t *testing.T) {
 	}
 	for opt, kind := range map[string]string{
 		"device": "string", "tunlink": "string", "reqopts": "string", "clientid": "string", "vendorclass": "string",
-		"userclass": "string", "norelease": "boolean", "mtu": "int", "lowest_ipv6_mtu": "int", "icmp_rate": "string", "zone": "string", "rule": "array",
+		"userclass": "string", "norelease": "boolean", "mtu": "int", "lowest_ipv6_mtu": "int", "icmp_rate": "string", "traffic_class": "string", "tos": "string",
+		"zone": "string", "rule": "array",
 		"dmr": "string", "prefix": "string", "domainfile": "string", "iface4": "string", "uplink": "string", "log_level": "string",
 		"_parent": "string", "ipaddr": "string",
 	} {
@@ -150,8 +151,9 @@ func TestProtoSetup(t *testing.T) {
 		name: "network-wide DUID, as odhcp6c takes it", network: withGlobalDUID, cfg: map[string]string{"device": "@wan"},
 		argv: with("--release-on-stop", "--client-id", "00030001020000000111"), exports: exports,
 	}, {
-		name: "tunlink, mtu, lowest IPv6 MTU and ICMP rate", cfg: map[string]string{"tunlink": "wan", "mtu": "1452", "lowest_ipv6_mtu": "1500", "icmp_rate": "off"},
-		argv: with("--release-on-stop", "--uplink-mtu", "1452", "--lowest-ipv6-mtu", "1500", "--icmp-rate", "off"), exports: exports,
+		name: "tunlink, mtu, lowest IPv6 MTU, ICMP rate and DS field", cfg: map[string]string{"tunlink": "wan", "mtu": "1452", "lowest_ipv6_mtu": "1500", "icmp_rate": "off",
+			"traffic_class": "0", "tos": "0xb8"},
+		argv: with("--release-on-stop", "--uplink-mtu", "1452", "--lowest-ipv6-mtu", "1500", "--icmp-rate", "off", "--traffic-class", "0", "--tos", "0xb8"), exports: exports,
 	}, {
 		name: "static rules, fixed prefix, own uplink, zone and IPv4 interface name",
 		cfg: map[string]string{"device": "eth1", "rule": "2001:db8:ce::/51,192.0.2.0/24,13,a=0 2001:db8:cf::/48,198.51.100.0/24,16,fmr",

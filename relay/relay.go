@@ -323,7 +323,8 @@ func translatorConfigs(f *domainfile.File) ([]dataplane.Config, error) {
 		if !ok {
 			i = len(out)
 			index[d.DMR] = i
-			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU, ICMPSource: icmpSource(f), ICMPRate: f.BR.ICMPRate, FastPath: f.BR.FastPath})
+			out = append(out, dataplane.Config{Mode: dataplane.BR, DMR: d.DMR, LowestIPv6MTU: f.BR.LowestIPv6MTU, ICMPSource: icmpSource(f), ICMPRate: f.BR.ICMPRate, FastPath: f.BR.FastPath,
+				TrafficClass: f.BR.TrafficClass, TOS: f.BR.TOS})
 		}
 		out[i].FMRs = append(out[i].FMRs, d.Rules...)
 	}

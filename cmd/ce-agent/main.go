@@ -17,6 +17,7 @@ commands:
                          [--status-socket PATH] [--log-level LEVEL] [--release-on-stop]
                          [--leave-in-place] [--no-default-route] [--log-time=false] [--uplink-mtu N]
                          [--lowest-ipv6-mtu N] [--icmp-rate N|off] [--attach-mode tcx|clsact] [--pin-dir DIR]
+                         [--traffic-class copy|N] [--tos copy|N]
                          [--client-id HEX] [--iaid N] [--vendor-class HEX] [--user-class S] [--reqopt N]
                          [--domain FILE [--domain-name NAME] | --rule RULE ... --dmr PREFIX]
                          [--prefix PREFIX]

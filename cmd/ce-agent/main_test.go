@@ -72,6 +72,8 @@ func TestBadInputBinary(t *testing.T) {
 		{[]string{"derive", "--prefix", "2001:db8:12:3400::/56"}, "at least one --rule"},
 		{[]string{"derive", "--rule", "2001:db8::/40,192.0.2.0/24"}, "want IPV6PREFIX,IPV4PREFIX,EA"},
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"run", "--traffic-class", "zero"}, `--traffic-class "zero": want copy or an octet 0-255`},
+		{[]string{"run", "--tos", "256"}, `--tos "256": want copy or an octet 0-255`},
 	}
 	for _, tc := range tests {
 		testenv.RunUsageError(t, bin, tc.want, tc.args...)

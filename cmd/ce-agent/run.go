@@ -41,6 +41,8 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.LowestIPv6MTU, "lowest-ipv6-mtu", dataplane.DefaultLowestIPv6MTU,
 		"RFC 7915 lowest-ipv6-mtu: IPv4 packets with DF clear leave as IPv6 fragments of at most this size; raise it when every IPv6 path in the domain carries more")
 	icmpRate := fs.String("icmp-rate", "100", "ICMP errors the translator sends itself (ports outside our set, source routes), per second and CPU, or off")
+	trafficClass := fs.String("traffic-class", "copy", "IPv6 Traffic Class of translated packets: copy (the IPv4 TOS octet) or an octet 0-255, e.g. 0 (RFC 7915 s4.1)")
+	tos := fs.String("tos", "copy", "IPv4 TOS octet of translated packets to the LAN: copy (the IPv6 Traffic Class) or an octet 0-255 (RFC 7915 s5.1)")
 	clientID := fs.String("client-id", "", "DHCPv6 client identifier: the DUID in hex (default: DUID-LL of the WAN, kept in --state-dir)")
 	iaid := fs.String("iaid", "", "IAID of the IA_PD, decimal or 0x-hex (default: hashed from the WAN's name, kept in --state-dir)")
 	vendorClass := fs.String("vendor-class", "", "DHCPv6 vendor class option payload in hex: enterprise number, then vendor-class-data (RFC 8415 s21.16)")
@@ -66,6 +68,12 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.ICMPRate, err = parseICMPRate(*icmpRate); err != nil {
 		return err
+	}
+	if cfg.TrafficClass, err = mapt.ParseDSField(*trafficClass); err != nil {
+		return mapcli.UsageError{Err: fmt.Errorf("--traffic-class %q: want copy or an octet 0-255 (decimal or 0x hex)", *trafficClass)}
+	}
+	if cfg.TOS, err = mapt.ParseDSField(*tos); err != nil {
+		return mapcli.UsageError{Err: fmt.Errorf("--tos %q: want copy or an octet 0-255 (decimal or 0x hex)", *tos)}
 	}
 	switch *inbound {
 	case "uplink":

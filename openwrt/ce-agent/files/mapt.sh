@@ -53,6 +53,8 @@ proto_mapt_init_config() {
 	proto_config_add_int mtu
 	proto_config_add_int lowest_ipv6_mtu
 	proto_config_add_string icmp_rate
+	proto_config_add_string traffic_class
+	proto_config_add_string tos
 	proto_config_add_string zone
 	proto_config_add_string iface4
 	proto_config_add_string uplink
@@ -113,9 +115,9 @@ mapt_add_rule() {
 
 proto_mapt_setup() {
 	local cfg="$1"
-	local device tunlink reqopts clientid vendorclass userclass norelease mtu lowest_ipv6_mtu icmp_rate
+	local device tunlink reqopts clientid vendorclass userclass norelease mtu lowest_ipv6_mtu icmp_rate traffic_class tos
 	local zone iface4 uplink dmr prefix domainfile log_level _parent defaultroute metric
-	json_get_vars device tunlink reqopts clientid vendorclass userclass norelease mtu lowest_ipv6_mtu icmp_rate
+	json_get_vars device tunlink reqopts clientid vendorclass userclass norelease mtu lowest_ipv6_mtu icmp_rate traffic_class tos
 	json_get_vars zone iface4 uplink dmr prefix domainfile log_level _parent defaultroute metric
 
 	if [ -n "$_parent" ]; then
@@ -188,6 +190,8 @@ proto_mapt_setup() {
 	[ -n "$mtu" ] && set -- "$@" --uplink-mtu "$mtu"
 	[ -n "$lowest_ipv6_mtu" ] && set -- "$@" --lowest-ipv6-mtu "$lowest_ipv6_mtu"
 	[ -n "$icmp_rate" ] && set -- "$@" --icmp-rate "$icmp_rate"
+	[ -n "$traffic_class" ] && set -- "$@" --traffic-class "$traffic_class"
+	[ -n "$tos" ] && set -- "$@" --tos "$tos"
 	[ -n "$domainfile" ] && set -- "$@" --domain "$domainfile"
 	for r in $MAPT_RULES; do
 		set -- "$@" --rule "$r"
