@@ -34,6 +34,21 @@ func domainYAML(rules string, br ...string) string {
 		"domains:\n" + domaintest.Domain("test", domaintest.DMR, rules)
 }
 
+// seedCE11b is the seed with br running the seed's rule (brKeys: more
+// lines of its br section) and CE 11b bound in static mode with the
+// extra ce-agent flags; its tests capture with tcpdump.
+func seedCE11b(t *testing.T, brKeys string, ceFlags ...string) *testenv.Seed {
+	t.Helper()
+	testenv.Require(t, "ip", "nft", "tcpdump")
+	bin := testenv.BuildAgentAndBR(t)
+	seed := testenv.NewSeed(t)
+	dir := seed.Lab.Dir()
+	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
+	startBR(t, bin, seed.BR, dir, domainYAML(seedRule(false), brKeys))
+	startCE(t, bin, seed.CE11b, dir, "2001:db8:ce:11b::/64", ceFlags...)
+	return seed
+}
+
 // seedRule is the seed's rule as a domain file entry; fmr sets the F flag.
 func seedRule(fmr bool) string { return domaintest.SeedRuleFMR(0, fmr) }
 
@@ -410,13 +425,7 @@ func pseudo4(src netip.Addr, proto, n int) []byte {
 // IPv6 fragments of at most 1280 bytes (RFC 7915 s4.1), and the LAN host
 // gets it whole.
 func TestLowestIPv6MTULab(t *testing.T) {
-	testenv.Require(t, "ip", "nft", "tcpdump")
-	bin := testenv.BuildAgentAndBR(t)
-	seed := testenv.NewSeed(t)
-	dir := seed.Lab.Dir()
-	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
-	startBR(t, bin, seed.BR, dir, domainYAML(seedRule(false)))
-	startCE(t, bin, seed.CE11b, dir, "2001:db8:ce:11b::/64")
+	seed := seedCE11b(t, "")
 	// s answers every datagram with 1400 bytes, DF clear.
 	srv := seed.S.ListenPacket("udp4", ":7")
 	t.Cleanup(func() { srv.Close() })

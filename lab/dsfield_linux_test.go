@@ -44,13 +44,7 @@ func dsFields(c *testenv.Capture) []int {
 // 0x60), with the BR's traffic-class left at copy. c1 and s both send
 // with TOS 0xb8 (EF); each leg shows what its translator wrote.
 func TestDSFieldLab(t *testing.T) {
-	testenv.Require(t, "ip", "nft", "tcpdump")
-	bin := testenv.BuildAgentAndBR(t)
-	seed := testenv.NewSeed(t)
-	dir := seed.Lab.Dir()
-	seed.RouteDelegated("2001:db8:ce:11b::/64", testenv.SeedCE11bWAN)
-	startBR(t, bin, seed.BR, dir, domainYAML(seedRule(false), "  tos: 0x48\n"))
-	startCE(t, bin, seed.CE11b, dir, "2001:db8:ce:11b::/64", "--traffic-class", "0x20", "--tos", "0x60")
+	seed := seedCE11b(t, "  tos: 0x48\n", "--traffic-class", "0x20", "--tos", "0x60")
 
 	srv := seed.S.ListenPacket("udp4", ":7")
 	t.Cleanup(func() { srv.Close() })
