@@ -28,8 +28,10 @@ func TestTranslatorConfigs(t *testing.T) {
 		t.Fatalf("grouping: %+v", cfgs)
 	}
 	for _, c := range cfgs {
-		if c.ICMPRate != 20 || c.LowestIPv6MTU != 1400 || c.ICMPSource.String() != "198.51.100.1" || c.FastPath {
-			t.Errorf("br settings not passed on: rate %d, lowest-ipv6-mtu %d, icmp source %v", c.ICMPRate, c.LowestIPv6MTU, c.ICMPSource)
+		if c.ICMPRate != 20 || c.LowestIPv6MTU != 1400 || c.ICMPSource.String() != "198.51.100.1" || c.FastPath ||
+			c.TrafficClass.String() != "0x00" || c.TOS.String() != "0xb8" {
+			t.Errorf("br settings not passed on: rate %d, lowest-ipv6-mtu %d, icmp source %v, traffic-class %v, tos %v",
+				c.ICMPRate, c.LowestIPv6MTU, c.ICMPSource, c.TrafficClass, c.TOS)
 		}
 	}
 }
